@@ -1,0 +1,71 @@
+"""Where the application keeps its files: config, data (models, gallery, plugins, history) and cache.
+
+All paths come from platformdirs. ``GHOSTFACE_HOME`` moves every one of them under a single folder,
+which the tests use so that a user's real settings and gallery are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+__all__ = [
+    "cache_dir",
+    "config_dir",
+    "data_dir",
+    "default_gallery_dir",
+    "history_path",
+    "models_dir",
+    "plugins_dir",
+    "settings_path",
+]
+
+APP_NAME = "GhostFace"
+APP_AUTHOR = "GhostFace"
+
+
+def _home() -> Path | None:
+    value = os.environ.get("GHOSTFACE_HOME")
+    return Path(value) if value else None
+
+
+def _ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def config_dir() -> Path:
+    home = _home()
+    return _ensure(home / "config" if home else Path(platformdirs.user_config_dir(APP_NAME, APP_AUTHOR)))
+
+
+def data_dir() -> Path:
+    home = _home()
+    return _ensure(home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR)))
+
+
+def cache_dir() -> Path:
+    home = _home()
+    return _ensure(home / "cache" if home else Path(platformdirs.user_cache_dir(APP_NAME, APP_AUTHOR)))
+
+
+def models_dir() -> Path:
+    return _ensure(data_dir() / "models")
+
+
+def plugins_dir() -> Path:
+    return _ensure(data_dir() / "plugins")
+
+
+def default_gallery_dir() -> Path:
+    return _ensure(data_dir() / "gallery")
+
+
+def settings_path() -> Path:
+    return config_dir() / "settings.json"
+
+
+def history_path() -> Path:
+    return data_dir() / "history.sqlite3"

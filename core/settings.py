@@ -1,0 +1,269 @@
+"""The one typed, validated settings model, and its JSON file.
+
+Sections: camera, detection, recognition, tracking, display, plugins, events. Every field has a title,
+a description (the GUI shows it as a tooltip) and bounds. The file carries a ``schema_version``. A bad
+or partial file never crashes the app: the bad keys are dropped with a warning, the rest is kept, and
+the unreadable original is backed up beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core._atomic import atomic_write_text
+
+__all__ = [
+    "CameraSettings",
+    "DetectionSettings",
+    "DisplaySettings",
+    "EventSettings",
+    "LoadResult",
+    "PluginSettings",
+    "RecognitionSettings",
+    "SCHEMA_VERSION",
+    "Settings",
+    "TrackingSettings",
+    "load_settings",
+    "save_settings",
+]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+
+class _Section(BaseModel):
+    # Frozen: a settings object is an immutable snapshot that can be handed to the worker thread.
+    model_config = ConfigDict(frozen=True, extra="ignore", validate_default=True)
+
+
+class CameraSettings(_Section):
+    source: str = Field(
+        "0",
+        title="Source",
+        description="Camera index (0, 1, ...), a video file or a folder of images.",
+    )
+    width: int = Field(1280, ge=160, le=7680, title="Width", description="Requested capture width in pixels.")
+    height: int = Field(720, ge=120, le=4320, title="Height", description="Requested capture height in pixels.")
+    max_fps: float = Field(
+        30.0, ge=1.0, le=240.0, title="Maximum frames per second", description="Process at most this many frames per second."
+    )
+    loop_video: bool = Field(True, title="Loop video files", description="Start a video file again when it ends.")
+
+
+class DetectionSettings(_Section):
+    detector: str = Field("yunet", title="Detector", description="Face detector model.")
+    score_threshold: float = Field(
+        0.6, ge=0.05, le=0.99, title="Detection threshold", description="Minimum detector confidence for a face."
+    )
+    nms_threshold: float = Field(
+        0.3, ge=0.05, le=0.95, title="Overlap (NMS) threshold", description="Boxes overlapping more than this are merged."
+    )
+    min_face_px: int = Field(
+        24, ge=8, le=1024, title="Minimum face size", description="Faces smaller than this (pixels, shorter box side) are ignored."
+    )
+    max_side_px: int = Field(
+        640,
+        ge=160,
+        le=4096,
+        title="Detection resolution",
+        description="Frames larger than this (longer side) are scaled down for detection only; recognition uses full resolution.",
+    )
+
+
+class RecognitionSettings(_Section):
+    embedder: str = Field(
+        "sface", title="Embedder", description="Face embedding model: sface, or ghostfacenetv2[:checkpoint]."
+    )
+    device: str = Field("cpu", title="Device", description="Where PyTorch models run: cpu, or cuda:N.")
+    similarity_threshold: float = Field(
+        0.36,
+        ge=-1.0,
+        le=1.0,
+        title="Similarity threshold",
+        description="Cosine similarity at or above which a face is taken to be a gallery person.",
+    )
+    margin: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        title="Top-1/top-2 margin",
+        description="The best person must beat the second best by this much, or the face is Unknown.",
+    )
+    use_mean_embedding: bool = Field(
+        False, title="Match person means", description="Also compare with each person's mean embedding."
+    )
+
+
+class TrackingSettings(_Section):
+    iou_threshold: float = Field(
+        0.3, ge=0.05, le=0.95, title="Track overlap", description="Minimum box overlap to continue a track."
+    )
+    max_missed_frames: int = Field(
+        15, ge=0, le=600, title="Track patience", description="Frames a track survives without a detection."
+    )
+    reembed_interval: int = Field(
+        10,
+        ge=1,
+        le=300,
+        title="Re-embed every N frames",
+        description="A confirmed track is embedded again only this often (or when its face gets better).",
+    )
+    vote_window: int = Field(
+        7, ge=1, le=100, title="Vote window", description="Recent decisions a track's identity is voted over."
+    )
+    confirm_votes: int = Field(
+        2, ge=1, le=100, title="Votes to confirm", description="Agreeing votes needed before a name is shown."
+    )
+
+
+class DisplaySettings(_Section):
+    show_boxes: bool = Field(True, title="Show boxes", description="Draw a box around every face.")
+    show_landmarks: bool = Field(False, title="Show landmarks", description="Draw the five facial landmarks.")
+    show_similarity: bool = Field(True, title="Show similarity", description="Print the similarity beside each name.")
+    show_track_ids: bool = Field(False, title="Show track ids", description="Print each face's track number.")
+    mirror: bool = Field(False, title="Mirror camera", description="Show the picture mirrored, like a mirror.")
+
+
+class EventSettings(_Section):
+    cooldown_s: float = Field(
+        60.0, ge=0.0, le=86400.0, title="Per-person cooldown", description="Seconds before the same person can be recognised again."
+    )
+    unknown_after_s: float = Field(
+        2.0, ge=0.0, le=3600.0, title="Unknown after", description="Seconds a face must stay unknown before an event."
+    )
+    left_after_s: float = Field(
+        3.0, ge=0.0, le=3600.0, title="Left after", description="Seconds unseen before a person has left."
+    )
+    history_max_days: int = Field(30, ge=1, le=3650, title="Keep history (days)", description="Older events are removed.")
+    history_max_mb: int = Field(200, ge=1, le=100000, title="History size limit (MB)", description="Oldest events go first.")
+
+
+class PluginSettings(_Section):
+    enabled: dict[str, bool] = Field(
+        default_factory=dict, title="Enabled plugins", description="Plugin name to enabled state."
+    )
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, title="Plugin settings", description="Plugin name to its settings."
+    )
+    max_failures: int = Field(
+        5, ge=1, le=1000, title="Disable after failures", description="A plugin failing this many times in a row is disabled."
+    )
+    queue_size: int = Field(64, ge=1, le=10000, title="Plugin queue size", description="Events waiting per plugin.")
+
+
+class Settings(_Section):
+    schema_version: int = SCHEMA_VERSION
+    gallery_dir: str = Field("", title="Gallery folder", description="One folder per person. Empty: the default folder.")
+    camera: CameraSettings = Field(default_factory=CameraSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    recognition: RecognitionSettings = Field(default_factory=RecognitionSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    display: DisplaySettings = Field(default_factory=DisplaySettings)
+    events: EventSettings = Field(default_factory=EventSettings)
+    plugins: PluginSettings = Field(default_factory=PluginSettings)
+
+    def replace(self, **sections: Any) -> Settings:
+        """A copy with some values changed, validated: ``s.replace(recognition={"margin": 0.1})``."""
+        data = self.model_dump()
+        for key, value in sections.items():
+            if isinstance(value, BaseModel):
+                value = value.model_dump()
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        return Settings.model_validate(data)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """What :func:`load_settings` found: the settings, and the warnings a user should see."""
+
+    settings: Settings
+    warnings: tuple[str, ...] = ()
+    backup: Path | None = None
+
+
+def _drop_bad_keys(data: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """Validate field by field, keeping every good value and naming every bad one."""
+    clean: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in Settings.model_fields:
+            warnings.append(f"unknown setting '{key}' ignored")
+            continue
+        section_type = Settings.model_fields[key].annotation
+        if isinstance(section_type, type) and issubclass(section_type, BaseModel):
+            if not isinstance(value, dict):
+                warnings.append(f"setting section '{key}' is not an object; defaults used")
+                continue
+            good: dict[str, Any] = {}
+            for sub_key, sub_value in value.items():
+                if sub_key not in section_type.model_fields:
+                    warnings.append(f"unknown setting '{key}.{sub_key}' ignored")
+                    continue
+                try:
+                    section_type.model_validate({**good, sub_key: sub_value})
+                except ValidationError as exc:
+                    msg = exc.errors()[0].get("msg", "invalid")
+                    warnings.append(f"setting '{key}.{sub_key}' = {sub_value!r} is invalid ({msg}); default used")
+                    continue
+                good[sub_key] = sub_value
+            clean[key] = good
+        else:
+            try:
+                Settings.model_validate({key: value})
+            except ValidationError:
+                warnings.append(f"setting '{key}' = {value!r} is invalid; default used")
+                continue
+            clean[key] = value
+    return clean
+
+
+def load_settings(path: Path) -> LoadResult:
+    """Read settings, never raising for a bad file.
+
+    A missing file gives the defaults silently. An unreadable or invalid one gives the defaults for
+    what is bad, keeps what is good, backs the original up as ``<name>.bad-<time>`` and returns
+    warnings that the GUI shows.
+    """
+    path = Path(path)
+    if not path.exists():
+        return LoadResult(Settings())
+    warnings: list[str] = []
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError("the top level is not a JSON object")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        warnings.append(f"settings file {path} could not be read ({exc}); defaults used")
+        raw = None
+    clean: dict[str, Any] = {}
+    if raw is not None:
+        version = raw.pop("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            warnings.append(f"settings schema version {version} is not {SCHEMA_VERSION}; known keys kept")
+        clean = _drop_bad_keys(raw, warnings)
+    backup = None
+    if warnings:
+        backup = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            shutil.copy2(path, backup)
+        except OSError:
+            backup = None
+        for w in warnings:
+            log.warning("%s", w)
+    return LoadResult(Settings.model_validate(clean), tuple(warnings), backup)
+
+
+def save_settings(settings: Settings, path: Path) -> None:
+    """Write settings atomically (a crash mid-write keeps the old file)."""
+    atomic_write_text(Path(path), settings.model_dump_json(indent=2) + "\n")

@@ -1,0 +1,201 @@
+"""Typed records that cross a boundary: between pipeline stages, threads, packages and plugins.
+
+Every record is a frozen, slotted dataclass so that it can be handed to another thread without copying
+and without anyone mutating it under the reader's feet. Arrays are documented where they are created.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "Detection",
+    "EventKind",
+    "Face",
+    "FrameResult",
+    "Match",
+    "RecognitionEvent",
+    "StageTimings",
+    "EVENT_API_VERSION",
+]
+
+# Bumped whenever a field of RecognitionEvent changes meaning; plugins may check it.
+EVENT_API_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One detected face.
+
+    Attributes:
+        box: ``(4,) float32``, pixels, ``x1, y1, x2, y2`` in the frame the detector saw.
+        score: detector confidence in [0, 1].
+        landmarks: ``(5, 2) float32``, pixels: left eye, right eye, nose tip, left mouth corner,
+            right mouth corner ("left" meaning image-left).
+    """
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray
+
+    @property
+    def width(self) -> float:
+        return float(self.box[2] - self.box[0])
+
+    @property
+    def height(self) -> float:
+        return float(self.box[3] - self.box[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The gallery decision for one embedding.
+
+    ``person`` is None for "Unknown": below the similarity threshold, or too close a call between
+    the two best people (top-1/top-2 margin).
+    """
+
+    person: str | None
+    similarity: float
+    second_person: str | None = None
+    second_similarity: float = -1.0
+
+    @property
+    def known(self) -> bool:
+        return self.person is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    """A face as the live view shows it: where it is, which track it belongs to, who it is."""
+
+    detection: Detection
+    track_id: int
+    match: Match
+    # True when this frame computed a fresh embedding for the face (not reused from its track).
+    embedded: bool = False
+    # Frames the track has existed for; a young track is shown as tentative.
+    track_age: int = 0
+
+    @property
+    def person(self) -> str | None:
+        return self.match.person
+
+    @property
+    def similarity(self) -> float:
+        return self.match.similarity
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimings:
+    """Milliseconds spent per stage on one frame."""
+
+    decode_ms: float = 0.0
+    detect_ms: float = 0.0
+    align_ms: float = 0.0
+    embed_ms: float = 0.0
+    match_ms: float = 0.0
+    track_ms: float = 0.0
+
+    @property
+    def total_ms(self) -> float:
+        return (
+            self.decode_ms + self.detect_ms + self.align_ms + self.embed_ms + self.match_ms + self.track_ms
+        )
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "decode": self.decode_ms,
+            "detect": self.detect_ms,
+            "align": self.align_ms,
+            "embed": self.embed_ms,
+            "match": self.match_ms,
+            "track": self.track_ms,
+        }
+
+
+class EventKind(enum.StrEnum):
+    RECOGNIZED = "recognized"
+    UNKNOWN = "unknown"
+    LEFT = "left"
+
+
+@dataclass(frozen=True, slots=True)
+class RecognitionEvent:
+    """The only thing a plugin sees. Events come from tracks, not from frames.
+
+    Attributes:
+        kind: recognized (a track's identity is confirmed), unknown (a track stayed unknown for a
+            while) or left (a recognised person has not been seen for a set time).
+        time: wall-clock seconds since the epoch when the event happened.
+        source: what was being watched (camera index, file path), as text.
+        track_id: the track the event is about.
+        person: the person's name, or None for an unknown face.
+        similarity: cosine similarity of the decision, in [-1, 1].
+        box: ``(x1, y1, x2, y2)`` in pixels of the frame, as plain floats.
+        thumbnail: a small JPEG of the face, or empty bytes.
+        frame_index: the index of the frame in its source.
+        stream_time: seconds into the source (video position), or since the camera started.
+        api_version: :data:`EVENT_API_VERSION` at the time the event was made.
+    """
+
+    kind: EventKind
+    time: float
+    source: str
+    track_id: int
+    person: str | None
+    similarity: float
+    box: tuple[float, float, float, float]
+    thumbnail: bytes = b""
+    frame_index: int = 0
+    stream_time: float = 0.0
+    api_version: int = EVENT_API_VERSION
+
+    def to_dict(self, *, with_thumbnail: bool = False) -> dict[str, object]:
+        """A JSON-ready dict (the ``ghostface run --events`` line format)."""
+        out: dict[str, object] = {
+            "kind": str(self.kind),
+            "person": self.person,
+            "similarity": round(float(self.similarity), 4),
+            "track": self.track_id,
+            "frame": self.frame_index,
+            "time": round(self.stream_time, 3),
+            "wall_time": self.time,
+            "box": [round(v, 1) for v in self.box],
+            "source": self.source,
+            "api_version": self.api_version,
+        }
+        if with_thumbnail:
+            import base64
+
+            out["thumbnail_jpeg_base64"] = base64.b64encode(self.thumbnail).decode("ascii")
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class FrameResult:
+    """Everything the pipeline learned from one frame.
+
+    The frame itself is carried so that the GUI can draw it; the overlay is drawn from ``faces``,
+    never burned into ``frame`` by the engine.
+
+    Attributes:
+        frame: ``(H, W, 3) uint8`` BGR, the frame as decoded.
+        frame_index: index of the frame in its source.
+        timestamp: seconds into the source.
+        faces: every face in the frame, with its track and identity.
+        timings: per-stage milliseconds.
+        events: recognition events this frame produced.
+        dropped_frames: frames the source skipped since the last result (latest frame wins).
+    """
+
+    frame: np.ndarray
+    frame_index: int
+    timestamp: float
+    faces: tuple[Face, ...] = ()
+    timings: StageTimings = field(default_factory=StageTimings)
+    events: tuple[RecognitionEvent, ...] = ()
+    dropped_frames: int = 0

@@ -1,0 +1,59 @@
+"""Shared fixtures: every test runs against its own user folders, and real data from ../shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Before anything imports Qt: without a display Qt would abort with a misleading xcb message.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GHOSTFACE_SHARED", REPO.parent / "shared"))
+os.environ.setdefault("GHOSTFACE_MODEL_PATH", str(SHARED / "models"))
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"shared test data not found at {path} (set GHOSTFACE_SHARED to its folder)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _fresh_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point config, data, cache and plugins at a temporary folder: a user's own are never touched."""
+    home = tmp_path_factory.mktemp("ghostface-home")
+    monkeypatch.setenv("GHOSTFACE_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return _need(SHARED)
+
+
+@pytest.fixture(scope="session")
+def demo_dir(shared_dir: Path) -> Path:
+    return _need(shared_dir / "data" / "demo")
+
+
+@pytest.fixture(scope="session")
+def hamilton_clip(demo_dir: Path) -> Path:
+    return _need(demo_dir / "short_hamilton_clip.mp4")
+
+
+@pytest.fixture(scope="session")
+def lfw_dir(shared_dir: Path) -> Path:
+    return _need(shared_dir / "data" / "lfw")
+
+
+@pytest.fixture(scope="session")
+def train_dir(shared_dir: Path) -> Path:
+    return _need(shared_dir / "data" / "train")
+
+
+@pytest.fixture(scope="session")
+def models_dir(shared_dir: Path) -> Path:
+    return _need(shared_dir / "models")
