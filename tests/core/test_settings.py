@@ -1,0 +1,86 @@
+"""The settings model and its file: defaults, validation, a corrupt or partial file never crashes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from core import paths
+from core.settings import SCHEMA_VERSION, Settings, load_settings, save_settings
+
+
+def test_missing_file_gives_defaults_without_warnings(tmp_path: Path) -> None:
+    result = load_settings(tmp_path / "nope.json")
+    assert result.settings == Settings()
+    assert result.warnings == ()
+
+
+def test_round_trip_keeps_every_value(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    changed = Settings().replace(recognition={"similarity_threshold": 0.5, "margin": 0.1}, camera={"source": "clip.mp4"})
+    save_settings(changed, path)
+    loaded = load_settings(path)
+    assert loaded.warnings == ()
+    assert loaded.settings == changed
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
+
+
+def test_corrupt_file_falls_back_to_defaults_with_warning_and_backup(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_bytes(b"{ this is not json \x00")
+    result = load_settings(path)
+    assert result.settings == Settings()
+    assert result.warnings and "could not be read" in result.warnings[0]
+    # The user's file is kept, not silently overwritten.
+    assert result.backup is not None and result.backup.read_bytes() == path.read_bytes()
+
+
+def test_bad_keys_are_dropped_and_good_ones_kept(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(
+        json.dumps(
+            {
+                "recognition": {"similarity_threshold": 7, "margin": 0.2},
+                "detection": {"min_face_px": 40, "no_such_key": 1},
+                "camera": "not an object",
+                "bogus": True,
+            }
+        )
+    )
+    result = load_settings(path)
+    s = result.settings
+    assert s.recognition.margin == 0.2
+    assert s.recognition.similarity_threshold == Settings().recognition.similarity_threshold
+    assert s.detection.min_face_px == 40
+    assert s.camera == Settings().camera
+    text = "\n".join(result.warnings)
+    for name in ("recognition.similarity_threshold", "detection.no_such_key", "camera", "bogus"):
+        assert name in text
+
+
+def test_settings_are_immutable_snapshots() -> None:
+    s = Settings()
+    with pytest.raises(ValidationError):
+        s.recognition.similarity_threshold = 0.9  # type: ignore[misc]
+
+
+def test_replace_validates() -> None:
+    with pytest.raises(ValidationError):
+        Settings().replace(recognition={"similarity_threshold": 3.0})
+
+
+def test_every_field_has_a_title_and_description() -> None:
+    for section_name, section_field in Settings.model_fields.items():
+        section_type = section_field.annotation
+        if not (isinstance(section_type, type) and hasattr(section_type, "model_fields")):
+            continue
+        for name, f in section_type.model_fields.items():
+            assert f.title and f.description, f"{section_name}.{name} needs a title and description for its tooltip"
+
+
+def test_user_folders_follow_ghostface_home(_fresh_home: Path) -> None:
+    assert paths.settings_path().is_relative_to(_fresh_home)
+    assert paths.plugins_dir().is_dir() and paths.plugins_dir().is_relative_to(_fresh_home)
