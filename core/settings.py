@@ -145,6 +145,11 @@ class EventSettings(_Section):
     )
     history_max_days: int = Field(30, ge=1, le=3650, title="Keep history (days)", description="Older events are removed.")
     history_max_mb: int = Field(200, ge=1, le=100000, title="History size limit (MB)", description="Oldest events go first.")
+    attach_frame: bool = Field(
+        True,
+        title="Attach the frame to events",
+        description="Give plugins (the snapshot saver) the whole frame as JPEG with each recognised or unknown face.",
+    )
 
 
 class PluginSettings(_Section):

@@ -140,6 +140,9 @@ class RecognitionEvent:
         frame_index: the index of the frame in its source.
         stream_time: seconds into the source (video position), or since the camera started.
         api_version: :data:`EVENT_API_VERSION` at the time the event was made.
+        frame_jpeg: the whole frame as JPEG, for the snapshot plugin; empty unless
+            ``EventSettings.attach_frame`` is on, and only on ``recognized`` and ``unknown`` events.
+            Never written to the history and left out of :meth:`to_dict`.
     """
 
     kind: EventKind
@@ -153,6 +156,8 @@ class RecognitionEvent:
     frame_index: int = 0
     stream_time: float = 0.0
     api_version: int = EVENT_API_VERSION
+    # Kept out of repr and comparisons: a frame's JPEG is large and says nothing about the event.
+    frame_jpeg: bytes = field(default=b"", repr=False, compare=False)
 
     def to_dict(self, *, with_thumbnail: bool = False) -> dict[str, object]:
         """A JSON-ready dict (the ``ghostface run --events`` line format)."""

@@ -1,0 +1,210 @@
+"""The Diagnostics tab: where each model really runs, model files and hashes, timings, dropped frames.
+
+It answers "why is it slow, is my GPU used" without a terminal. Model hashes are read through the model
+store's hash cache, so refreshing costs a file stat per model, not a re-hash.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.recognition_worker import EngineInfo, WorkerStats
+
+__all__ = ["DiagnosticsView", "runtime_summary"]
+
+log = logging.getLogger(__name__)
+
+
+def runtime_summary() -> dict[str, str]:
+    """Versions and accelerators, read without building any model."""
+    out = {"Python": platform.python_version(), "System": f"{platform.system()} {platform.release()}"}
+    try:
+        import cv2
+
+        out["OpenCV"] = cv2.__version__
+    except Exception as exc:  # noqa: BLE001
+        out["OpenCV"] = f"unavailable ({exc})"
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        out["PyTorch"] = torch.__version__
+        out["CUDA"] = (
+            ", ".join(f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count()))
+            if cuda
+            else f"not available (torch built {'with CUDA ' + torch.version.cuda if torch.version.cuda else 'for CPU only'})"
+        )
+        out["CPU threads"] = str(torch.get_num_threads())
+    except Exception as exc:  # noqa: BLE001
+        out["PyTorch"] = f"unavailable ({exc})"
+    try:
+        from PySide6 import __version__ as pyside_version
+
+        out["PySide6"] = pyside_version
+    except Exception:  # noqa: BLE001
+        pass
+    return out
+
+
+class DiagnosticsView(QWidget):
+    """Live figures from the recognition worker plus the static facts about models and runtime."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("DiagnosticsView")
+        self._labels: dict[str, QLabel] = {}
+
+        engine_box = QGroupBox("Models in use")
+        engine_form = QFormLayout(engine_box)
+        for key, tip in (
+            ("Detector", "The face detector the live pipeline built"),
+            ("Detector device", "Where the detector really runs (OpenCV models always use the CPU)"),
+            ("Embedder", "The embedding model (its id keys the gallery's embedding cache)"),
+            (
+                "Embedder device",
+                "Where the embedder really runs; a CUDA request without CUDA falls back to CPU",
+            ),
+            ("Embedding size", "Dimensions of one face embedding"),
+            ("Gallery", "The gallery folder and how many photo embeddings are in use"),
+        ):
+            self._add_row(engine_form, key, tip)
+
+        stats_box = QGroupBox("Live figures")
+        stats_form = QFormLayout(stats_box)
+        for key, tip in (
+            ("Frames per second", "Frames the worker processed per second (recent)"),
+            ("Frames processed", "Since Start"),
+            ("Per stage (ms)", "Recent average per frame"),
+            (
+                "Dropped by the source",
+                "Frames skipped because processing was slower than the video (latest frame wins)",
+            ),
+            ("Dropped by the display", "Results not drawn because the previous one was still being drawn"),
+            ("Frame errors", "Frames whose processing failed (reported, the video went on)"),
+            ("Source", "What is being watched"),
+        ):
+            self._add_row(stats_form, key, tip)
+
+        runtime_box = QGroupBox("Runtime")
+        self.runtime_form = QFormLayout(runtime_box)
+        self._runtime_loaded = False
+
+        self.models = QTreeWidget()
+        self.models.setObjectName("ModelFiles")
+        self.models.setHeaderLabels(["Model", "Status", "SHA-256", "File", "Licence"])
+        self.models.setRootIsDecorated(False)
+        self.models.header().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        refresh = QPushButton("Refresh")
+        refresh.setToolTip("Look for the model files again and check their hashes")
+        refresh.clicked.connect(self.refresh_models)
+        models_box = QGroupBox("Model files")
+        models_layout = QVBoxLayout(models_box)
+        models_layout.addWidget(self.models)
+        models_layout.addWidget(refresh, 0, Qt.AlignmentFlag.AlignRight)
+
+        self.errors = QPlainTextEdit()
+        self.errors.setObjectName("ErrorLog")
+        self.errors.setReadOnly(True)
+        self.errors.setMaximumBlockCount(500)
+        self.errors.setPlaceholderText("No errors.")
+        errors_box = QGroupBox("Errors")
+        QVBoxLayout(errors_box).addWidget(self.errors)
+
+        left = QVBoxLayout()
+        left.addWidget(engine_box)
+        left.addWidget(stats_box)
+        left.addWidget(runtime_box)
+        left.addStretch(1)
+        right = QVBoxLayout()
+        right.addWidget(models_box, 2)
+        right.addWidget(errors_box, 1)
+        layout = QHBoxLayout(self)
+        layout.addLayout(left, 2)
+        layout.addLayout(right, 3)
+
+    def _add_row(self, form: QFormLayout, key: str, tip: str) -> None:
+        value = QLabel("–")
+        value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        value.setToolTip(tip)
+        label = QLabel(key)
+        label.setToolTip(tip)
+        form.addRow(label, value)
+        self._labels[key] = value
+
+    def value(self, key: str) -> str:
+        """The text shown for ``key`` (for tests)."""
+        return self._labels[key].text()
+
+    def set_engine(self, info: EngineInfo) -> None:
+        set_ = self._labels
+        set_["Detector"].setText(info.detector)
+        set_["Detector device"].setText(info.detector_device)
+        set_["Embedder"].setText(info.embedder)
+        set_["Embedder device"].setText(info.embedder_device)
+        set_["Embedding size"].setText(str(info.embedding_dim))
+        set_["Gallery"].setText(
+            f"{info.gallery_dir}: {info.gallery_people} people, {info.gallery_embeddings} embeddings"
+        )
+
+    def set_stats(self, stats: WorkerStats) -> None:
+        t = stats.mean_timings
+        set_ = self._labels
+        set_["Frames per second"].setText(f"{stats.fps:.1f}")
+        set_["Frames processed"].setText(str(stats.processed))
+        set_["Per stage (ms)"].setText(
+            f"decode {t.decode_ms:.1f}, detect {t.detect_ms:.1f}, align {t.align_ms:.1f}, "
+            f"embed {t.embed_ms:.1f}, match {t.match_ms:.1f}, track {t.track_ms:.1f}; total {t.total_ms:.1f}"
+        )
+        set_["Dropped by the source"].setText(str(stats.source_dropped))
+        set_["Dropped by the display"].setText(str(stats.display_dropped))
+        set_["Frame errors"].setText(str(stats.errors))
+        set_["Source"].setText(stats.source)
+
+    def add_error(self, text: str) -> None:
+        self.errors.appendPlainText(text)
+
+    def refresh_models(self) -> None:
+        if not self._runtime_loaded:
+            self._runtime_loaded = True
+            for key, value in runtime_summary().items():
+                label = QLabel(value)
+                label.setWordWrap(True)
+                label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+                self.runtime_form.addRow(key, label)
+        self.models.clear()
+        try:
+            from core.modelstore import default_store
+
+            infos: list[Any] = default_store().describe()
+        except Exception as exc:  # noqa: BLE001 - shown, not raised
+            self.models.addTopLevelItem(QTreeWidgetItem(["(model store)", f"error: {exc}", "", "", ""]))
+            return
+        for info in infos:
+            status = "verified" if info.verified else (info.error or "found, hash not pinned")
+            item = QTreeWidgetItem(
+                [info.id, status, (info.sha256 or "")[:16], str(info.path or "not found"), info.licence]
+            )
+            item.setToolTip(2, info.sha256 or "")
+            item.setToolTip(3, str(info.path or ""))
+            if info.error:
+                item.setForeground(1, Qt.GlobalColor.red)
+            self.models.addTopLevelItem(item)
+        for col in range(3):
+            self.models.resizeColumnToContents(col)

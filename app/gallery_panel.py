@@ -1,0 +1,381 @@
+"""The Gallery tab: people with a thumbnail and photo count; add, rename, delete, add photos, enrol.
+
+Every change runs as a job of :class:`app.gallery_worker.GalleryController` (its own thread), with a
+progress bar and Cancel; the panel only lists, asks and reports.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QIcon, QImageReader, QPixmap
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gallery_worker import GalleryController, GalleryJobResult, RemovedPerson, _gallery_root
+from core.settings import Settings
+
+__all__ = ["GalleryPanel", "THUMBNAIL_PX"]
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_PX = 96
+_IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp);;All files (*)"
+
+
+def _thumbnail(path: Path | None) -> QIcon:
+    if path is None:
+        return QIcon()
+    reader = QImageReader(str(path))
+    reader.setAutoTransform(True)
+    size = reader.size()
+    if size.isValid():
+        # Decoding at the thumbnail's size is what keeps a large gallery cheap to list.
+        reader.setScaledSize(size.scaled(THUMBNAIL_PX, THUMBNAIL_PX, Qt.AspectRatioMode.KeepAspectRatio))
+    image = reader.read()
+    if image.isNull():
+        return QIcon()
+    return QIcon(QPixmap.fromImage(image))
+
+
+class GalleryPanel(QWidget):
+    """The people of the gallery and what can be done to them.
+
+    Signals:
+        enroll_requested(str): the user asked to enrol the named person (may be "") from the camera.
+    """
+
+    enroll_requested = Signal(str)
+
+    def __init__(
+        self, controller: GalleryController, settings: Settings, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("GalleryPanel")
+        self._controller = controller
+        self._settings = settings
+        self._people: list[Any] = []
+        self._confirm = True
+        self.last_result: GalleryJobResult | None = None
+        self.last_error: BaseException | None = None
+        self.last_removed: RemovedPerson | None = None
+        self._select_next: str | None = None
+
+        self.people_list = QListWidget()
+        self.people_list.setObjectName("PeopleList")
+        self.people_list.setViewMode(QListView.ViewMode.IconMode)
+        self.people_list.setIconSize(QSize(THUMBNAIL_PX, THUMBNAIL_PX))
+        self.people_list.setGridSize(QSize(THUMBNAIL_PX + 48, THUMBNAIL_PX + 44))
+        self.people_list.setResizeMode(QListView.ResizeMode.Adjust)
+        self.people_list.setMovement(QListView.Movement.Static)
+        self.people_list.setWordWrap(True)
+        self.people_list.setToolTip("Everyone in the gallery folder, with how many photos each has")
+        self.people_list.itemSelectionChanged.connect(self._update_buttons)
+        self.people_list.itemDoubleClicked.connect(lambda _item: self.add_photos())
+
+        self.empty_label = QLabel(
+            "The gallery is empty. Add a person, then add photos of them (one face per photo) or enrol them "
+            "from the camera."
+        )
+        self.empty_label.setObjectName("EmptyMessage")
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+
+        def button(text: str, icon_name: str, tip: str, slot: Any) -> QPushButton:
+            from app.main_window import icon
+
+            b = QPushButton(icon(icon_name), text)
+            b.setToolTip(tip)
+            b.clicked.connect(slot)
+            return b
+
+        self.add_button = button("Add person…", "person-add", "Create a new, empty person", self.add_person)
+        self.photos_button = button(
+            "Add photos…", "photos", "Enrol photos from files (several at once)", self.add_photos
+        )
+        self.enroll_button = button(
+            "Enrol from camera…", "camera", "Take good shots of the person with the camera", self._enroll
+        )
+        self.rename_button = button("Rename…", "rename", "Rename the selected person", self.rename_person)
+        self.delete_button = button(
+            "Delete…",
+            "trash",
+            "Move the selected person's photos to the trash (recoverable)",
+            self.delete_person,
+        )
+        self.reembed_button = button(
+            "Re-embed",
+            "refresh",
+            "Embed every photo again with the current model",
+            lambda: self._submit("sync"),
+        )
+        self.folder_button = button(
+            "Open folder", "folder", "Open the gallery folder in the file manager", self.open_folder
+        )
+        buttons = QHBoxLayout()
+        for b in (
+            self.add_button,
+            self.photos_button,
+            self.enroll_button,
+            self.rename_button,
+            self.delete_button,
+            self.reembed_button,
+        ):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        buttons.addWidget(self.folder_button)
+
+        self.folder_label = QLabel()
+        self.folder_label.setObjectName("GalleryFolder")
+        self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.progress = QProgressBar()
+        self.progress.setObjectName("GalleryProgress")
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop after the current photo; photos already added stay")
+        self.cancel_button.clicked.connect(self._controller.cancel)
+        self.cancel_button.hide()
+        self.status = QLabel()
+        self.status.setObjectName("GalleryStatus")
+        self.status.setWordWrap(True)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.cancel_button)
+
+        self.report = QTreeWidget()
+        self.report.setObjectName("EnrolReport")
+        self.report.setHeaderLabels(["Photo", "Result"])
+        self.report.setRootIsDecorated(False)
+        self.report.setToolTip("What happened to each photo of the last job")
+
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self.folder_label)
+        top_layout.addWidget(self.people_list, 1)
+        top_layout.addWidget(self.empty_label)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(top)
+        splitter.addWidget(self.report)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(splitter, 1)
+        layout.addLayout(progress_row)
+        layout.addWidget(self.status)
+
+        controller.people_ready.connect(self._on_people)
+        controller.progress.connect(self._on_progress)
+        controller.job_started.connect(self._on_job_started)
+        controller.job_finished.connect(self._on_job_finished)
+        controller.error.connect(self._on_error)
+        controller.busy_changed.connect(self._on_busy)
+        self._update_folder_label()
+        self._update_buttons()
+
+    # -- state ------------------------------------------------------------------------------------
+    def set_settings(self, settings: Settings) -> None:
+        self._settings = settings
+        self._update_folder_label()
+
+    def set_confirm(self, confirm: bool) -> None:
+        """Ask before deleting (tests and scripted use turn it off)."""
+        self._confirm = confirm
+
+    def refresh(self) -> None:
+        self._controller.refresh()
+
+    def shutdown(self) -> None:
+        self._controller.cancel()
+
+    @property
+    def people(self) -> list[Any]:
+        return list(self._people)
+
+    def selected_name(self) -> str | None:
+        items = self.people_list.selectedItems()
+        return items[0].data(Qt.ItemDataRole.UserRole) if items else None
+
+    def select(self, name: str) -> None:
+        for i in range(self.people_list.count()):
+            item = self.people_list.item(i)
+            item.setSelected(item.data(Qt.ItemDataRole.UserRole) == name)
+
+    def _update_folder_label(self) -> None:
+        self.folder_label.setText(f"Gallery folder: {_gallery_root(self._settings)}")
+
+    def _update_buttons(self) -> None:
+        has = self.selected_name() is not None
+        busy = self._controller.pending > 0
+        for b in (self.rename_button, self.delete_button):
+            b.setEnabled(has and not busy)
+        self.photos_button.setEnabled(not busy)
+        self.reembed_button.setEnabled(not busy)
+
+    # -- actions ----------------------------------------------------------------------------------
+    def _submit(self, kind: str, *args: Any) -> None:
+        self._controller.submit(kind, *args)
+
+    def add_person(self, name: str | None = None) -> None:
+        if name is None:
+            name, ok = QInputDialog.getText(self, "Add a person", "Name:")
+            if not ok or not name.strip():
+                return
+        self._submit("add_person", name.strip())
+
+    def rename_person(self, new: str | None = None) -> None:
+        old = self.selected_name()
+        if old is None:
+            return
+        if new is None:
+            new, ok = QInputDialog.getText(self, "Rename", f"New name for {old}:", text=old)
+            if not ok or not new.strip() or new.strip() == old:
+                return
+        self._submit("rename", old, new.strip())
+
+    def delete_person(self, name: str | None = None) -> None:
+        name = name or self.selected_name()
+        if name is None:
+            return
+        if self._confirm:
+            answer = QMessageBox.question(
+                self,
+                "Delete person",
+                f"Delete {name} from the gallery?\nTheir photos are moved to the trash, not destroyed.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        self._submit("delete", name)
+
+    def add_photos(self, paths: list[str] | None = None, name: str | None = None) -> None:
+        name = name or self.selected_name()
+        if name is None:
+            name, ok = QInputDialog.getText(self, "Add photos", "Whose photos are they? Name:")
+            if not ok or not name.strip():
+                return
+        if paths is None:
+            paths, _ = QFileDialog.getOpenFileNames(self, f"Photos of {name}", "", _IMAGE_FILTER)
+            if not paths:
+                return
+        self._submit("add_photos", name.strip(), [str(p) for p in paths])
+
+    def _enroll(self) -> None:
+        self.enroll_requested.emit(self.selected_name() or "")
+
+    def open_folder(self) -> None:
+        root = _gallery_root(self._settings)
+        root.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(root)))
+
+    # -- controller signals -----------------------------------------------------------------------
+    def _on_people(self, people: list[Any]) -> None:
+        # A new or renamed person is selected once the list holds them (the list follows the job).
+        selected = self._select_next or self.selected_name()
+        self._select_next = None
+        self._people = list(people)
+        self.people_list.clear()
+        for person in people:
+            n = len(person.photos)
+            item = QListWidgetItem(
+                _thumbnail(person.thumbnail), f"{person.name}\n{n} photo{'s' if n != 1 else ''}"
+            )
+            item.setData(Qt.ItemDataRole.UserRole, person.name)
+            item.setToolTip(f"{person.name}: {n} photos, {person.embedded} usable\n{person.path}")
+            self.people_list.addItem(item)
+            if person.name == selected:
+                item.setSelected(True)
+        self.empty_label.setVisible(not people)
+        self._update_buttons()
+
+    def _on_progress(self, done: int, total: int, item: str) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"%v / %m  {item}")
+
+    def _on_job_started(self, kind: str) -> None:
+        labels = {
+            "add_photos": "Adding photos…",
+            "sync": "Embedding the gallery…",
+            "add_images": "Saving camera shots…",
+            "settings": "Loading the models…",
+        }
+        if kind in labels:
+            self.status.setText(labels[kind])
+            self.progress.setRange(0, 0)
+            self.progress.show()
+            self.cancel_button.setVisible(kind in ("add_photos", "sync", "add_images"))
+
+    def _on_busy(self, busy: bool) -> None:
+        if not busy:
+            self.progress.hide()
+            self.cancel_button.hide()
+        self._update_buttons()
+
+    def _on_job_finished(self, result: GalleryJobResult) -> None:
+        self.last_result = result
+        value = result.value
+        kind = result.kind
+        if kind == "add_photos":
+            self._show_report(value.results)
+            added, bad = value.added, len(value.problems)
+            text = f"{value.person}: {added} photo{'s' if added != 1 else ''} added"
+            if bad:
+                text += f", {bad} not used (see the list below)"
+            if value.cancelled:
+                text += "; cancelled"
+            self.status.setText(text + ".")
+        elif kind == "add_images":
+            self._show_report(value)
+            self.status.setText(f"{sum(1 for r in value if r.ok)} camera shots added.")
+        elif kind == "sync" and value is not None:
+            text = f"{value.usable} of {value.photos} photos usable ({value.embedded} embedded now, {value.cached} cached)"
+            if value.cancelled:
+                text += "; cancelled, the previous embeddings stay in use"
+            self.status.setText(text + ".")
+            self._show_report(value.problems)
+        elif kind == "delete":
+            self.last_removed = value
+            where = "the system trash" if value.in_system_trash else "the backup folder"
+            self.status.setText(f"{value.name} moved to {where}: {value.location}")
+        elif kind == "rename":
+            self.status.setText(f"Renamed to {value.name}.")
+            self._select_next = value.name
+        elif kind == "add_person":
+            self.status.setText(f"{value.name} added. Now add photos of them.")
+            self._select_next = value.name
+
+    def _show_report(self, results: Any) -> None:
+        self.report.clear()
+        for r in results:
+            item = QTreeWidgetItem([Path(r.path).name, r.message or str(r.status)])
+            item.setToolTip(0, str(r.path))
+            if not r.ok:
+                item.setForeground(1, Qt.GlobalColor.red)
+            self.report.addTopLevelItem(item)
+        self.report.resizeColumnToContents(0)
+
+    def _on_error(self, exc: BaseException) -> None:
+        self.last_error = exc
+        self.status.setText(f"Error: {exc}")
+        log.warning("gallery: %s", exc)

@@ -1,0 +1,471 @@
+"""The live capture/inference thread, and the GUI-thread controller that owns it.
+
+Threading model (see PLATFORM.md, "Qt threads: measured traps"): :class:`RecognitionWorker` lives in
+its own ``QThread`` and runs one blocking loop that owns the frame source and the pipeline.
+:class:`RecognitionController` lives in the GUI thread, owns the thread, and relays every worker
+signal signal-to-signal, so that the UI and the tests only ever connect to objects of the GUI thread.
+The worker is stopped with a :class:`threading.Event`, then the thread is quit and waited for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from core.settings import Settings
+from core.types import FrameResult, StageTimings
+
+__all__ = ["EngineInfo", "RecognitionController", "RecognitionWorker", "SourceState", "WorkerStats"]
+
+log = logging.getLogger(__name__)
+
+# Seconds between two attempts to reopen a lost or missing source.
+RETRY_INTERVAL_S = 2.0
+# Seconds between two statistics reports; often enough for a status bar, rare enough to cost nothing.
+STATS_INTERVAL_S = 0.5
+
+
+class SourceState:
+    """What the source is doing, as the ``state`` argument of ``source_state``."""
+
+    OPENING = "opening"
+    RUNNING = "running"
+    LOST = "lost"  # it was running and stopped delivering frames; we retry
+    UNAVAILABLE = "unavailable"  # it could not be opened; we retry
+    ENDED = "ended"  # a video file or image folder came to its end
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerStats:
+    """Figures the worker reports every :data:`STATS_INTERVAL_S` seconds.
+
+    Attributes:
+        fps: frames processed per second over the last couple of seconds.
+        processed: frames processed since the worker started.
+        source_dropped: frames the source skipped to keep up (latest frame wins).
+        display_dropped: results not shown because the GUI had not drawn the previous one yet.
+        errors: frames whose processing raised (each one is reported, the loop goes on).
+        mean_timings: per-stage milliseconds averaged over the recent frames.
+        faces: faces in the latest frame.
+        source: the source description.
+    """
+
+    fps: float
+    processed: int
+    source_dropped: int
+    display_dropped: int
+    errors: int
+    mean_timings: StageTimings
+    faces: int
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """Which models the worker built and where they really run (for the diagnostics view)."""
+
+    detector: str
+    detector_device: str
+    embedder: str
+    embedder_device: str
+    embedding_dim: int
+    gallery_dir: str
+    gallery_people: int
+    gallery_embeddings: int
+
+
+def _mean_timings(window: deque[StageTimings]) -> StageTimings:
+    if not window:
+        return StageTimings()
+    n = float(len(window))
+    return StageTimings(
+        decode_ms=sum(t.decode_ms for t in window) / n,
+        detect_ms=sum(t.detect_ms for t in window) / n,
+        align_ms=sum(t.align_ms for t in window) / n,
+        embed_ms=sum(t.embed_ms for t in window) / n,
+        match_ms=sum(t.match_ms for t in window) / n,
+        track_ms=sum(t.track_ms for t in window) / n,
+    )
+
+
+def _source_key(settings: Settings) -> tuple[Any, ...]:
+    cam = settings.camera
+    return (cam.source, cam.width, cam.height, cam.loop_video)
+
+
+def _gallery_root(settings: Settings) -> Path:
+    from core.paths import default_gallery_dir
+
+    return Path(settings.gallery_dir) if settings.gallery_dir else default_gallery_dir()
+
+
+class RecognitionWorker(QObject):
+    """The capture/inference loop. Lives in its own thread; talk to it only through its methods.
+
+    Every public method except :meth:`run` is thread-safe and returns at once: it leaves a request
+    that the loop picks up at the top of its next iteration.
+    """
+
+    frame_ready = Signal(object)  # FrameResult
+    stats_ready = Signal(object)  # WorkerStats
+    engine_ready = Signal(object)  # EngineInfo
+    source_state = Signal(str, str)  # SourceState value, human-readable message
+    error = Signal(object)  # an exception object, with its traceback
+    gallery_progress = Signal(int, int, str)  # done, total, item: the gallery being (re-)embedded
+    gallery_synced = Signal(object)  # core.gallery.SyncReport
+    stopped = Signal()
+
+    def __init__(self, settings: Settings, *, realtime: bool = True, event_bus: Any = None) -> None:
+        super().__init__()
+        self._settings = settings
+        self._realtime = realtime
+        self._event_bus = event_bus
+        self._stop = threading.Event()
+        self._gui_free = threading.Event()
+        self._gui_free.set()
+        self._lock = threading.Lock()
+        self._pending_settings: Settings | None = None
+        self._reload_gallery = threading.Event()
+        self._reset = threading.Event()
+        self._pending_events: list[Any] = []
+        self.processed = 0
+        self.source_dropped = 0
+        self.display_dropped = 0
+        self.errors = 0
+
+    # -- called from the GUI thread ------------------------------------------------------------
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def set_settings(self, settings: Settings) -> None:
+        """Hand over a new snapshot; the loop swaps it in at the top of its next iteration."""
+        with self._lock:
+            self._pending_settings = settings
+
+    def reload_gallery(self) -> None:
+        self._reload_gallery.set()
+
+    def acknowledge(self) -> None:
+        """The GUI has taken the last result: the next one may be sent (latest frame wins)."""
+        self._gui_free.set()
+
+    # -- the loop (worker thread) --------------------------------------------------------------
+    @Slot()
+    def run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:  # noqa: BLE001 - reported to the user, never swallowed
+            log.exception("recognition worker failed")
+            self.error.emit(exc)
+        finally:
+            self.stopped.emit()
+
+    def _build(self, settings: Settings, detector: Any = None, embedder: Any = None) -> tuple[Any, Any]:
+        """Models, gallery and pipeline; the gallery is synced with the pipeline's own models here."""
+        from core.detection import create_detector
+        from core.embedding import create_embedder
+        from core.gallery import Gallery
+        from core.pipeline import Pipeline
+
+        det, rec = settings.detection, settings.recognition
+        if detector is None:
+            detector = create_detector(
+                det.detector,
+                score_threshold=det.score_threshold,
+                nms_threshold=det.nms_threshold,
+                device=rec.device,
+                max_side=det.max_side_px,
+            )
+        if embedder is None:
+            embedder = create_embedder(rec.embedder, device=rec.device)
+        gallery = Gallery(_gallery_root(settings), embedder, detector)
+        pipeline = Pipeline(
+            settings, gallery, source=settings.camera.source, detector=detector, embedder=embedder
+        )
+        self._sync(pipeline)
+        self._emit_engine(settings, pipeline, gallery)
+        return pipeline, gallery
+
+    def _sync(self, pipeline: Any) -> None:
+        def progress(done: int, total: int, item: str) -> None:
+            self.gallery_progress.emit(done, total, item)
+
+        report = pipeline.sync_gallery(progress, self._stop)
+        if report is not None:
+            self.gallery_synced.emit(report)
+
+    def _emit_engine(self, settings: Settings, pipeline: Any, gallery: Any) -> None:
+        det, emb = pipeline.detector, pipeline.embedder
+        people = gallery.people()
+        self.engine_ready.emit(
+            EngineInfo(
+                detector=str(getattr(det, "name", settings.detection.detector)),
+                detector_device=str(getattr(det, "device", "cpu")),
+                embedder=str(getattr(emb, "model_id", settings.recognition.embedder)),
+                embedder_device=str(getattr(emb, "device", "cpu")),
+                embedding_dim=int(getattr(emb, "dim", 0)),
+                gallery_dir=str(_gallery_root(settings)),
+                gallery_people=len(people),
+                gallery_embeddings=int(gallery.snapshot().matrix.shape[0]),
+            )
+        )
+
+    def _open(self, settings: Settings) -> Any:
+        from core.capture import open_source
+
+        cam = settings.camera
+        return open_source(
+            cam.source, width=cam.width, height=cam.height, loop=cam.loop_video, realtime=self._realtime
+        )
+
+    def _loop(self) -> None:
+        from core.errors import SourceError
+
+        settings = self._settings
+        self.source_state.emit(SourceState.OPENING, f"Loading models for {settings.camera.source}…")
+        pipeline, gallery = self._build(settings)
+        source = None
+        frames = None
+        ever_ran = False
+        timings: deque[StageTimings] = deque(maxlen=30)
+        stamps: deque[float] = deque(maxlen=60)
+        last_stats = 0.0
+        last_process = 0.0
+        faces = 0
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    new, self._pending_settings = self._pending_settings, None
+                if new is not None:
+                    if _source_key(new) != _source_key(settings) and source is not None:
+                        source.close()
+                        source, frames, ever_ran = None, None, False
+                        pipeline.reset(new.camera.source)
+                    if new.gallery_dir != settings.gallery_dir:
+                        gallery.close()
+                        pipeline, gallery = self._build(new, pipeline.detector, pipeline.embedder)
+                    pipeline.apply_settings(new)
+                    settings = new
+                if self._reload_gallery.is_set():
+                    self._reload_gallery.clear()
+                    self._sync(pipeline)
+                    self._emit_engine(settings, pipeline, gallery)
+
+                if source is None:
+                    try:
+                        source = self._open(settings)
+                        frames = iter(source)
+                    except SourceError as exc:
+                        state = SourceState.LOST if ever_ran else SourceState.UNAVAILABLE
+                        self.source_state.emit(state, f"{exc} Retrying every {RETRY_INTERVAL_S:.0f} s.")
+                        self._stop.wait(RETRY_INTERVAL_S)
+                        continue
+                    self.source_state.emit(SourceState.RUNNING, str(getattr(source, "description", "")))
+
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    source.close()
+                    source, frames = None, None
+                    if settings.camera.source.strip().isdigit():
+                        # A camera never ends on its own: it was unplugged or taken by another program.
+                        self.source_state.emit(
+                            SourceState.LOST, "The camera stopped delivering frames. Retrying…"
+                        )
+                        self._stop.wait(RETRY_INTERVAL_S)
+                        continue
+                    self.source_state.emit(SourceState.ENDED, "End of the video.")
+                    break
+                except SourceError as exc:
+                    source.close()
+                    source, frames = None, None
+                    self.source_state.emit(SourceState.LOST, f"{exc} Retrying…")
+                    self._stop.wait(RETRY_INTERVAL_S)
+                    continue
+                ever_ran = True
+
+                # The maximum frame rate is a ceiling on processing, not on decoding.
+                min_period = 1.0 / settings.camera.max_fps
+                wait = last_process + min_period - time.perf_counter()
+                if wait > 0 and self._stop.wait(wait):
+                    break
+                last_process = time.perf_counter()
+
+                try:
+                    result = pipeline.process(frame.image, frame.index, frame.timestamp, frame.decode_ms)
+                except Exception as exc:  # noqa: BLE001 - one bad frame must not end the loop
+                    self.errors += 1
+                    log.warning("frame %s failed: %s", getattr(frame, "index", "?"), exc)
+                    self.error.emit(exc)
+                    continue
+                if pipeline.needs_gallery_sync:
+                    # A new embedder was built for this frame: its gallery embeddings are made now,
+                    # in this thread, since the model objects belong to it (cached ones cost nothing).
+                    self.source_state.emit(SourceState.RUNNING, "Re-embedding the gallery for the new model…")
+                    self._sync(pipeline)
+                    self._emit_engine(settings, pipeline, gallery)
+                self.processed += 1
+                self.source_dropped += int(result.dropped_frames)
+                timings.append(result.timings)
+                stamps.append(time.perf_counter())
+                faces = len(result.faces)
+                if result.events and self._event_bus is not None:
+                    try:
+                        self._event_bus.publish_many(result.events)
+                    except Exception as exc:  # noqa: BLE001 - plugins never stop the video
+                        log.warning("event bus refused events: %s", exc)
+                self._send(result)
+
+                now = time.perf_counter()
+                if now - last_stats >= STATS_INTERVAL_S:
+                    last_stats = now
+                    fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
+                    self.stats_ready.emit(
+                        WorkerStats(
+                            fps=fps,
+                            processed=self.processed,
+                            source_dropped=self.source_dropped,
+                            display_dropped=self.display_dropped,
+                            errors=self.errors,
+                            mean_timings=_mean_timings(timings),
+                            faces=faces,
+                            source=str(getattr(source, "description", settings.camera.source)),
+                        )
+                    )
+        finally:
+            if source is not None:
+                source.close()
+            gallery.close()
+
+    def _send(self, result: FrameResult) -> None:
+        """Emit the result if the GUI drew the previous one; otherwise drop it, keeping its events."""
+        if result.events:
+            self._pending_events.extend(result.events)
+        if not self._gui_free.is_set():
+            self.display_dropped += 1
+            return
+        self._gui_free.clear()
+        if self._pending_events:
+            result = dataclasses.replace(result, events=tuple(self._pending_events))
+            self._pending_events = []
+        self.frame_ready.emit(result)
+
+
+class RecognitionController(QObject):
+    """Owns the recognition thread; lives in the GUI thread. Connect only to *these* signals.
+
+    Signals are re-emitted on the GUI thread: ``frame_ready(FrameResult)``, ``stats_ready(WorkerStats)``,
+    ``engine_ready(EngineInfo)``, ``source_state(str, str)``, ``error(Exception)``, ``running_changed(bool)``
+    and ``stopped()`` (the thread has finished and been waited for).
+    """
+
+    frame_ready = Signal(object)
+    stats_ready = Signal(object)
+    engine_ready = Signal(object)
+    source_state = Signal(str, str)
+    error = Signal(object)
+    gallery_progress = Signal(int, int, str)
+    gallery_synced = Signal(object)
+    running_changed = Signal(bool)
+    stopped = Signal()
+
+    # Private relays: the worker's signals connect to these (signal to signal, queued across
+    # threads), and only GUI-thread code is connected to them.
+    _frame_in = Signal(object)
+    _stopped_in = Signal()
+
+    def __init__(self, settings: Settings, parent: QObject | None = None, *, event_bus: Any = None) -> None:
+        super().__init__(parent)
+        self._settings = settings
+        self._event_bus = event_bus
+        self._thread: QThread | None = None
+        self._worker: RecognitionWorker | None = None
+        self.realtime = True
+        self.frames_received = 0
+        self._frame_in.connect(self._on_frame)
+        self._stopped_in.connect(self._on_stopped)
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def is_running(self) -> bool:
+        return self._thread is not None
+
+    def start(self, settings: Settings | None = None) -> None:
+        """Start recognising with ``settings`` (or the current ones); a running worker is stopped first."""
+        if settings is not None:
+            self._settings = settings
+        if self._thread is not None:
+            self.stop()
+        thread = QThread()
+        thread.setObjectName("recognition")
+        worker = RecognitionWorker(self._settings, realtime=self.realtime, event_bus=self._event_bus)
+        worker.moveToThread(thread)
+        worker.frame_ready.connect(self._frame_in)
+        worker.stats_ready.connect(self.stats_ready)
+        worker.engine_ready.connect(self.engine_ready)
+        worker.source_state.connect(self.source_state)
+        worker.error.connect(self.error)
+        worker.gallery_progress.connect(self.gallery_progress)
+        worker.gallery_synced.connect(self.gallery_synced)
+        worker.stopped.connect(self._stopped_in)
+        thread.started.connect(worker.run)
+        self._thread, self._worker = thread, worker
+        self.frames_received = 0
+        thread.start()
+        self.running_changed.emit(True)
+
+    def stop(self, timeout_ms: int = 20000) -> bool:
+        """Stop the worker, then wait for its thread. Returns False if it did not end in time."""
+        thread, worker = self._thread, self._worker
+        if thread is None or worker is None:
+            return True
+        worker.request_stop()
+        thread.quit()
+        ok = thread.wait(timeout_ms)
+        if not ok:
+            log.error("the recognition thread did not stop within %d ms", timeout_ms)
+            return False
+        self._thread, self._worker = None, None
+        # Keep Python references until the thread has ended: a QThread collected while running aborts.
+        thread.deleteLater()
+        worker.deleteLater()
+        self.running_changed.emit(False)
+        self.stopped.emit()
+        return True
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Make ``settings`` live: the worker swaps them in at its next frame."""
+        self._settings = settings
+        if self._worker is not None:
+            self._worker.set_settings(settings)
+
+    def reload_gallery(self) -> None:
+        if self._worker is not None:
+            self._worker.reload_gallery()
+
+    @Slot(object)
+    def _on_frame(self, result: FrameResult) -> None:
+        worker = self._worker
+        self.frames_received += 1
+        try:
+            self.frame_ready.emit(result)
+        finally:
+            if worker is not None:
+                worker.acknowledge()
+
+    @Slot()
+    def _on_stopped(self) -> None:
+        # The loop ended by itself (end of a video, or a fatal error): finish the thread here.
+        worker = self._worker
+        if worker is not None and self._thread is not None:
+            self.stop()

@@ -1,0 +1,432 @@
+"""The settings dialog: every field of :class:`core.settings.Settings`, applied live to the running pipeline.
+
+The dialog snapshots the live settings when it opens. Every edit emits :attr:`SettingsDialog.settings_changed`
+with a new immutable snapshot (debounced, so a slider drag or a typed number does not rebuild a stage per
+keystroke); OK saves, Cancel re-applies the snapshot from the opening, Restore defaults asks first.
+Tooltips are the pydantic field descriptions, so the model is the one place a setting is documented.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.settings import Settings
+
+__all__ = ["SettingsDialog", "available_devices", "field_bounds"]
+
+log = logging.getLogger(__name__)
+
+# Sections shown, in order, with their tab titles. Plugin settings have their own dialog.
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("detection", "Detection"),
+    ("recognition", "Recognition"),
+    ("camera", "Camera"),
+    ("tracking", "Tracking"),
+    ("display", "Display"),
+    ("events", "Events"),
+)
+# Milliseconds an edit must rest before it is applied to the pipeline.
+DEBOUNCE_MS = 80
+# Float fields whose whole range fits a slider (thresholds); others get a spin box only.
+_SLIDER_STEPS = 100
+
+
+def field_bounds(info: FieldInfo) -> tuple[float | None, float | None]:
+    """The ``ge``/``le`` bounds pydantic keeps in a field's metadata."""
+    lo = hi = None
+    for meta in info.metadata:
+        if getattr(meta, "ge", None) is not None:
+            lo = meta.ge
+        if getattr(meta, "le", None) is not None:
+            hi = meta.le
+    return lo, hi
+
+
+def available_devices() -> list[str]:
+    """``cpu`` and every CUDA device torch sees (torch is imported here only, when the dialog opens)."""
+    devices = ["cpu"]
+    try:
+        import torch
+
+        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    except Exception as exc:  # noqa: BLE001 - a broken torch still leaves the CPU
+        log.warning("could not list CUDA devices: %s", exc)
+    return devices
+
+
+def _list_names(factory_module: str, func: str) -> list[str]:
+    try:
+        module = __import__(factory_module, fromlist=[func])
+        return list(getattr(module, func)())
+    except Exception as exc:  # noqa: BLE001 - the dialog still works with a free-text entry
+        log.debug("cannot list %s.%s: %s", factory_module, func, exc)
+        return []
+
+
+def _list_cameras() -> list[str]:
+    try:
+        from core.capture import list_cameras
+
+        return [str(c if isinstance(c, int) else getattr(c, "index", c)) for c in list_cameras()]
+    except Exception as exc:  # noqa: BLE001
+        log.debug("cannot list cameras: %s", exc)
+        return []
+
+
+class _FloatEdit(QWidget):
+    """A spin box, with a slider beside it when the range is a threshold's."""
+
+    valueChanged = Signal(float)  # noqa: N815 - Qt naming
+
+    def __init__(self, lo: float, hi: float, decimals: int, slider: bool) -> None:
+        super().__init__()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.spin = QDoubleSpinBox()
+        self.spin.setRange(lo, hi)
+        self.spin.setDecimals(decimals)
+        self.spin.setSingleStep(10 ** (-decimals) if slider else max((hi - lo) / 100, 0.1))
+        self.slider: QSlider | None = None
+        if slider:
+            self.slider = QSlider(Qt.Orientation.Horizontal)
+            self._scale = 10**decimals
+            self.slider.setRange(round(lo * self._scale), round(hi * self._scale))
+            self.slider.valueChanged.connect(lambda v: self.spin.setValue(v / self._scale))
+            layout.addWidget(self.slider, 1)
+        self.spin.valueChanged.connect(self._spin_changed)
+        layout.addWidget(self.spin)
+
+    def _spin_changed(self, value: float) -> None:
+        if self.slider is not None:
+            self.slider.blockSignals(True)
+            self.slider.setValue(round(value * self._scale))
+            self.slider.blockSignals(False)
+        self.valueChanged.emit(value)
+
+    def value(self) -> float:
+        return float(self.spin.value())
+
+    def setValue(self, value: float) -> None:  # noqa: N802 - Qt naming
+        self.spin.setValue(value)
+
+
+class SettingsDialog(QDialog):
+    """Edit the settings of the running application, live.
+
+    Args:
+        settings: the live settings when the dialog opens (the Cancel snapshot).
+        parent: the main window.
+        save: called with the final settings on OK (the main window persists them).
+
+    Signals:
+        settings_changed(Settings): a new snapshot to make live now.
+    """
+
+    settings_changed = Signal(object)
+
+    def __init__(
+        self,
+        settings: Settings,
+        parent: QWidget | None = None,
+        *,
+        save: Callable[[Settings], None] | None = None,
+        devices: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setObjectName("SettingsDialog")
+        self._original = settings
+        self._current = settings
+        self._save = save
+        self._devices = list(devices) if devices is not None else available_devices()
+        self._setters: dict[tuple[str, str], Callable[[Any], None]] = {}
+        self._getters: dict[tuple[str, str], Callable[[], Any]] = {}
+        self._loading = False
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(DEBOUNCE_MS)
+        self._debounce.timeout.connect(self._emit_now)
+
+        self.tabs = QTabWidget()
+        for section, title in SECTIONS:
+            self.tabs.addTab(self._build_section(section), title)
+        self.tabs.addTab(self._build_gallery_page(), "Gallery")
+
+        self.error_label = QLabel()
+        self.error_label.setObjectName("SettingsError")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok
+            | QDialogButtonBox.StandardButton.Cancel
+            | QDialogButtonBox.StandardButton.RestoreDefaults
+        )
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        restore = self.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
+        restore.setToolTip("Put every setting back to its default value (asks first).")
+        restore.clicked.connect(self.restore_defaults)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.buttons)
+        self._load(settings)
+
+    # -- building -------------------------------------------------------------------------------
+    def _choices(self, section: str, key: str) -> list[str] | None:
+        if (section, key) == ("detection", "detector"):
+            return _list_names("core.detection", "list_detectors") or ["yunet", "retinaface-mnet025"]
+        if (section, key) == ("recognition", "embedder"):
+            return _list_names("core.embedding", "list_embedders") or ["sface"]
+        if (section, key) == ("recognition", "device"):
+            return self._devices
+        if (section, key) == ("camera", "source"):
+            return _list_cameras()
+        return None
+
+    def _build_section(self, section: str) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        model: type[BaseModel] = Settings.model_fields[section].annotation  # type: ignore[assignment]
+        for key, info in model.model_fields.items():
+            editor = self._make_editor(section, key, info)
+            if editor is None:
+                continue
+            editor.setObjectName(f"{section}.{key}")
+            editor.setToolTip(info.description or "")
+            label = QLabel(info.title or key)
+            label.setToolTip(info.description or "")
+            label.setBuddy(editor)
+            form.addRow(label, editor)
+        return page
+
+    def _make_editor(self, section: str, key: str, info: FieldInfo) -> QWidget | None:
+        ident = (section, key)
+        annotation = info.annotation
+        if annotation is bool:
+            box = QCheckBox()
+            box.toggled.connect(self._changed)
+            self._setters[ident] = box.setChecked
+            self._getters[ident] = box.isChecked
+            return box
+        if annotation is int:
+            lo, hi = field_bounds(info)
+            spin = QSpinBox()
+            spin.setRange(int(lo if lo is not None else -(2**31)), int(hi if hi is not None else 2**31 - 1))
+            spin.valueChanged.connect(self._changed)
+            self._setters[ident] = spin.setValue
+            self._getters[ident] = spin.value
+            return spin
+        if annotation is float:
+            lo, hi = field_bounds(info)
+            lo_f = float(lo if lo is not None else 0.0)
+            hi_f = float(hi if hi is not None else 1e6)
+            slider = hi_f - lo_f <= 2.0
+            edit = _FloatEdit(lo_f, hi_f, 2 if slider else 1, slider)
+            edit.valueChanged.connect(self._changed)
+            self._setters[ident] = edit.setValue
+            self._getters[ident] = edit.value
+            return edit
+        if annotation is str:
+            choices = self._choices(section, key)
+            if choices is not None:
+                combo = QComboBox()
+                combo.setEditable(key != "device")
+                combo.addItems(choices)
+                combo.currentTextChanged.connect(self._changed)
+
+                def set_text(value: str, combo: QComboBox = combo) -> None:
+                    if combo.findText(value) < 0:
+                        combo.addItem(value)
+                    combo.setCurrentText(value)
+
+                self._setters[ident] = set_text
+                self._getters[ident] = combo.currentText
+                if ident == ("camera", "source"):
+                    return self._with_browse(combo, set_text)
+                return combo
+            line = QLineEdit()
+            line.editingFinished.connect(self._changed)
+            self._setters[ident] = line.setText
+            self._getters[ident] = line.text
+            return line
+        return None  # dict-valued plugin settings: the plugins dialog edits them
+
+    def _with_browse(self, combo: QComboBox, set_text: Callable[[str], None]) -> QWidget:
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(combo, 1)
+        browse = QPushButton("Video…")
+        browse.setToolTip("Choose a video file as the source.")
+
+        def pick() -> None:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Open video", "", "Videos (*.mp4 *.avi *.mkv *.mov *.webm);;All files (*)"
+            )
+            if path:
+                set_text(path)
+
+        browse.clicked.connect(pick)
+        row.addWidget(browse)
+        box.setToolTip(combo.toolTip())
+        return box
+
+    def _build_gallery_page(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        info = Settings.model_fields["gallery_dir"]
+        line = QLineEdit()
+        line.setObjectName("gallery_dir")
+        line.setPlaceholderText("(default folder)")
+        line.setToolTip(info.description or "")
+        line.editingFinished.connect(self._changed)
+        browse = QPushButton("Browse…")
+
+        def pick() -> None:
+            path = QFileDialog.getExistingDirectory(self, "Gallery folder", line.text())
+            if path:
+                line.setText(path)
+                self._changed()
+
+        browse.clicked.connect(pick)
+        row = QWidget()
+        lay = QHBoxLayout(row)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(line, 1)
+        lay.addWidget(browse)
+        label = QLabel(info.title or "Gallery folder")
+        label.setToolTip(info.description or "")
+        form.addRow(label, row)
+        self._setters[("", "gallery_dir")] = line.setText
+        self._getters[("", "gallery_dir")] = line.text
+        return page
+
+    # -- values ---------------------------------------------------------------------------------
+    def _load(self, settings: Settings) -> None:
+        self._loading = True
+        try:
+            for (section, key), setter in self._setters.items():
+                value = getattr(getattr(settings, section), key) if section else getattr(settings, key)
+                setter(value)
+        finally:
+            self._loading = False
+        self._current = settings
+
+    def editor(self, name: str) -> QWidget:
+        """The editor widget of ``"section.key"`` (for tests and for focusing a field)."""
+        widget = self.findChild(QWidget, name)
+        if widget is None:
+            raise KeyError(name)
+        return widget
+
+    def set_value(self, name: str, value: Any) -> None:
+        """Set a field as if the user had edited it: ``set_value("recognition.margin", 0.1)``."""
+        section, _, key = name.rpartition(".")
+        self._setters[(section, key)](value)
+        self._changed()
+
+    def current_settings(self) -> Settings:
+        """The settings the editors show now, validated."""
+        data = self._current.model_dump()
+        for (section, key), getter in self._getters.items():
+            if section:
+                data[section][key] = getter()
+            else:
+                data[key] = getter()
+        return Settings.model_validate(data)
+
+    def _changed(self, *_: Any) -> None:
+        if not self._loading:
+            self._debounce.start()
+
+    def _emit_now(self) -> None:
+        try:
+            settings = self.current_settings()
+        except Exception as exc:  # noqa: BLE001 - the editor keeps the bad value, the pipeline keeps the old one
+            self.error_label.setText(f"Not applied: {exc}")
+            self.error_label.show()
+            return
+        self.error_label.hide()
+        if settings != self._current:
+            self._current = settings
+            self.settings_changed.emit(settings)
+
+    def flush(self) -> None:
+        """Apply a pending (debounced) edit now."""
+        if self._debounce.isActive():
+            self._debounce.stop()
+            self._emit_now()
+
+    # -- buttons --------------------------------------------------------------------------------
+    def restore_defaults(self, *, ask: bool = True) -> None:
+        if ask:
+            answer = QMessageBox.question(
+                self,
+                "Restore defaults",
+                "Put every setting back to its default value?\nCancel still returns to the settings from before.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        defaults = Settings()
+        # The source and gallery are the user's data, not preferences: keep them.
+        defaults = defaults.replace(
+            camera={"source": self._current.camera.source}, gallery_dir=self._current.gallery_dir
+        )
+        self._load(self._original)  # so that _current starts from a known value
+        self._load(defaults)
+        self._current = self._original
+        self._emit_now()
+
+    def accept(self) -> None:
+        self.flush()
+        try:
+            final = self.current_settings()
+        except Exception as exc:  # noqa: BLE001
+            self.error_label.setText(f"Cannot save: {exc}")
+            self.error_label.show()
+            return
+        if final != self._current:
+            self._current = final
+            self.settings_changed.emit(final)
+        if self._save is not None:
+            self._save(final)
+        super().accept()
+
+    def reject(self) -> None:
+        self._debounce.stop()
+        if self._current != self._original:
+            self._current = self._original
+            self.settings_changed.emit(self._original)
+        super().reject()
+
+    @property
+    def original(self) -> Settings:
+        return self._original

@@ -1,0 +1,136 @@
+"""Built-in plugin: HTTP POST of each event as JSON to a configured URL, with timeout and retries."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from core.builtin_plugins.snapshot import parse_kinds
+from core.errors import GhostFaceError
+from core.types import EventKind, RecognitionEvent
+
+__all__ = ["Webhook", "WebhookError", "validate_url"]
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "GhostFace-webhook/1"
+
+
+class WebhookError(GhostFaceError):
+    """A POST that did not succeed after every attempt."""
+
+
+def validate_url(url: str) -> str:
+    """The URL, stripped, when it is an absolute ``http`` or ``https`` URL with a host.
+
+    Raises:
+        ValueError: anything else (another scheme, no host, spaces).
+    """
+    url = url.strip()
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"webhook URL must start with http:// or https://, not {url!r}")
+    if not parts.hostname or any(c.isspace() for c in url):
+        raise ValueError(f"webhook URL {url!r} has no valid host")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"webhook URL {url!r} has an invalid port") from exc
+    return url
+
+
+class Webhook:
+    """POSTs ``event.to_dict()`` as JSON (``Content-Type: application/json``) to ``url``.
+
+    Nothing is sent while ``url`` is empty. A connection error, a timeout or a 5xx/408/429 answer is
+    retried ``retries`` times, waiting ``backoff_s``, then twice that, and so on; another 4xx is not
+    retried. When every attempt fails the plugin gives up on that event, counts it in ``failed`` and
+    raises :class:`WebhookError`, so that the Plugins dialog shows the failure (and the bus disables
+    the plugin after too many failures in a row).
+
+    Settings:
+        url: http(s) URL; empty sends nothing.
+        timeout_s: seconds per attempt.
+        retries: further attempts after the first.
+        backoff_s: wait before the first retry; doubled for each next one.
+        kinds: comma-separated event kinds to send.
+        include_thumbnail: add ``thumbnail_jpeg_base64`` to the JSON.
+    """
+
+    NAME = "webhook"
+    SETTINGS: dict[str, Any] = {
+        "url": "",
+        "timeout_s": 5.0,
+        "retries": 2,
+        "backoff_s": 0.5,
+        "kinds": "recognized,unknown,left",
+        "include_thumbnail": False,
+    }
+
+    def __init__(self) -> None:
+        self.url: str | None = None
+        self.sent = 0
+        self.failed = 0
+        self._timeout = 5.0
+        self._retries = 2
+        self._backoff = 0.5
+        self._kinds: frozenset[EventKind] = frozenset(EventKind)
+        self._thumbnail = False
+
+    def on_start(self, context: Any) -> None:
+        s = context.settings
+        url = str(s.get("url", "") or "").strip()
+        self.url = validate_url(url) if url else None
+        timeout, retries, backoff = (
+            float(s.get("timeout_s", 5.0)),
+            int(s.get("retries", 2)),
+            float(s.get("backoff_s", 0.5)),
+        )
+        if timeout <= 0 or retries < 0 or backoff < 0:
+            raise ValueError("webhook timeout_s must be > 0, retries and backoff_s >= 0")
+        self._timeout, self._retries, self._backoff = timeout, retries, backoff
+        self._kinds = parse_kinds(s.get("kinds", "recognized,unknown,left"))
+        self._thumbnail = bool(s.get("include_thumbnail", False))
+        if self.url is None:
+            log.info("webhook: no URL configured; nothing will be sent")
+
+    def on_event(self, event: RecognitionEvent) -> None:
+        if self.url is None or event.kind not in self._kinds:
+            return
+        body = json.dumps(event.to_dict(with_thumbnail=self._thumbnail)).encode("utf-8")
+        attempts = self._retries + 1
+        last = ""
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(self._backoff * 2 ** (attempt - 1))
+            request = urllib.request.Request(
+                self.url,
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                    response.read()
+                self.sent += 1
+                return
+            except urllib.error.HTTPError as exc:
+                last = f"HTTP {exc.code} {exc.reason}"
+                if 400 <= exc.code < 500 and exc.code not in (408, 429):
+                    attempts = attempt + 1
+                    break  # the server refuses this request; sending it again will not help
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                last = (
+                    f"{type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else str(reason)
+                )
+            log.debug(
+                "webhook: attempt %d of %d to %s failed: %s", attempt + 1, self._retries + 1, self.url, last
+            )
+        self.failed += 1
+        raise WebhookError(f"POST to {self.url} failed after {attempts} attempt(s): {last}")

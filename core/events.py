@@ -1,0 +1,797 @@
+"""Recognition events from tracks (EventEmitter) and their isolated dispatch to plugins (EventBus).
+
+The emitter turns the per-frame faces of the tracker into a few events: one ``recognized`` when a person
+comes into view, one ``left`` when they have been gone for a while, one ``unknown`` per track that stays
+unknown. Every decision is taken on stream time (the video position), so the same video always gives the
+same events; the events' ``time`` is the wall clock.
+
+The bus gives each plugin its own dispatch thread and bounded queue: ``publish`` never blocks, a plugin
+that raises is logged, counted and after N failures in a row disabled, a plugin that hangs only loses its
+own events (counted as dropped) and is abandoned at ``stop``.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import cv2
+import numpy as np
+
+from core import paths
+from core.plugins import LoadedPlugin
+from core.settings import EventSettings
+from core.types import EVENT_API_VERSION, EventKind, Face, RecognitionEvent
+
+__all__ = [
+    "BusContext",
+    "EventBus",
+    "EventEmitter",
+    "PluginContext",
+    "PluginState",
+    "PluginStatus",
+    "THUMBNAIL_PX",
+    "encode_thumbnail",
+    "make_test_event",
+]
+
+log = logging.getLogger(__name__)
+
+# Longer side of an event's face thumbnail; small enough for the history to hold many thousands.
+THUMBNAIL_PX = 96
+_THUMB_MARGIN = 0.15  # the box grown by this on every side, so the thumbnail shows the whole head
+_THUMB_QUALITY = 85
+_FRAME_QUALITY = 90
+
+
+def encode_thumbnail(frame: np.ndarray, box: Sequence[float], size: int = THUMBNAIL_PX) -> bytes:
+    """A small JPEG of the face box (with a margin), longer side ``size``; empty when the box is empty.
+
+    Args:
+        frame: ``(H, W, 3) uint8`` BGR.
+        box: ``x1, y1, x2, y2`` pixels.
+        size: longer side of the thumbnail in pixels.
+    """
+    h, w = frame.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box[:4])
+    mx, my = (x2 - x1) * _THUMB_MARGIN, (y2 - y1) * _THUMB_MARGIN
+    left, top = max(0, int(x1 - mx)), max(0, int(y1 - my))
+    right, bottom = min(w, int(np.ceil(x2 + mx))), min(h, int(np.ceil(y2 + my)))
+    if right <= left or bottom <= top:
+        return b""
+    crop = frame[top:bottom, left:right]
+    scale = size / max(crop.shape[:2])
+    if scale < 1.0:
+        new_size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+        crop = cv2.resize(crop, new_size, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(crop), [cv2.IMWRITE_JPEG_QUALITY, _THUMB_QUALITY])
+    return buf.tobytes() if ok else b""
+
+
+def _box_tuple(box: np.ndarray | Sequence[float]) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = (float(v) for v in list(box)[:4])
+    return (x1, y1, x2, y2)
+
+
+@dataclass(slots=True)
+class _TrackState:
+    last_seen: float
+    unknown_since: float | None = None
+    unknown_emitted: bool = False
+
+
+@dataclass(slots=True)
+class _Presence:
+    """A person in view: from their first sighting until they have been gone for ``left_after_s``."""
+
+    track_id: int
+    started: float
+    last_seen: float
+    last_wall: float
+    last_frame: int
+    box: tuple[float, float, float, float]
+    similarity: float
+    thumbnail: bytes
+
+
+class EventEmitter:
+    """Turns the tracker's faces into recognition events, frame by frame.
+
+    Rules (all on stream time):
+
+    - ``recognized``: a person comes into view (a track's identity is a confirmed person and that
+      person is not already in view). A person seen on a new track while still in view (a track lost
+      and regained) stays one presence. Not emitted again within ``cooldown_s`` of the person's last
+      ``recognized``: the presence then starts silently.
+    - ``left``: a person in view has not been seen for more than ``left_after_s``. Every presence ends
+      with one ``left``, also one whose ``recognized`` the cooldown held back (so that an attendance log
+      learns the last-seen time). Its time, frame, box and stream time are those of the last sighting.
+    - ``unknown``: once per track that has been unknown for ``unknown_after_s`` without a break.
+
+    Stream time going backwards (a looping video, a new file) ends every presence with ``left`` and
+    starts afresh, cooldowns included. Not thread-safe: one emitter belongs to one pipeline.
+
+    Args:
+        settings: the event settings (cooldown, delays, whether to attach the frame).
+        source: what is being watched, copied into every event.
+    """
+
+    def __init__(self, settings: EventSettings, source: str) -> None:
+        self._settings = settings
+        self._source = str(source)
+        self._tracks: dict[int, _TrackState] = {}
+        self._present: dict[str, _Presence] = {}
+        self._last_recognized: dict[str, float] = {}
+        self._last_time: float | None = None
+
+    @property
+    def settings(self) -> EventSettings:
+        return self._settings
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def present(self) -> tuple[str, ...]:
+        """The people in view now, in order of arrival."""
+        return tuple(self._present)
+
+    def apply_settings(self, settings: EventSettings) -> None:
+        """Use new delays from the next frame on; who is in view is kept."""
+        self._settings = settings
+
+    def reset(self) -> None:
+        """Forget everything (no events); for a new source use a new emitter instead."""
+        self._tracks.clear()
+        self._present.clear()
+        self._last_recognized.clear()
+        self._last_time = None
+
+    def update(
+        self, faces: Sequence[Face], frame: np.ndarray, frame_index: int, stream_time: float
+    ) -> list[RecognitionEvent]:
+        """The events one frame produces (usually none).
+
+        Args:
+            faces: every face of the frame, with its track and identity.
+            frame: ``(H, W, 3) uint8`` BGR, for the thumbnails (and the attached frame).
+            frame_index: index of the frame in its source.
+            stream_time: seconds into the source.
+        """
+        events: list[RecognitionEvent] = []
+        if self._last_time is not None and stream_time < self._last_time:
+            log.debug("stream time went back from %.3f to %.3f: new pass", self._last_time, stream_time)
+            events.extend(self.flush(frame_index, self._last_time))
+            self.reset()
+        self._last_time = stream_time
+        now = time.time()
+        s = self._settings
+        frame_jpeg: bytes | None = None
+
+        def attached() -> bytes:
+            # Encoded at most once per frame, and only for a frame that has an event.
+            nonlocal frame_jpeg
+            if frame_jpeg is None:
+                frame_jpeg = b""
+                if s.attach_frame:
+                    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, _FRAME_QUALITY])
+                    frame_jpeg = buf.tobytes() if ok else b""
+            return frame_jpeg
+
+        seen_people: set[str] = set()
+        for face in faces:
+            tid = int(face.track_id)
+            box = _box_tuple(face.detection.box)
+            track = self._tracks.get(tid)
+            if track is None:
+                track = self._tracks[tid] = _TrackState(stream_time)
+            track.last_seen = stream_time
+            person = face.person
+            if person is None:
+                if track.unknown_since is None:
+                    track.unknown_since = stream_time
+                if not track.unknown_emitted and stream_time - track.unknown_since >= s.unknown_after_s:
+                    track.unknown_emitted = True
+                    events.append(
+                        RecognitionEvent(
+                            kind=EventKind.UNKNOWN,
+                            time=now,
+                            source=self._source,
+                            track_id=tid,
+                            person=None,
+                            similarity=float(face.similarity),
+                            box=box,
+                            thumbnail=encode_thumbnail(frame, box),
+                            frame_index=frame_index,
+                            stream_time=stream_time,
+                            frame_jpeg=attached(),
+                        )
+                    )
+                continue
+            track.unknown_since = None
+            seen_people.add(person)
+            presence = self._present.get(person)
+            if presence is not None:
+                presence.track_id = tid
+                presence.last_seen = stream_time
+                presence.last_wall = now
+                presence.last_frame = frame_index
+                presence.box = box
+                presence.similarity = float(face.similarity)
+                continue
+            thumbnail = encode_thumbnail(frame, box)
+            self._present[person] = _Presence(
+                tid, stream_time, stream_time, now, frame_index, box, float(face.similarity), thumbnail
+            )
+            last = self._last_recognized.get(person)
+            if last is not None and stream_time - last < s.cooldown_s:
+                log.debug(
+                    "%s back in view %.1f s after being recognised: cooldown", person, stream_time - last
+                )
+                continue
+            self._last_recognized[person] = stream_time
+            events.append(
+                RecognitionEvent(
+                    kind=EventKind.RECOGNIZED,
+                    time=now,
+                    source=self._source,
+                    track_id=tid,
+                    person=person,
+                    similarity=float(face.similarity),
+                    box=box,
+                    thumbnail=thumbnail,
+                    frame_index=frame_index,
+                    stream_time=stream_time,
+                    frame_jpeg=attached(),
+                )
+            )
+
+        for person in [p for p in self._present if p not in seen_people]:
+            presence = self._present[person]
+            if stream_time - presence.last_seen > s.left_after_s:
+                events.append(self._left(person, presence))
+                del self._present[person]
+        # Forget tracks long gone; a track id is never reused by the tracker, so this only frees memory.
+        horizon = max(s.left_after_s, s.unknown_after_s) + 1.0
+        for tid in [t for t, st in self._tracks.items() if stream_time - st.last_seen > horizon]:
+            del self._tracks[tid]
+        return events
+
+    def flush(self, frame_index: int, stream_time: float) -> list[RecognitionEvent]:
+        """End of the stream: a ``left`` for everyone still in view.
+
+        Args:
+            frame_index: index of the last frame (unused for the events, which carry the last sighting;
+                kept so that the call reads like :meth:`update`).
+            stream_time: seconds into the source at the end.
+        """
+        del frame_index, stream_time  # the left events describe each person's last sighting
+        events = [self._left(person, presence) for person, presence in self._present.items()]
+        self._present.clear()
+        self._tracks.clear()
+        return events
+
+    def _left(self, person: str, p: _Presence) -> RecognitionEvent:
+        return RecognitionEvent(
+            kind=EventKind.LEFT,
+            time=p.last_wall,
+            source=self._source,
+            track_id=p.track_id,
+            person=person,
+            similarity=p.similarity,
+            box=p.box,
+            thumbnail=p.thumbnail,
+            frame_index=p.last_frame,
+            stream_time=p.last_seen,
+        )
+
+
+def make_test_event(source: str = "test", person: str = "Test Person") -> RecognitionEvent:
+    """A synthetic ``recognized`` event (with a drawn thumbnail) for a plugin's "Send test event"."""
+    frame = np.full((120, 120, 3), 200, np.uint8)
+    cv2.circle(frame, (60, 60), 40, (90, 160, 220), -1)
+    cv2.circle(frame, (45, 50), 6, (40, 40, 40), -1)
+    cv2.circle(frame, (75, 50), 6, (40, 40, 40), -1)
+    cv2.ellipse(frame, (60, 75), (18, 9), 0, 0, 180, (40, 40, 40), 3)
+    ok, buf = cv2.imencode(".jpg", frame)
+    jpeg = buf.tobytes() if ok else b""
+    return RecognitionEvent(
+        kind=EventKind.RECOGNIZED,
+        time=time.time(),
+        source=source,
+        track_id=0,
+        person=person,
+        similarity=1.0,
+        box=(20.0, 20.0, 100.0, 100.0),
+        thumbnail=encode_thumbnail(frame, (20, 20, 100, 100)),
+        frame_jpeg=jpeg,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- bus
+
+
+class PluginState(enum.StrEnum):
+    """A plugin's health as the Plugins dialog shows it."""
+
+    OK = "ok"  # its last call succeeded (or none was made yet)
+    FAILED = "failed"  # its last call raised; it still gets events
+    DISABLED = "disabled"  # switched off after too many failures in a row, or its on_start raised
+    BROKEN = "broken"  # could not be loaded at all (only in discovery results shown by the GUI)
+
+
+@dataclass(frozen=True, slots=True)
+class PluginStatus:
+    """A snapshot of one plugin on the bus.
+
+    Attributes:
+        name: the plugin's name.
+        origin: where it came from (see :class:`core.plugins.Origin`).
+        enabled: whether the user has it switched on.
+        state: its health.
+        last_error: the last failure, ``"hook: Type: message"``, or "".
+        calls: events handed to ``on_event`` so far.
+        failures: calls of any hook that raised, in total.
+        dropped: events not delivered because its queue was full.
+        consecutive_failures: failures since its last success.
+        running: whether its dispatch thread is alive.
+        abandoned: it did not stop in time and its thread was left behind.
+    """
+
+    name: str
+    origin: str
+    enabled: bool
+    state: PluginState
+    last_error: str = ""
+    calls: int = 0
+    failures: int = 0
+    dropped: int = 0
+    consecutive_failures: int = 0
+    running: bool = False
+    abandoned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BusContext:
+    """What the app gives every plugin through :meth:`EventBus.start`.
+
+    Attributes:
+        data_dir: the app's data folder; each plugin gets ``<data_dir>/plugin-data/<name>``.
+            Default :func:`core.paths.data_dir`.
+        extras: anything else the app wants plugins to reach (read-only).
+    """
+
+    data_dir: Path | None = None
+    extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class PluginContext:
+    """What a plugin's ``on_start(context)`` receives.
+
+    Attributes:
+        name: the plugin's name.
+        settings: its effective settings (its ``SETTINGS`` overridden by the user's), read-only.
+        data_dir: a folder of its own for files it keeps (it exists).
+        logger: a logger named after it; what it logs shows in the app's log.
+        session_started: wall-clock seconds when the bus started.
+        app_data_dir: the app's data folder.
+        extras: what the app added (see :class:`BusContext`).
+        api_version: :data:`core.types.EVENT_API_VERSION`.
+    """
+
+    name: str
+    settings: Mapping[str, Any]
+    data_dir: Path
+    logger: logging.Logger
+    session_started: float
+    app_data_dir: Path
+    extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    api_version: int = EVENT_API_VERSION
+
+
+_STOP = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Restart:
+    context: PluginContext
+
+
+@dataclass(frozen=True, slots=True)
+class _Test:
+    event: RecognitionEvent
+
+
+def _describe(hook: str, exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{hook}: {type(exc).__name__}: {text[0]}" if text else f"{hook}: {type(exc).__name__}"
+
+
+class _Worker:
+    """One plugin's queue, thread and counters."""
+
+    def __init__(self, bus: EventBus, plugin: LoadedPlugin, queue_size: int, max_failures: int) -> None:
+        self.bus = bus
+        self.plugin = plugin
+        self.name = plugin.name
+        self.queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self.max_failures = max_failures
+        self.lock = threading.Lock()
+        self.enabled = plugin.enabled
+        self.state = PluginState.OK
+        self.last_error = ""
+        self.calls = 0
+        self.failures = 0
+        self.dropped = 0
+        self.consecutive = 0
+        self.started = False  # its on_start succeeded
+        self.abandoned = False
+        self.stopping = False
+        self.thread: threading.Thread | None = None
+        self.settings = plugin.settings
+
+    # -- state, read from any thread
+    def status(self) -> PluginStatus:
+        with self.lock:
+            return PluginStatus(
+                name=self.name,
+                origin=self.plugin.origin,
+                enabled=self.enabled,
+                state=self.state,
+                last_error=self.last_error,
+                calls=self.calls,
+                failures=self.failures,
+                dropped=self.dropped,
+                consecutive_failures=self.consecutive,
+                running=self.thread is not None and self.thread.is_alive(),
+                abandoned=self.abandoned,
+            )
+
+    @property
+    def accepting(self) -> bool:
+        return self.enabled and self.state is not PluginState.DISABLED and not self.stopping
+
+    def launch(self, context: PluginContext) -> None:
+        if self.thread is not None:
+            return
+        self.thread = threading.Thread(
+            target=self._run, args=(context,), name=f"plugin-{self.name}", daemon=True
+        )
+        self.thread.start()
+
+    def offer(self, item: object) -> bool:
+        try:
+            self.queue.put_nowait(item)
+            return True
+        except queue.Full:
+            with self.lock:
+                self.dropped += 1
+                dropped = self.dropped
+            # Logged at 1, 10, 100, ... so that a hung plugin does not flood the log.
+            if dropped == 1 or (dropped >= 10 and str(dropped).rstrip("0") == "1"):
+                log.warning("plugin %r is not keeping up: %d events dropped so far", self.name, dropped)
+            return False
+
+    # -- the dispatch thread
+    def _run(self, context: PluginContext) -> None:
+        self._start(context)
+        while True:
+            item = self.queue.get()
+            if self.abandoned:
+                return
+            if item is _STOP:
+                if self.started:
+                    self._call("on_stop")
+                return
+            if isinstance(item, _Restart):
+                if self.started:
+                    self._call("on_stop")
+                self._start(item.context)
+                continue
+            if isinstance(item, _Test):
+                # A test event reaches a plugin the user switched off, but not one that could not start.
+                if self.started:
+                    self._call("on_event", item.event)
+                continue
+            # Not `accepting`: events queued before stop() are still delivered.
+            if self.enabled and self.state is not PluginState.DISABLED and self.started:
+                self._call("on_event", item)
+
+    def _start(self, context: PluginContext) -> None:
+        self.started = False
+        if self._call("on_start", context):
+            self.started = True
+            return
+        with self.lock:
+            self.state = PluginState.DISABLED
+        log.warning("plugin %r disabled: its on_start failed (%s)", self.name, self.last_error)
+        self.bus._notify(self)
+
+    def _call(self, hook: str, *args: object) -> bool:
+        fn = getattr(self.plugin.plugin, hook, None)
+        if not callable(fn):
+            return True
+        try:
+            fn(*args)
+        except (Exception, SystemExit) as exc:  # SystemExit: a plugin must not end the app's thread
+            self._failed(hook, exc)
+            return False
+        changed = False
+        with self.lock:
+            if hook == "on_event":
+                self.calls += 1
+            self.consecutive = 0
+            if self.state is PluginState.FAILED:
+                self.state = PluginState.OK
+                changed = True
+        if changed:
+            self.bus._notify(self)
+        return True
+
+    def _failed(self, hook: str, exc: BaseException) -> None:
+        message = _describe(hook, exc)
+        log.error("plugin %r failed in %s", self.name, hook, exc_info=exc)
+        with self.lock:
+            if hook == "on_event":
+                self.calls += 1
+            self.failures += 1
+            self.consecutive += 1
+            self.last_error = message
+            disable = self.consecutive >= self.max_failures and self.state is not PluginState.DISABLED
+            self.state = (
+                PluginState.DISABLED if disable or self.state is PluginState.DISABLED else PluginState.FAILED
+            )
+        if disable:
+            log.warning("plugin %r disabled after %d failures in a row", self.name, self.max_failures)
+        self.bus._notify(self)
+
+
+class EventBus:
+    """Dispatches events to plugins, each on its own thread with a bounded queue.
+
+    ``publish`` is safe from any thread and never blocks (call it from the capture or recognition
+    thread). A status listener is called on a plugin's dispatch thread whenever its state or enabled
+    flag changes; a GUI relays it to its own thread with a signal, or polls :meth:`status`.
+
+    Args:
+        plugins: the plugins to run; those not enabled get no thread until enabled.
+        queue_size: events waiting per plugin before new ones are dropped for it.
+        max_failures: failures in a row after which a plugin is disabled.
+    """
+
+    def __init__(self, plugins: Sequence[LoadedPlugin], queue_size: int = 64, max_failures: int = 5) -> None:
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be at least 1, not {queue_size}")
+        if max_failures < 1:
+            raise ValueError(f"max_failures must be at least 1, not {max_failures}")
+        names = [p.name for p in plugins]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"plugin names must be unique; repeated: {', '.join(duplicates)}")
+        self._workers = {p.name: _Worker(self, p, queue_size, max_failures) for p in plugins}
+        self._listeners: dict[int, Callable[[PluginStatus], None]] = {}
+        self._listener_ids = itertools.count()
+        self._lock = threading.Lock()
+        self._context = BusContext()
+        self._started_at = 0.0
+        self._running = False
+        self._stopped = False
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._workers)
+
+    def start(self, context: BusContext | None = None) -> None:
+        """Start a dispatch thread for every enabled plugin; each first runs its ``on_start``.
+
+        Raises:
+            RuntimeError: the bus was already stopped (make a new one).
+        """
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("this EventBus was stopped; create a new one")
+            if self._running:
+                return
+            self._context = context or BusContext()
+            self._started_at = time.time()
+            self._running = True
+        for worker in self._workers.values():
+            if worker.enabled:
+                worker.launch(self._plugin_context(worker))
+
+    def publish(self, event: RecognitionEvent) -> None:
+        """Queue the event for every enabled plugin; never blocks. Full queues drop it (counted)."""
+        if not self._running:
+            return
+        for worker in self._workers.values():
+            if worker.accepting:
+                worker.offer(event)
+
+    def publish_many(self, events: Sequence[RecognitionEvent]) -> None:
+        """:meth:`publish` each event in order."""
+        for event in events:
+            self.publish(event)
+
+    def status(self) -> list[PluginStatus]:
+        """One status per plugin, in the order the bus was given them."""
+        return [w.status() for w in self._workers.values()]
+
+    def status_of(self, name: str) -> PluginStatus:
+        """The status of one plugin.
+
+        Raises:
+            KeyError: no plugin of that name.
+        """
+        return self._worker(name).status()
+
+    def plugin(self, name: str) -> LoadedPlugin:
+        """The plugin as the bus was given it (its settings as they were then).
+
+        Raises:
+            KeyError: no plugin of that name.
+        """
+        return self._worker(name).plugin
+
+    def current_settings(self, name: str) -> Mapping[str, Any]:
+        """The plugin's settings now, after any :meth:`update_settings` (read-only).
+
+        Raises:
+            KeyError: no plugin of that name.
+        """
+        return MappingProxyType(dict(self._worker(name).settings))
+
+    def add_listener(self, listener: Callable[[PluginStatus], None]) -> Callable[[], None]:
+        """Call ``listener(status)`` on every state change; returns a function that removes it."""
+        key = next(self._listener_ids)
+        with self._lock:
+            self._listeners[key] = listener
+
+        def remove() -> None:
+            with self._lock:
+                self._listeners.pop(key, None)
+
+        return remove
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        """Switch a plugin on or off while running; switching a disabled plugin on gives it a new start.
+
+        Raises:
+            KeyError: no plugin of that name.
+        """
+        worker = self._worker(name)
+        restart = False
+        with worker.lock:
+            worker.enabled = bool(enabled)
+            if enabled and worker.state in (PluginState.DISABLED, PluginState.FAILED):
+                # The user asks for another try: forget the failure streak.
+                restart = worker.state is PluginState.DISABLED and not worker.started
+                worker.state = PluginState.OK
+                worker.consecutive = 0
+        if enabled and self._running:
+            if worker.thread is None:
+                worker.launch(self._plugin_context(worker))
+            elif restart:
+                worker.offer(_Restart(self._plugin_context(worker)))
+        self._notify(worker)
+
+    def update_settings(self, name: str, settings: Mapping[str, Any]) -> bool:
+        """Give a plugin new settings: it is stopped and started again with them, on its own thread.
+
+        Returns:
+            False when its queue was full and the change could not be queued (try again).
+
+        Raises:
+            KeyError: no plugin of that name.
+        """
+        worker = self._worker(name)
+        worker.settings = MappingProxyType(dict(settings))
+        if worker.thread is None or not self._running:
+            return True
+        return worker.offer(_Restart(self._plugin_context(worker)))
+
+    def send_test_event(self, name: str, event: RecognitionEvent | None = None) -> bool:
+        """Hand one plugin a test event (default :func:`make_test_event`), even if it is switched off.
+
+        Returns:
+            False when the bus is not running or the plugin's queue is full.
+
+        Raises:
+            KeyError: no plugin of that name.
+        """
+        worker = self._worker(name)
+        if not self._running:
+            return False
+        if worker.thread is None:
+            worker.launch(self._plugin_context(worker))
+        return worker.offer(_Test(event or make_test_event()))
+
+    def stop(self, timeout: float = 2.0) -> list[str]:
+        """Deliver what is queued, call every ``on_stop`` and end the threads, within ``timeout`` seconds.
+
+        A plugin still busy at the deadline is abandoned (its daemon thread is left behind and
+        delivers nothing more) with a warning. Never hangs.
+
+        Returns:
+            The names of the abandoned plugins.
+        """
+        with self._lock:
+            if not self._running:
+                self._stopped = True
+                return []
+            self._running = False
+            self._stopped = True
+        deadline = time.monotonic() + max(0.0, timeout)
+        live = [w for w in self._workers.values() if w.thread is not None]
+        pending: list[_Worker] = []
+        for worker in live:
+            worker.stopping = True
+            try:
+                worker.queue.put_nowait(_STOP)
+            except queue.Full:
+                pending.append(worker)
+        for worker in pending:
+            try:
+                worker.queue.put(_STOP, timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Full:
+                pass
+        abandoned: list[str] = []
+        for worker in live:
+            assert worker.thread is not None
+            worker.thread.join(max(0.0, deadline - time.monotonic()))
+            if worker.thread.is_alive():
+                with worker.lock:
+                    worker.abandoned = True
+                    worker.last_error = worker.last_error or f"did not stop within {timeout:g} s"
+                log.warning("plugin %r did not stop within %g s; abandoned", worker.name, timeout)
+                abandoned.append(worker.name)
+                self._notify(worker)
+        return abandoned
+
+    # -- internals
+    def _worker(self, name: str) -> _Worker:
+        try:
+            return self._workers[name]
+        except KeyError:
+            raise KeyError(f"no plugin named {name!r} on this bus") from None
+
+    def _plugin_context(self, worker: _Worker) -> PluginContext:
+        app_data = Path(self._context.data_dir) if self._context.data_dir else paths.data_dir()
+        own = app_data / "plugin-data" / worker.name
+        try:
+            own.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # the plugin finds out when it writes; the others must still start
+            log.warning("cannot create %s for plugin %r: %s", own, worker.name, exc)
+        return PluginContext(
+            name=worker.name,
+            settings=MappingProxyType(dict(worker.settings)),
+            data_dir=own,
+            logger=logging.getLogger(f"ghostface.plugin.{worker.name}"),
+            session_started=self._started_at,
+            app_data_dir=app_data,
+            extras=self._context.extras,
+        )
+
+    def _notify(self, worker: _Worker) -> None:
+        status = worker.status()
+        with self._lock:
+            listeners = list(self._listeners.values())
+        for listener in listeners:
+            try:
+                listener(status)
+            except Exception:  # a listener's bug must not take a plugin's thread down
+                log.exception("plugin status listener failed")

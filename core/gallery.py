@@ -1,0 +1,899 @@
+"""The gallery of known people: a folder per person on disk, embeddings cached in SQLite.
+
+The folder is the truth (``<root>/<Person Name>/*.jpg``); users may edit it in a file manager. The cache
+(an SQLite database in the user cache folder by default) maps (file content SHA-256, embedder model id,
+preprocessing key) to the embedding of the photo's face, so a read-only gallery works, renaming a person
+costs nothing, and changing a photo or the model re-embeds only what changed. The cache is never written
+inside the gallery folder, and a corrupt cache file is moved aside and rebuilt.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+import os
+import shutil
+import sqlite3
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core._atomic import atomic_write_bytes
+from core._image import IMAGE_SUFFIXES, decode_image, read_bytes
+from core.alignment import align_face
+from core.detection import Detector
+from core.embedding import Embedder
+from core.errors import GalleryError, ImageReadError, InvalidPersonName
+from core.paths import cache_dir
+from core.types import Detection
+
+__all__ = [
+    "EnrollReport",
+    "Gallery",
+    "GallerySnapshot",
+    "PersonInfo",
+    "PhotoResult",
+    "PhotoStatus",
+    "ProgressCallback",
+    "SyncReport",
+    "embed_largest_face",
+    "validate_person_name",
+]
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int, str], None]
+
+MAX_NAME_LENGTH = 100
+_SCHEMA_VERSION = "1"
+# Files a file manager leaves in folders; never reported as "not an image".
+_IGNORED_FILES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
+_WINDOWS_RESERVED = frozenset(
+    {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(1, 10)} | {f"lpt{i}" for i in range(1, 10)}
+)
+_WINDOWS_FORBIDDEN = set('<>:"|?*')
+# A photo whose name ends so (``group.largest.jpg``) enrols its largest face even when it shows several.
+_LARGEST_MARK = ".largest"
+# Commit the cache every this many embedded photos: a crash loses at most this much work.
+_COMMIT_EVERY = 16
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS embeddings (
+    sha256 TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    prep TEXT NOT NULL,
+    faces INTEGER NOT NULL,
+    vector BLOB,
+    created REAL NOT NULL,
+    PRIMARY KEY (sha256, model_id, prep)
+);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
+);
+"""
+
+
+class PhotoStatus(enum.StrEnum):
+    """What happened to one photo."""
+
+    OK = "ok"
+    NO_FACE = "no_face"
+    SEVERAL_FACES = "several_faces"
+    UNREADABLE = "unreadable"
+    NOT_IMAGE = "not_image"
+    DUPLICATE = "duplicate"
+
+
+_STATUS_TEXT = {
+    PhotoStatus.OK: "enrolled",
+    PhotoStatus.NO_FACE: "no face found",
+    PhotoStatus.SEVERAL_FACES: "several faces: use a photo with one face, or allow the largest face",
+    PhotoStatus.UNREADABLE: "the file cannot be read",
+    PhotoStatus.NOT_IMAGE: "not an image (JPEG, PNG, BMP or WebP)",
+    PhotoStatus.DUPLICATE: "the same photo is already enrolled for this person",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoResult:
+    """The outcome for one photo.
+
+    Attributes:
+        path: the photo (inside the gallery for a synced or copied photo, else the file given).
+        person: whose photo it is.
+        status: ok, or why the photo is not used.
+        faces: faces found (-1 when the photo could not be read).
+        message: a sentence for the user.
+    """
+
+    path: Path
+    person: str
+    status: PhotoStatus
+    faces: int = -1
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is PhotoStatus.OK
+
+
+@dataclass(frozen=True, slots=True)
+class PersonInfo:
+    """One person of the gallery as the folder shows them.
+
+    Attributes:
+        name: the folder name.
+        path: the person's folder.
+        photos: the image files in it, sorted.
+        thumbnail: the photo to show for the person (the first), or None.
+        embedded: photos with a usable embedding at the last sync (0 before any sync).
+    """
+
+    name: str
+    path: Path
+    photos: tuple[Path, ...]
+    thumbnail: Path | None
+    embedded: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What :meth:`Gallery.sync` did.
+
+    Attributes:
+        people: people in the gallery.
+        photos: photo files looked at.
+        usable: photos with a usable embedding.
+        embedded: photos embedded now (not found in the cache).
+        cached: photos whose embedding came from the cache.
+        problems: one entry per photo that is not used, with the reason.
+        cancelled: the sync stopped early; the previous embeddings are still in use.
+        model_id: the embedder the embeddings belong to.
+    """
+
+    people: int
+    photos: int
+    usable: int
+    embedded: int
+    cached: int
+    problems: tuple[PhotoResult, ...] = ()
+    cancelled: bool = False
+    model_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollReport:
+    """What :meth:`Gallery.add_photos` did, photo by photo (in the order given)."""
+
+    person: str
+    results: tuple[PhotoResult, ...] = ()
+    cancelled: bool = False
+
+    @property
+    def added(self) -> int:
+        return sum(1 for r in self.results if r.ok)
+
+    @property
+    def problems(self) -> tuple[PhotoResult, ...]:
+        return tuple(r for r in self.results if not r.ok)
+
+
+@dataclass(frozen=True, slots=True)
+class GallerySnapshot:
+    """The embeddings in use, replaced whole after every change (safe to read from any thread).
+
+    Attributes:
+        matrix: ``(M, d) float32`` L2-normalised photo embeddings.
+        labels: ``M`` person names.
+        model_id: the embedder that made them ("" when empty).
+        version: increases with every new snapshot.
+    """
+
+    matrix: np.ndarray
+    labels: tuple[str, ...]
+    model_id: str = ""
+    version: int = 0
+    embedded_per_person: dict[str, int] = field(default_factory=dict)
+
+
+def validate_person_name(name: str) -> str:
+    """Return ``name`` (surrounding spaces removed, Unicode NFC) if it is a safe folder name.
+
+    Raises:
+        InvalidPersonName: the name is empty, ``.``/``..``, starts with a dot, holds a path separator,
+            a control character or a character Windows forbids, ends with a dot or space, is a reserved
+            Windows device name, or is longer than 100 characters.
+    """
+    if not isinstance(name, str):
+        raise InvalidPersonName(f"a person name must be text, got {type(name).__name__}")
+    clean = unicodedata.normalize("NFC", name.strip())
+    shown = repr(name)
+    if not clean:
+        raise InvalidPersonName("a person name cannot be empty")
+    if clean in {".", ".."} or clean.startswith("."):
+        raise InvalidPersonName(f"person name {shown} cannot start with a dot")
+    if "/" in clean or "\\" in clean:
+        raise InvalidPersonName(
+            f"person name {shown} cannot contain '/' or '\\' (it must be one folder name)"
+        )
+    if any(unicodedata.category(c) == "Cc" for c in clean):
+        raise InvalidPersonName(f"person name {shown} contains a control character")
+    bad = sorted(set(clean) & _WINDOWS_FORBIDDEN)
+    if bad:
+        raise InvalidPersonName(
+            f"person name {shown} contains {' '.join(bad)}, which folder names cannot hold"
+        )
+    if clean.endswith("."):
+        raise InvalidPersonName(f"person name {shown} cannot end with a dot")
+    if clean.split(".")[0].strip().lower() in _WINDOWS_RESERVED:
+        raise InvalidPersonName(f"person name {shown} is a reserved device name on Windows")
+    if len(clean) > MAX_NAME_LENGTH:
+        raise InvalidPersonName(
+            f"person name is {len(clean)} characters long; at most {MAX_NAME_LENGTH} are allowed"
+        )
+    return clean
+
+
+def _face_area(det: Detection) -> float:
+    return max(det.width, 0.0) * max(det.height, 0.0)
+
+
+def embed_largest_face(
+    image_bgr: np.ndarray, detector: Detector, embedder: Embedder, *, flip: bool = True
+) -> tuple[np.ndarray | None, list[Detection]]:
+    """Detect the faces of a photo and embed the largest.
+
+    Returns:
+        ``((d,) float32 embedding or None when there is no face, the detections largest first)``.
+    """
+    detections = sorted(detector.detect(image_bgr), key=_face_area, reverse=True)
+    if not detections:
+        return None, []
+    crop = align_face(image_bgr, detections[0].landmarks)
+    return embedder.embed(crop[None], flip=flip)[0], detections
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _key(name: str) -> str:
+    """Names compared the way case-insensitive file systems (Windows, macOS) compare them."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+class Gallery:
+    """People, their photos, and the embeddings the matcher uses.
+
+    Thread safety: one writer (a worker running :meth:`sync`, :meth:`add_photos`, ...) and any number
+    of readers (:meth:`people`, :meth:`embeddings`, :meth:`snapshot`); writers are serialised by a lock.
+    The detector and embedder are called only from the writer's thread: do not let another thread use
+    the same model objects at the same time.
+
+    Args:
+        root: the gallery folder (created if missing).
+        embedder: the face embedder.
+        detector: the face detector used on enrolment photos.
+        cache_path: the SQLite cache file; None means ``cache_dir()/"gallery.sqlite3"``.
+        allow_largest: enrol the largest face of a photo with several faces instead of skipping it.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        embedder: Embedder,
+        detector: Detector,
+        cache_path: Path | str | None = None,
+        *,
+        allow_largest: bool = False,
+    ) -> None:
+        self.root = Path(root).expanduser().resolve()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GalleryError(
+                f"cannot use {self.root} as the gallery folder: {exc.strerror or exc}"
+            ) from exc
+        if not self.root.is_dir():
+            raise GalleryError(f"the gallery path {self.root} is not a folder")
+        self._embedder = embedder
+        self._detector = detector
+        self.allow_largest = allow_largest
+        self.cache_path = Path(cache_path) if cache_path is not None else cache_dir() / "gallery.sqlite3"
+        self._lock = threading.RLock()
+        self._snapshot = GallerySnapshot(np.zeros((0, embedder.dim), np.float32), (), "", 0)
+        self._conn = self._open_cache()
+
+    # ----------------------------------------------------------------------------------------- cache
+
+    def _open_cache(self) -> sqlite3.Connection:
+        path = self.cache_path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return self._connect(path)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc):
+                log.warning("cannot open the embedding cache %s (%s); using a temporary one", path, exc)
+                return self._connect(Path(":memory:"))
+            moved = self._move_aside(path)
+            log.warning("the embedding cache %s was corrupt (%s); moved to %s and rebuilt", path, exc, moved)
+            return self._connect(path)
+        except OSError as exc:
+            log.warning("cannot create the embedding cache %s (%s); using a temporary one", path, exc)
+            return self._connect(Path(":memory:"))
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        # One connection for the gallery's life, used under self._lock only (hence check_same_thread off).
+        conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False, isolation_level=None)
+        try:
+            if str(path) != ":memory:":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            check = conn.execute("PRAGMA quick_check").fetchone()
+            if check is None or check[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {check[0] if check else 'no answer'}")
+            conn.executescript(_SCHEMA)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?)", (_SCHEMA_VERSION,))
+            elif row[0] != _SCHEMA_VERSION:
+                # A cache from another version of the program: it is only a cache, start it again.
+                conn.executescript("DELETE FROM embeddings; DELETE FROM files;")
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (_SCHEMA_VERSION,))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _move_aside(path: Path) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = path.with_name(f"{path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(path) + suffix)
+            if src.exists():
+                os.replace(src, Path(str(target) + suffix))
+        return target
+
+    def close(self) -> None:
+        """Close the cache database (the gallery cannot be used afterwards)."""
+        with self._lock:
+            self._conn.close()
+
+    def _prep_key(self) -> str:
+        # Everything besides the model that changes an embedding: crop preparation, the detector whose
+        # landmarks align the crop, and flip-sum.
+        return f"p{self._embedder.preprocessing_version}/{self._detector.model_id}/flip"
+
+    def _cached(self, sha: str) -> tuple[int, np.ndarray | None] | None:
+        row = self._conn.execute(
+            "SELECT faces, vector FROM embeddings WHERE sha256 = ? AND model_id = ? AND prep = ?",
+            (sha, self._embedder.model_id, self._prep_key()),
+        ).fetchone()
+        if row is None:
+            return None
+        faces, blob = int(row[0]), row[1]
+        if faces == 0:
+            return 0, None
+        vector = np.frombuffer(blob or b"", dtype=np.float32)
+        if vector.shape[0] != self._embedder.dim or not np.isfinite(vector).all():
+            return None  # a damaged row: embed the photo again
+        return faces, vector.copy()
+
+    def _store(self, sha: str, faces: int, vector: np.ndarray | None) -> None:
+        blob = None if vector is None else np.asarray(vector, np.float32).tobytes()
+        self._conn.execute(
+            "INSERT OR REPLACE INTO embeddings(sha256, model_id, prep, faces, vector, created) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (sha, self._embedder.model_id, self._prep_key(), faces, blob, time.time()),
+        )
+
+    def _file_sha(self, path: Path, stat: os.stat_result) -> str | None:
+        row = self._conn.execute(
+            "SELECT size, mtime_ns, sha256 FROM files WHERE path = ?", (str(path),)
+        ).fetchone()
+        if row is not None and row[0] == stat.st_size and row[1] == stat.st_mtime_ns:
+            return str(row[2])
+        return None
+
+    def _remember_file(self, path: Path, stat: os.stat_result, sha: str) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO files(path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?)",
+            (str(path), stat.st_size, stat.st_mtime_ns, sha),
+        )
+
+    # -------------------------------------------------------------------------------------- models
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
+    @property
+    def detector(self) -> Detector:
+        return self._detector
+
+    def set_embedder(self, embedder: Embedder) -> None:
+        """Use another embedder. The embeddings in use are dropped until the next :meth:`sync`."""
+        with self._lock:
+            self._embedder = embedder
+            self._publish(np.zeros((0, embedder.dim), np.float32), (), {})
+
+    def set_detector(self, detector: Detector) -> None:
+        """Use another detector for enrolment photos (takes effect at the next :meth:`sync`)."""
+        with self._lock:
+            self._detector = detector
+
+    @property
+    def needs_sync(self) -> bool:
+        """True when the embeddings in use are not from the current embedder."""
+        return self._snapshot.model_id != self._embedder.model_id
+
+    # --------------------------------------------------------------------------------------- reading
+
+    def snapshot(self) -> GallerySnapshot:
+        """The embeddings in use (immutable)."""
+        return self._snapshot
+
+    def embeddings(self) -> tuple[np.ndarray, list[str]]:
+        """``((M, d) float32 photo embeddings, M person names)`` from the last sync."""
+        snap = self._snapshot
+        return snap.matrix, list(snap.labels)
+
+    def _person_dirs(self) -> list[Path]:
+        try:
+            entries = list(self.root.iterdir())
+        except OSError as exc:
+            raise GalleryError(f"cannot list the gallery folder {self.root}: {exc.strerror or exc}") from exc
+        dirs = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
+        return sorted(dirs, key=lambda p: _key(p.name))
+
+    @staticmethod
+    def _photo_files(folder: Path) -> tuple[list[Path], list[Path]]:
+        """(image files, other files) of a person's folder, sorted; hidden and system files skipped."""
+        images: list[Path] = []
+        others: list[Path] = []
+        try:
+            entries = sorted(folder.iterdir(), key=lambda p: p.name)
+        except OSError:
+            return images, others
+        for entry in entries:
+            if entry.name.startswith(".") or entry.name.lower() in _IGNORED_FILES or entry.is_dir():
+                continue
+            (images if entry.suffix.lower() in IMAGE_SUFFIXES else others).append(entry)
+        return images, others
+
+    def people(self) -> list[PersonInfo]:
+        """Everyone in the gallery folder, sorted by name."""
+        counts = self._snapshot.embedded_per_person
+        out = []
+        for folder in self._person_dirs():
+            photos, _ = self._photo_files(folder)
+            out.append(
+                PersonInfo(
+                    name=folder.name,
+                    path=folder,
+                    photos=tuple(photos),
+                    thumbnail=photos[0] if photos else None,
+                    embedded=counts.get(folder.name, 0),
+                )
+            )
+        return out
+
+    def _find(self, name: str) -> Path:
+        key = _key(name.strip())
+        for folder in self._person_dirs():
+            if _key(folder.name) == key:
+                return folder
+        raise GalleryError(f"there is no person {name!r} in the gallery {self.root}")
+
+    # --------------------------------------------------------------------------------------- editing
+
+    def add_person(self, name: str) -> PersonInfo:
+        """Create an empty folder for a new person.
+
+        Raises:
+            InvalidPersonName: the name is not a safe folder name.
+            GalleryError: the person exists already (names are compared ignoring case).
+        """
+        clean = validate_person_name(name)
+        with self._lock:
+            if any(_key(p.name) == _key(clean) for p in self._person_dirs()):
+                raise GalleryError(f"{clean!r} is already in the gallery")
+            folder = self.root / clean
+            try:
+                folder.mkdir()
+            except OSError as exc:
+                raise GalleryError(f"cannot create the folder {folder}: {exc.strerror or exc}") from exc
+            return PersonInfo(clean, folder, (), None, 0)
+
+    def rename_person(self, old: str, new: str) -> PersonInfo:
+        """Rename a person's folder; their embeddings carry over (the cache is keyed by content).
+
+        Raises:
+            InvalidPersonName: the new name is not a safe folder name.
+            GalleryError: no such person, or the new name is taken.
+        """
+        clean = validate_person_name(new)
+        with self._lock:
+            src = self._find(old)
+            if any(_key(p.name) == _key(clean) and p != src for p in self._person_dirs()):
+                raise GalleryError(f"{clean!r} is already in the gallery")
+            dst = self.root / clean
+            try:
+                if _key(src.name) == _key(clean) and src.name != clean:
+                    # A change of case only: go through a temporary name on case-insensitive systems.
+                    tmp = self.root / f".rename-{os.getpid()}-{time.monotonic_ns()}"
+                    os.rename(src, tmp)
+                    os.rename(tmp, dst)
+                elif src != dst:
+                    os.rename(src, dst)
+            except OSError as exc:
+                raise GalleryError(f"cannot rename {src.name!r} to {clean!r}: {exc.strerror or exc}") from exc
+            snap = self._snapshot
+            labels = tuple(clean if lbl == src.name else lbl for lbl in snap.labels)
+            counts = {(clean if k == src.name else k): v for k, v in snap.embedded_per_person.items()}
+            self._publish(snap.matrix, labels, counts, model_id=snap.model_id)
+            photos, _ = self._photo_files(dst)
+            return PersonInfo(clean, dst, tuple(photos), photos[0] if photos else None, counts.get(clean, 0))
+
+    def delete_person(self, name: str, backup_dir: Path | str) -> Path:
+        """Move a person's folder into ``backup_dir`` (nothing is destroyed).
+
+        Returns:
+            where the folder now is.
+
+        Raises:
+            GalleryError: no such person, or the folder cannot be moved.
+        """
+        with self._lock:
+            src = self._find(name)
+            backup = Path(backup_dir)
+            dst = backup / src.name
+            if dst.exists():
+                dst = backup / f"{src.name} ({time.strftime('%Y-%m-%d %H-%M-%S')})"
+            n = 2
+            while dst.exists():
+                dst = backup / f"{src.name} ({time.strftime('%Y-%m-%d %H-%M-%S')}) {n}"
+                n += 1
+            try:
+                backup.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(src), str(dst))
+            except OSError as exc:
+                raise GalleryError(f"cannot move {src} to {dst}: {exc.strerror or exc}") from exc
+            snap = self._snapshot
+            keep = [i for i, lbl in enumerate(snap.labels) if lbl != src.name]
+            counts = {k: v for k, v in snap.embedded_per_person.items() if k != src.name}
+            self._publish(
+                snap.matrix[keep], tuple(snap.labels[i] for i in keep), counts, model_id=snap.model_id
+            )
+            log.info("moved %s to %s", src, dst)
+            return dst
+
+    # ------------------------------------------------------------------------------------- enrolment
+
+    def _analyse(
+        self, image: np.ndarray | None, sha: str, allow_largest: bool
+    ) -> tuple[PhotoStatus, int, np.ndarray | None]:
+        """(status, faces, embedding) of a photo, from the cache, or by embedding ``image`` now.
+
+        ``image`` may be None only when the photo is known to be in the cache.
+        """
+        found = self._cached(sha)
+        if found is None:
+            if image is None:
+                raise GalleryError("internal error: a photo missing from the cache was not decoded")
+            vector, detections = embed_largest_face(image, self._detector, self._embedder)
+            found = (len(detections), vector)
+            self._store(sha, len(detections), vector)
+        faces, vector = found
+        if faces == 0 or vector is None:
+            return PhotoStatus.NO_FACE, 0, None
+        if faces > 1 and not allow_largest:
+            return PhotoStatus.SEVERAL_FACES, faces, None
+        return PhotoStatus.OK, faces, vector
+
+    @staticmethod
+    def _unique_path(folder: Path, stem: str, suffix: str) -> Path:
+        stem = stem or "photo"
+        candidate = folder / f"{stem}{suffix}"
+        n = 2
+        existing = {p.name.casefold() for p in folder.iterdir()} if folder.exists() else set()
+        while candidate.name.casefold() in existing:
+            base, mark = (
+                (stem[: -len(_LARGEST_MARK)], _LARGEST_MARK) if stem.endswith(_LARGEST_MARK) else (stem, "")
+            )
+            candidate = folder / f"{base}-{n}{mark}{suffix}"
+            n += 1
+        return candidate
+
+    def _folder_hashes(self, folder: Path) -> set[str]:
+        hashes = set()
+        for photo in self._photo_files(folder)[0]:
+            try:
+                stat = photo.stat()
+                sha = self._file_sha(photo, stat) or _sha256(photo.read_bytes())
+            except OSError:
+                continue
+            hashes.add(sha)
+        return hashes
+
+    def add_photos(
+        self,
+        name: str,
+        paths: Iterable[Path | str],
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        *,
+        allow_largest: bool | None = None,
+    ) -> EnrollReport:
+        """Enrol photos: check each one, copy the good ones into the person's folder, embed them.
+
+        A photo is copied only when it shows one face (or, with ``allow_largest``, several faces: then
+        only the largest is used). Bad photos are reported, never copied. The person is created if new.
+
+        Args:
+            name: the person.
+            paths: photo files.
+            progress: called as ``progress(done, total, file name)`` after each photo.
+            cancel: set it to stop between photos; photos already copied stay.
+            allow_largest: None means the gallery's setting.
+
+        Raises:
+            InvalidPersonName: the name is not a safe folder name.
+        """
+        clean = validate_person_name(name)
+        allow = self.allow_largest if allow_largest is None else allow_largest
+        items = [Path(p) for p in paths]
+        results: list[PhotoResult] = []
+        cancelled = False
+        with self._lock:
+            try:
+                folder = self._find(clean)
+            except GalleryError:
+                folder = self.add_person(clean).path
+            known = self._folder_hashes(folder)
+            self._conn.execute("BEGIN")
+            try:
+                for done, src in enumerate(items, start=1):
+                    if cancel is not None and cancel.is_set():
+                        cancelled = True
+                        break
+                    results.append(self._add_one(folder, src, known, allow))
+                    if progress is not None:
+                        progress(done, len(items), src.name)
+            finally:
+                self._conn.execute("COMMIT")
+            self._sync_locked(None, None)
+        return EnrollReport(folder.name, tuple(results), cancelled)
+
+    def _add_one(self, folder: Path, src: Path, known: set[str], allow: bool) -> PhotoResult:
+        person = folder.name
+
+        def result(status: PhotoStatus, faces: int = -1, path: Path = src, detail: str = "") -> PhotoResult:
+            return PhotoResult(path, person, status, faces, detail or f"{src.name}: {_STATUS_TEXT[status]}")
+
+        if src.suffix.lower() not in IMAGE_SUFFIXES:
+            return result(PhotoStatus.NOT_IMAGE)
+        try:
+            data = read_bytes(src)
+        except ImageReadError as exc:
+            return result(PhotoStatus.UNREADABLE, detail=str(exc))
+        try:
+            image = decode_image(data, src.name)
+        except ImageReadError as exc:
+            return result(PhotoStatus.NOT_IMAGE, detail=str(exc))
+        sha = _sha256(data)
+        if sha in known:
+            return result(PhotoStatus.DUPLICATE)
+        status, faces, _ = self._analyse(image, sha, allow)
+        if status is not PhotoStatus.OK:
+            return result(status, faces)
+        stem = Path(src.name).stem
+        if faces > 1 and not stem.endswith(_LARGEST_MARK):
+            # The folder is the truth: the file name, not only the cache, records that the user chose
+            # the largest face, so a later sync (or a rebuilt cache) keeps using the photo.
+            stem += _LARGEST_MARK
+        dst = self._unique_path(folder, stem, src.suffix.lower())
+        try:
+            atomic_write_bytes(dst, data)
+        except OSError as exc:
+            return result(
+                PhotoStatus.UNREADABLE, faces, detail=f"cannot copy {src.name} into {folder}: {exc}"
+            )
+        known.add(sha)
+        return result(PhotoStatus.OK, faces, dst)
+
+    def add_image(self, name: str, image_bgr: np.ndarray) -> PhotoResult:
+        """Enrol one camera frame: it must show exactly one face; it is saved as a JPEG and embedded.
+
+        Raises:
+            InvalidPersonName: the name is not a safe folder name.
+            GalleryError: the frame cannot be saved.
+        """
+        clean = validate_person_name(name)
+        ok, encoded = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        if not ok:
+            raise GalleryError("the camera frame could not be encoded as JPEG")
+        data = encoded.tobytes()
+        sha = _sha256(data)
+        label = f"camera-{time.strftime('%Y%m%d-%H%M%S')}"
+        with self._lock:
+            try:
+                folder = self._find(clean)
+            except GalleryError:
+                folder = self.add_person(clean).path
+            self._conn.execute("BEGIN")
+            try:
+                status, faces, _ = self._analyse(image_bgr, sha, False)
+            finally:
+                self._conn.execute("COMMIT")
+            if status is not PhotoStatus.OK:
+                return PhotoResult(
+                    Path(label), folder.name, status, faces, f"camera frame: {_STATUS_TEXT[status]}"
+                )
+            dst = self._unique_path(folder, label, ".jpg")
+            try:
+                atomic_write_bytes(dst, data)
+            except OSError as exc:
+                raise GalleryError(f"cannot save the photo into {folder}: {exc.strerror or exc}") from exc
+            self._sync_locked(None, None)
+            return PhotoResult(dst, folder.name, PhotoStatus.OK, faces, f"{dst.name}: enrolled")
+
+    # ------------------------------------------------------------------------------------------ sync
+
+    def sync(
+        self, progress: ProgressCallback | None = None, cancel: threading.Event | None = None
+    ) -> SyncReport:
+        """Bring the embeddings in line with the folder, embedding only new or changed photos.
+
+        Args:
+            progress: called as ``progress(done, total, "Person/photo.jpg")`` after each photo.
+            cancel: set it to stop between photos; the embeddings in use then stay as they were,
+                and what was embedded so far is kept in the cache.
+
+        Raises:
+            GalleryError: the gallery folder cannot be listed.
+        """
+        with self._lock:
+            return self._sync_locked(progress, cancel)
+
+    def _sync_locked(self, progress: ProgressCallback | None, cancel: threading.Event | None) -> SyncReport:
+        try:
+            return self._sync_once(progress, cancel)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise GalleryError(
+                    f"the embedding cache {self.cache_path} is locked by another program"
+                ) from exc
+            # The cache broke while in use (disk full, file damaged): start a new one, then retry once.
+            log.warning("embedding cache error (%s); rebuilding %s", exc, self.cache_path)
+            self._conn.close()
+            if str(self.cache_path) != ":memory:" and self.cache_path.exists():
+                self._move_aside(self.cache_path)
+            self._conn = self._open_cache()
+            return self._sync_once(progress, cancel)
+
+    def _sync_once(self, progress: ProgressCallback | None, cancel: threading.Event | None) -> SyncReport:
+        folders = self._person_dirs()
+        work: list[tuple[str, Path]] = []
+        problems: list[PhotoResult] = []
+        for folder in folders:
+            images, others = self._photo_files(folder)
+            work.extend((folder.name, p) for p in images)
+            problems.extend(
+                PhotoResult(
+                    p,
+                    folder.name,
+                    PhotoStatus.NOT_IMAGE,
+                    -1,
+                    f"{folder.name}/{p.name}: not used, {_STATUS_TEXT[PhotoStatus.NOT_IMAGE]}",
+                )
+                for p in others
+            )
+        vectors: list[np.ndarray] = []
+        labels: list[str] = []
+        counts: dict[str, int] = {f.name: 0 for f in folders}
+        embedded = cached = 0
+        pending = 0
+        self._conn.execute("BEGIN")
+        try:
+            for done, (person, path) in enumerate(work, start=1):
+                if cancel is not None and cancel.is_set():
+                    self._conn.execute("COMMIT")
+                    snap = self._snapshot
+                    return SyncReport(
+                        len(folders),
+                        len(work),
+                        len(snap.labels),
+                        embedded,
+                        cached,
+                        tuple(problems),
+                        True,
+                        snap.model_id,
+                    )
+                item = f"{person}/{path.name}"
+                outcome, source = self._sync_photo(person, path, item)
+                if isinstance(outcome, PhotoResult):
+                    problems.append(outcome)
+                else:
+                    vectors.append(outcome)
+                    labels.append(person)
+                    counts[person] += 1
+                if source == "cache":
+                    cached += 1
+                elif source == "model":
+                    embedded += 1
+                    pending += 1
+                    if pending >= _COMMIT_EVERY:
+                        self._conn.execute("COMMIT")
+                        self._conn.execute("BEGIN")
+                        pending = 0
+                if progress is not None:
+                    progress(done, len(work), item)
+        finally:
+            if self._conn.in_transaction:
+                self._conn.execute("COMMIT")
+        matrix = (
+            np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, self._embedder.dim), np.float32)
+        )
+        self._publish(matrix, tuple(labels), counts, model_id=self._embedder.model_id)
+        for problem in problems:
+            log.info("gallery: %s", problem.message)
+        return SyncReport(
+            people=len(folders),
+            photos=len(work),
+            usable=len(labels),
+            embedded=embedded,
+            cached=cached,
+            problems=tuple(problems),
+            cancelled=False,
+            model_id=self._embedder.model_id,
+        )
+
+    def _sync_photo(self, person: str, path: Path, item: str) -> tuple[np.ndarray | PhotoResult, str]:
+        """(embedding or the problem, where the answer came from: "cache", "model" or "none")."""
+
+        def problem(status: PhotoStatus, detail: str = "", faces: int = -1) -> PhotoResult:
+            return PhotoResult(path, person, status, faces, f"{item}: {detail or _STATUS_TEXT[status]}")
+
+        data: bytes | None = None
+        try:
+            stat = path.stat()
+            sha = self._file_sha(path, stat)
+            if sha is None:
+                data = read_bytes(path)
+                sha = _sha256(data)
+                self._remember_file(path, stat, sha)
+        except (OSError, ImageReadError) as exc:
+            return problem(PhotoStatus.UNREADABLE, f"cannot be read ({exc})"), "none"
+        source = "cache" if self._cached(sha) is not None else "model"
+        image = None
+        if source == "model":
+            try:
+                image = decode_image(data if data is not None else read_bytes(path), item)
+            except ImageReadError:
+                return problem(PhotoStatus.NOT_IMAGE), "none"
+        allow = self.allow_largest or path.stem.endswith(_LARGEST_MARK)
+        status, faces, vector = self._analyse(image, sha, allow)
+        if status is not PhotoStatus.OK or vector is None:
+            return problem(status, faces=faces), source
+        return vector, source
+
+    def _publish(
+        self, matrix: np.ndarray, labels: tuple[str, ...], counts: dict[str, int], *, model_id: str = ""
+    ) -> None:
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        matrix.setflags(write=False)
+        self._snapshot = GallerySnapshot(matrix, labels, model_id, self._snapshot.version + 1, counts)

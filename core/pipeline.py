@@ -1,0 +1,335 @@
+"""One frame in, one :class:`~core.types.FrameResult` out: detect, gate, align, embed, match, track, events."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from core.alignment import align_face
+from core.detection import Detector, create_detector
+from core.embedding import Embedder, create_embedder
+from core.events import EventEmitter
+from core.gallery import Gallery, ProgressCallback, SyncReport
+from core.matching import Matcher
+from core.settings import Settings
+from core.tracking import Tracker
+from core.types import Detection, Face, FrameResult, Match, RecognitionEvent, StageTimings
+
+__all__ = ["Pipeline", "face_sharpness"]
+
+log = logging.getLogger(__name__)
+
+# Shot-change detection: mean absolute difference of consecutive frames shrunk to a tiny grey image.
+# Within a shot it stays below ~14 grey levels on the demo clip (people moving, camera panning); at its
+# three cuts it is 28-30. At a cut every track ends, so no name is carried onto whoever now stands where
+# the last person stood.
+_CUT_SIZE = (64, 36)
+_CUT_DIFF = 20.0
+# Side of the grey patch the sharpness of a face is measured on: small enough to cost ~0.05 ms a face,
+# large enough for the Laplacian to see focus.
+_SHARPNESS_PX = 48
+
+
+def face_sharpness(image_bgr: np.ndarray, box: np.ndarray) -> float:
+    """Variance of the Laplacian of the face box, resampled to a fixed size (higher is sharper)."""
+    h, w = image_bgr.shape[:2]
+    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return 0.0
+    patch = cv2.cvtColor(image_bgr[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
+    patch = cv2.resize(patch, (_SHARPNESS_PX, _SHARPNESS_PX), interpolation=cv2.INTER_AREA)
+    return float(cv2.Laplacian(patch, cv2.CV_32F).var())
+
+
+def _build_detector(settings: Settings) -> Detector:
+    det = settings.detection
+    return create_detector(
+        det.detector,
+        score_threshold=det.score_threshold,
+        nms_threshold=det.nms_threshold,
+        device=settings.recognition.device,
+        max_side=det.max_side_px,
+    )
+
+
+def _build_embedder(settings: Settings) -> Embedder:
+    return create_embedder(settings.recognition.embedder, device=settings.recognition.device)
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+class Pipeline:
+    """The recognition engine for one stream of frames.
+
+    Used by one thread (the capture/inference worker), which calls :meth:`process` per frame.
+    :meth:`apply_settings` may be called from any other thread: the new settings are an immutable
+    snapshot taken over at the top of the next :meth:`process`, where only the stages whose settings
+    changed are rebuilt (thresholds are live; a new detector, embedder or device rebuilds that model).
+
+    Args:
+        settings: the settings to start with.
+        gallery: the known people; None means everyone is Unknown. Its embeddings are picked up
+            whenever it publishes new ones (after a sync in another thread, say).
+        source: what is watched, copied into events.
+        detector: a ready detector to use instead of building one from the settings.
+        embedder: a ready embedder to use instead of building one from the settings.
+        embed_every_frame: embed every face of every frame (no re-embed skipping; the baseline that
+            ``ghostface bench`` compares tracking with).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        gallery: Gallery | None = None,
+        *,
+        source: str = "",
+        detector: Detector | None = None,
+        embedder: Embedder | None = None,
+        embed_every_frame: bool = False,
+    ) -> None:
+        self._settings = settings
+        self._requested = settings
+        self._pending: Settings | None = None
+        self._pending_lock = threading.Lock()
+        self._detector = detector if detector is not None else _build_detector(settings)
+        self._embedder = embedder if embedder is not None else _build_embedder(settings)
+        rec = settings.recognition
+        self._matcher = Matcher(rec.similarity_threshold, rec.margin, rec.use_mean_embedding)
+        self._tracker = Tracker(settings.tracking)
+        self._source = source
+        self._emitter = EventEmitter(settings.events, source)
+        self._gallery = gallery
+        self._gallery_key: tuple[int, str] | None = None
+        self.embed_every_frame = embed_every_frame
+        self._last_frame = (0, 0.0)
+        self._previous_small: np.ndarray | None = None
+
+    # ------------------------------------------------------------------------------------ properties
+
+    @property
+    def settings(self) -> Settings:
+        """The latest settings asked for (applied at the next frame at the latest)."""
+        return self._requested
+
+    @property
+    def detector(self) -> Detector:
+        return self._detector
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
+    @property
+    def matcher(self) -> Matcher:
+        return self._matcher
+
+    @property
+    def tracker(self) -> Tracker:
+        return self._tracker
+
+    @property
+    def gallery(self) -> Gallery | None:
+        return self._gallery
+
+    def set_gallery(self, gallery: Gallery | None) -> None:
+        """Use another gallery (or none) from the next frame on; safe from any thread."""
+        self._gallery = gallery
+        self._gallery_key = None
+
+    @property
+    def needs_gallery_sync(self) -> bool:
+        """True when the gallery's embeddings come from another model than the pipeline's embedder.
+
+        Until it is synced with the pipeline's model every face is Unknown. Run :meth:`sync_gallery`
+        (or ``gallery.set_embedder`` + ``gallery.sync`` with a separate embedder in a worker).
+        """
+        return self._gallery is not None and self._gallery.snapshot().model_id != self._embedder.model_id
+
+    # ----------------------------------------------------------------------------------- settings
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Ask for new settings; safe from any thread. They take effect at the next :meth:`process`."""
+        with self._pending_lock:
+            self._pending = settings
+            self._requested = settings
+
+    def _take_pending(self) -> None:
+        with self._pending_lock:
+            new, self._pending = self._pending, None
+        if new is not None and new != self._settings:
+            self._apply(new)
+
+    def _apply(self, new: Settings) -> None:
+        old = self._settings
+        device_changed = new.recognition.device != old.recognition.device
+        detector = self._detector
+        if new.detection.detector != old.detection.detector or device_changed:
+            detector = _build_detector(new)
+        else:
+            detector.score_threshold = new.detection.score_threshold
+            detector.nms_threshold = new.detection.nms_threshold
+            detector.max_side = new.detection.max_side_px
+        embedder = self._embedder
+        if new.recognition.embedder != old.recognition.embedder or device_changed:
+            embedder = _build_embedder(new)
+        # Every model was built: only now swap, so a failed rebuild leaves the old stage running.
+        if detector is not self._detector:
+            log.info("detector rebuilt: %r", detector)
+            self._detector = detector
+        if embedder is not self._embedder:
+            log.info("embedder rebuilt: %r (the gallery must be synced with it)", embedder)
+            self._embedder = embedder
+            self._gallery_key = None
+            self._matcher.set_gallery(np.zeros((0, embedder.dim), np.float32), [])
+        rec = new.recognition
+        self._matcher.threshold = rec.similarity_threshold
+        self._matcher.margin = rec.margin
+        self._matcher.use_mean = rec.use_mean_embedding
+        self._tracker.settings = new.tracking
+        self._emitter.apply_settings(new.events)
+        self._settings = new
+
+    # --------------------------------------------------------------------------------------- stream
+
+    def reset(self, source: str | None = None) -> None:
+        """Start a new stream: tracks and event state are forgotten."""
+        if source is not None:
+            self._source = source
+        self._tracker.reset()
+        self._previous_small = None
+        self._emitter = EventEmitter(self._settings.events, self._source)
+
+    def flush_events(self) -> list[RecognitionEvent]:
+        """End of the stream: the events still due (a ``left`` for everyone in view)."""
+        frame_index, stream_time = self._last_frame
+        return self._emitter.flush(frame_index, stream_time)
+
+    def sync_gallery(
+        self, progress: ProgressCallback | None = None, cancel: threading.Event | None = None
+    ) -> SyncReport | None:
+        """Sync the gallery with the pipeline's own detector and embedder.
+
+        Call it from the pipeline's thread (or while no frame is processed): the models are shared.
+        """
+        if self._gallery is None:
+            return None
+        self._gallery.set_detector(self._detector)
+        if self._gallery.embedder is not self._embedder:
+            self._gallery.set_embedder(self._embedder)
+        return self._gallery.sync(progress, cancel)
+
+    def _refresh_gallery(self) -> None:
+        gallery = self._gallery
+        if gallery is None:
+            if self._gallery_key is None and self._matcher.size:
+                self._matcher.set_gallery(np.zeros((0, self._embedder.dim), np.float32), [])
+            return
+        snap = gallery.snapshot()
+        key = (snap.version, snap.model_id)
+        if key == self._gallery_key:
+            return
+        self._gallery_key = key
+        if snap.model_id != self._embedder.model_id or snap.matrix.shape[0] == 0:
+            if snap.model_id and snap.model_id != self._embedder.model_id:
+                log.warning(
+                    "the gallery was embedded with %s, not %s: faces stay Unknown until it is synced",
+                    snap.model_id,
+                    self._embedder.model_id,
+                )
+            self._matcher.set_gallery(np.zeros((0, self._embedder.dim), np.float32), [])
+        else:
+            self._matcher.set_gallery(snap.matrix, snap.labels)
+
+    # -------------------------------------------------------------------------------------- process
+
+    def _gate(self, detections: Sequence[Detection]) -> list[Detection]:
+        det = self._settings.detection
+        return [
+            d
+            for d in detections
+            if min(d.width, d.height) >= det.min_face_px and d.score >= det.score_threshold
+        ]
+
+    def _shot_changed(self, image_bgr: np.ndarray) -> bool:
+        grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY) if image_bgr.ndim == 3 else image_bgr
+        small = cv2.resize(grey, _CUT_SIZE, interpolation=cv2.INTER_AREA).astype(np.int16)
+        previous, self._previous_small = self._previous_small, small
+        return previous is not None and float(np.abs(small - previous).mean()) > _CUT_DIFF
+
+    def process(
+        self, image_bgr: np.ndarray, frame_index: int, timestamp: float, decode_ms: float = 0.0
+    ) -> FrameResult:
+        """Recognise every face of one frame.
+
+        Args:
+            image_bgr: ``(H, W, 3) uint8`` BGR frame.
+            frame_index: its index in the source (increasing).
+            timestamp: seconds into the source.
+            decode_ms: what decoding the frame cost, for the timings.
+
+        Returns:
+            the faces with their tracks and identities, the stage timings and the events.
+
+        Raises:
+            GhostFaceError: new settings asked for a model that cannot be built (the old one stays).
+            ValueError: the frame is not a uint8 image.
+        """
+        self._take_pending()
+        self._refresh_gallery()
+
+        t = time.perf_counter()
+        detections = self._gate(self._detector.detect(image_bgr))
+        detect_ms = _ms(t)
+
+        t = time.perf_counter()
+        if self._shot_changed(image_bgr):
+            log.debug("shot change at frame %d: tracks restart", frame_index)
+            self._tracker.reset()
+        sharpness = [face_sharpness(image_bgr, d.box) for d in detections]
+        assignment = self._tracker.assign(
+            detections, frame_index, sharpness, embed_all=self.embed_every_frame
+        )
+        track_ms = _ms(t)
+
+        to_embed = assignment.to_embed
+        align_ms = embed_ms = match_ms = 0.0
+        matches: dict[int, Match] = {}
+        if to_embed:
+            t = time.perf_counter()
+            crops = np.stack([align_face(image_bgr, detections[i].landmarks) for i in to_embed])
+            align_ms = _ms(t)
+            t = time.perf_counter()
+            embeddings = self._embedder.embed(crops)
+            embed_ms = _ms(t)
+            t = time.perf_counter()
+            matches = dict(zip(to_embed, self._matcher.match(embeddings), strict=True))
+            match_ms = _ms(t)
+
+        t = time.perf_counter()
+        faces: list[Face] = self._tracker.update(assignment, detections, matches)
+        events = self._emitter.update(faces, image_bgr, frame_index, timestamp)
+        track_ms += _ms(t)
+        self._last_frame = (frame_index, timestamp)
+        return FrameResult(
+            frame=image_bgr,
+            frame_index=frame_index,
+            timestamp=timestamp,
+            faces=tuple(faces),
+            timings=StageTimings(
+                decode_ms=decode_ms,
+                detect_ms=detect_ms,
+                align_ms=align_ms,
+                embed_ms=embed_ms,
+                match_ms=match_ms,
+                track_ms=track_ms,
+            ),
+            events=tuple(events),
+        )

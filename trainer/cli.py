@@ -1,0 +1,213 @@
+"""``ghostface train`` and ``ghostface align``: the trainer's command-line entry points.
+
+``core.cli`` imports this module by name at run time and calls :func:`main_train` / :func:`main_align`
+with the remaining command-line arguments (or a parsed namespace).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.errors import GhostFaceError
+
+__all__ = [
+    "add_align_arguments",
+    "add_train_arguments",
+    "align_folder",
+    "main_align",
+    "main_train",
+]
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_ERROR, EXIT_STOPPED = 0, 1, 130
+
+
+def _write(line: str, *, error: bool = False) -> None:
+    stream = sys.stderr if error else sys.stdout
+    stream.write(line + "\n")
+    stream.flush()
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``ghostface train`` to ``parser``."""
+    parser.add_argument("--config", required=True, type=Path, help="JSON training config (see configs/)")
+    parser.add_argument("--resume", type=Path, help="continue from a run's last.pt")
+    parser.add_argument("--output-dir", type=Path, help="override the config's output_dir")
+    parser.add_argument("--epochs", type=int, help="override the config's epochs")
+    parser.add_argument("--export", type=Path, help="after training, write the best backbone here")
+    parser.add_argument("--fp32", action="store_true", help="export fp32 weights (default: fp16)")
+    parser.add_argument("--onnx", type=Path, help="after training, also export ONNX here")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
+
+
+def add_align_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``ghostface align`` to ``parser``."""
+    parser.add_argument("input", type=Path, help="photos: <identity>/<photo> folders and/or loose photos")
+    parser.add_argument("output", type=Path, help="where the aligned 112x112 crops are written")
+    parser.add_argument("--detector", default="yunet", help="detector id (default: yunet)")
+    parser.add_argument("--score", type=float, default=0.6, help="minimum detection score")
+    parser.add_argument("--min-face", type=int, default=32, help="ignore faces narrower than this (pixels)")
+    parser.add_argument(
+        "--all-faces", action="store_true", help="keep every face (default: the largest face of each photo)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
+
+
+def _parse(args: argparse.Namespace | Sequence[str] | None, add: Any, prog: str) -> argparse.Namespace:
+    if isinstance(args, argparse.Namespace):
+        return args
+    parser = argparse.ArgumentParser(prog=prog)
+    add(parser)
+    return parser.parse_args(list(args) if args is not None else None)
+
+
+def main_train(args: argparse.Namespace | Sequence[str] | None = None) -> int:
+    """Run ``ghostface train``; returns 0 when done, 130 when stopped (Ctrl+C; resumable), 1 on error."""
+    ns = _parse(args, add_train_arguments, "ghostface train")
+    from trainer.config import load_config
+    from trainer.export import export_backbone, export_onnx
+    from trainer.loop import Trainer
+
+    logging.getLogger("trainer").setLevel(logging.INFO)
+    try:
+        config = load_config(ns.config)
+        changes: dict[str, Any] = {}
+        if ns.output_dir:
+            changes["output_dir"] = str(ns.output_dir.resolve())
+        if ns.epochs:
+            changes["epochs"] = ns.epochs
+        if changes:
+            config = config.replace(**changes)
+        trainer = Trainer(config, resume=ns.resume, terminal=sys.stderr.isatty())
+        _write(f"training {config.mode} into {config.output_dir} (log: train.log there)", error=True)
+        try:
+            result = trainer.fit()
+        except KeyboardInterrupt:
+            trainer.request_stop()
+            _write("interrupted: resume with --resume <output_dir>/last.pt", error=True)
+            return EXIT_STOPPED
+        summary: dict[str, Any] = {
+            "output_dir": str(result.output_dir),
+            "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
+            "best_backbone": str(result.best_backbone) if result.best_backbone else None,
+            "epochs_completed": result.epochs_completed,
+            "best_val_accuracy": result.best_accuracy,
+            "stopped": result.stopped,
+            "early_stopped": result.early_stopped,
+        }
+        if ns.export and result.best_backbone:
+            summary["exported"] = str(export_backbone(result.best_backbone, ns.export, half=not ns.fp32))
+        if ns.onnx and result.best_backbone:
+            onnx_path = export_onnx(result.best_backbone, ns.onnx)
+            summary["onnx"] = str(onnx_path) if onnx_path else None
+    except (GhostFaceError, FileNotFoundError, ValueError) as exc:
+        _write(f"error: {exc}", error=True)
+        return EXIT_ERROR
+    for rec in result.history:
+        _write("  " + ", ".join(f"{k} {v}" for k, v in rec.items()))
+    _write(
+        f"{result.epochs_completed} epochs; best validation accuracy "
+        f"{'n/a' if result.best_accuracy is None else f'{result.best_accuracy:.4f}'}; backbone {result.best_backbone}"
+    )
+    if ns.json:
+        _write(json.dumps(summary))
+    return EXIT_STOPPED if result.stopped else EXIT_OK
+
+
+def align_folder(
+    source: Path,
+    target: Path,
+    *,
+    detector_name: str = "yunet",
+    score_threshold: float = 0.6,
+    min_face_px: int = 32,
+    all_faces: bool = False,
+) -> dict[str, Any]:
+    """Detect, align and write 112x112 crops of every photo under ``source`` into ``target``.
+
+    ``source/<identity>/<photo>`` becomes ``target/<identity>/<photo stem>.jpg`` (``_<k>`` added per extra
+    face with ``all_faces``); loose photos stay loose. Existing crops are kept (the run can be repeated).
+
+    Returns:
+        Counts: photos, crops written, skipped (already there), no face, unreadable; and the failures.
+
+    Raises:
+        FileNotFoundError: ``source`` is not a folder.
+    """
+    import cv2
+
+    from core._image import is_image_name, read_image
+    from core.alignment import align_face
+    from core.detection import create_detector
+    from core.errors import ImageReadError
+
+    source, target = Path(source), Path(target)
+    if not source.is_dir():
+        raise FileNotFoundError(f"photo folder not found: {source}")
+    detector = create_detector(detector_name, score_threshold=score_threshold)
+    photos = sorted(p for p in source.rglob("*") if p.is_file() and is_image_name(p))
+    counts = {"photos": len(photos), "written": 0, "skipped": 0, "no_face": 0, "unreadable": 0}
+    failures: list[str] = []
+    for photo in photos:
+        rel = photo.relative_to(source)
+        out_dir = target / rel.parent
+        first = out_dir / f"{photo.stem}.jpg"
+        if first.exists():
+            counts["skipped"] += 1
+            continue
+        try:
+            image = read_image(photo)
+        except ImageReadError as exc:
+            counts["unreadable"] += 1
+            failures.append(f"{rel}: {exc}")
+            continue
+        faces = [d for d in detector.detect(image) if d.width >= min_face_px]
+        if not faces:
+            counts["no_face"] += 1
+            failures.append(f"{rel}: no face of at least {min_face_px} px")
+            continue
+        faces.sort(key=lambda d: d.width * d.height, reverse=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for k, face in enumerate(faces if all_faces else faces[:1]):
+            crop = align_face(image, face.landmarks, 112)
+            name = first if k == 0 else out_dir / f"{photo.stem}_{k}.jpg"
+            ok, data = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            if ok:
+                data.tofile(str(name))
+                counts["written"] += 1
+    return {**counts, "failures": failures}
+
+
+def main_align(args: argparse.Namespace | Sequence[str] | None = None) -> int:
+    """Run ``ghostface align``; returns 0, or 1 when the input is unusable or no face was found at all."""
+    ns = _parse(args, add_align_arguments, "ghostface align")
+    try:
+        summary = align_folder(
+            ns.input,
+            ns.output,
+            detector_name=ns.detector,
+            score_threshold=ns.score,
+            min_face_px=ns.min_face,
+            all_faces=ns.all_faces,
+        )
+    except (GhostFaceError, FileNotFoundError, ValueError) as exc:
+        _write(f"error: {exc}", error=True)
+        return EXIT_ERROR
+    for line in summary["failures"][:20]:
+        _write(f"  skipped {line}", error=True)
+    _write(
+        f"{summary['written']} crops written to {ns.output} from {summary['photos']} photos "
+        f"({summary['skipped']} already there, {summary['no_face']} without a face, "
+        f"{summary['unreadable']} unreadable)"
+    )
+    if ns.json:
+        _write(json.dumps(summary))
+    produced = summary["written"] + summary["skipped"]
+    return EXIT_OK if produced or not summary["photos"] else EXIT_ERROR

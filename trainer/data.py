@@ -1,0 +1,340 @@
+"""Training data: folders of aligned 112x112 crops, augmentation, sampling and validation pair lists.
+
+A data folder holds ``<identity>/<crop>`` (labelled) and/or loose crops (unlabelled, for distillation);
+several folders can be combined, identities are then named ``<folder>/<identity>``. Crops are decoded as
+RGB and mapped to [-1, 1] by (x - 127.5) / 127.5 (MODEL_SPEC 0.3).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler, WeightedRandomSampler
+
+from core.errors import ImageReadError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "CropDataset",
+    "Pair",
+    "Samples",
+    "augment_batch",
+    "balanced_sampler",
+    "load_crop_rgb",
+    "make_holdout_pairs",
+    "normalize",
+    "read_pairs",
+    "scan_folders",
+    "split_holdout",
+]
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+CROP_SIZE = 112
+
+
+@dataclass(frozen=True, slots=True)
+class Samples:
+    """Crop files and their labels.
+
+    Attributes:
+        paths: the crop files.
+        labels: ``(N,)`` int64 class index per crop, -1 for an unlabelled crop.
+        class_names: name of each class index.
+    """
+
+    paths: tuple[Path, ...]
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def num_labelled(self) -> int:
+        return int((self.labels >= 0).sum())
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """Two crops and whether they show the same person; ``fold`` is the cross-validation fold."""
+
+    a: Path
+    b: Path
+    same: bool
+    fold: int
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def scan_folders(folders: Sequence[str | Path], *, min_images_per_class: int = 1) -> Samples:
+    """List the crops of one or more data folders.
+
+    Each sub-folder is an identity; image files directly in a folder are unlabelled crops. Identities
+    with fewer than ``min_images_per_class`` crops become unlabelled.
+
+    Raises:
+        FileNotFoundError: a folder does not exist.
+        ValueError: the folders hold no image at all.
+    """
+    roots = [Path(f).expanduser() for f in folders]
+    prefix = len(roots) > 1
+    paths: list[Path] = []
+    labels: list[int] = []
+    names: list[str] = []
+    for root in roots:
+        if not root.is_dir():
+            raise FileNotFoundError(f"data folder not found: {root}")
+        for crop in _images_in(root):
+            paths.append(crop)
+            labels.append(-1)
+        for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+            crops = _images_in(sub)
+            if not crops:
+                continue
+            if len(crops) < min_images_per_class:
+                label = -1
+            else:
+                label = len(names)
+                names.append(f"{root.name}/{sub.name}" if prefix else sub.name)
+            paths.extend(crops)
+            labels.extend([label] * len(crops))
+    if not paths:
+        raise ValueError(
+            f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) in {', '.join(map(str, roots))}: expected "
+            "<identity>/<crop> sub-folders or loose aligned crops"
+        )
+    return Samples(tuple(paths), np.asarray(labels, dtype=np.int64), tuple(names))
+
+
+def split_holdout(
+    samples: Samples, num_identities: int, *, min_images: int = 4, seed: int = 0
+) -> tuple[Samples, dict[str, list[Path]]]:
+    """Take ``num_identities`` labelled identities (with >= ``min_images`` crops) out of ``samples``.
+
+    Returns:
+        The remaining samples (classes re-indexed) and the held-out crops per identity name.
+
+    Raises:
+        ValueError: fewer eligible identities than asked for, or too few left to train on.
+    """
+    if num_identities <= 0:
+        return samples, {}
+    counts = Counter(int(label) for label in samples.labels if label >= 0)
+    eligible = sorted(c for c, n in counts.items() if n >= min_images)
+    if len(eligible) < num_identities:
+        raise ValueError(
+            f"validation needs {num_identities} identities with >= {min_images} crops; the data has "
+            f"{len(eligible)}"
+        )
+    chosen = set(random.Random(seed).sample(eligible, num_identities))
+    held: dict[str, list[Path]] = defaultdict(list)
+    keep_paths: list[Path] = []
+    keep_labels: list[int] = []
+    remap: dict[int, int] = {}
+    names: list[str] = []
+    for path, label in zip(samples.paths, samples.labels.tolist(), strict=True):
+        if label in chosen:
+            held[samples.class_names[label]].append(path)
+            continue
+        if label >= 0:
+            if label not in remap:
+                remap[label] = len(names)
+                names.append(samples.class_names[label])
+            label = remap[label]
+        keep_paths.append(path)
+        keep_labels.append(label)
+    return Samples(tuple(keep_paths), np.asarray(keep_labels, dtype=np.int64), tuple(names)), dict(held)
+
+
+def make_holdout_pairs(
+    held: dict[str, list[Path]], *, pairs_per_fold: int, folds: int = 10, seed: int = 0
+) -> list[Pair]:
+    """Same/different pairs in ``folds`` identity-disjoint folds (LFW View-2 style).
+
+    Each fold has up to ``pairs_per_fold`` same and as many different pairs, drawn from its own identities.
+
+    Raises:
+        ValueError: fewer identities than folds x 2 (a fold needs two people for a different pair).
+    """
+    names = sorted(held)
+    if len(names) < folds * 2:
+        raise ValueError(f"{folds} validation folds need at least {folds * 2} held-out identities, got {len(names)}")
+    rng = random.Random(seed)
+    rng.shuffle(names)
+    out: list[Pair] = []
+    for fold in range(folds):
+        people = names[fold::folds]
+        same_pool = [(a, b) for n in people for i, a in enumerate(held[n]) for b in held[n][i + 1 :]]
+        rng.shuffle(same_pool)
+        same = same_pool[:pairs_per_fold]
+        diff: set[tuple[Path, Path]] = set()
+        attempts = 0
+        while len(diff) < len(same) and attempts < 100 * pairs_per_fold:
+            attempts += 1
+            p, q = rng.sample(people, 2)
+            diff.add((rng.choice(held[p]), rng.choice(held[q])))
+        out.extend(Pair(a, b, True, fold) for a, b in same)
+        out.extend(Pair(a, b, False, fold) for a, b in sorted(diff))
+    return out
+
+
+def read_pairs(pairs_file: str | Path, images: str | Path | None = None) -> list[Pair]:
+    """Read a pair list: LFW ``pairs.txt`` (View 2) over ``images``, or ``path_a<TAB>path_b<TAB>same``.
+
+    LFW lines are ``name i j`` (same) or ``name1 i name2 j`` (different) and refer to
+    ``images/<name>/<name>_<i:04d>.<ext>``; folds are the consecutive blocks the header announces.
+
+    Raises:
+        FileNotFoundError: the list (or an image it names) is missing.
+        ValueError: a line fits neither format.
+    """
+    pairs_file = Path(pairs_file)
+    lines = [ln.strip() for ln in pairs_file.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
+        raise ValueError(f"{pairs_file} holds no pairs")
+    out: list[Pair] = []
+    if "\t" in lines[0] or (images is None and len(lines[0].split()) == 3 and not lines[0].split()[1].isdigit()):
+        for n, line in enumerate(lines):
+            parts = line.split("\t") if "\t" in line else line.split()
+            if len(parts) < 3:
+                raise ValueError(f"{pairs_file}:{n + 1}: expected 'path_a path_b same', got {line!r}")
+            fold = int(parts[3]) if len(parts) > 3 else 0
+            base = pairs_file.parent
+            out.append(Pair(base / parts[0], base / parts[1], parts[2].strip() in ("1", "true", "True"), fold))
+        return out
+    if images is None:
+        raise ValueError(f"{pairs_file} is in LFW format: the images folder is needed too")
+    root = Path(images)
+    header = lines[0].split()
+    body = lines[1:] if len(header) <= 2 and all(h.isdigit() for h in header) else lines
+    per_fold = 2 * int(header[1]) if len(header) == 2 and all(h.isdigit() for h in header) else len(body)
+
+    def find(name: str, index: str) -> Path:
+        stem = f"{name}_{int(index):04d}"
+        for ext in (".jpg", ".png", ".jpeg", ".bmp", ".webp"):
+            candidate = root / name / f"{stem}{ext}"
+            if candidate.is_file():
+                return candidate
+        raise FileNotFoundError(f"pair image not found: {root / name / stem}.*")
+
+    for n, line in enumerate(body):
+        parts = line.split()
+        if len(parts) == 3:
+            out.append(Pair(find(parts[0], parts[1]), find(parts[0], parts[2]), True, n // per_fold))
+        elif len(parts) == 4:
+            out.append(Pair(find(parts[0], parts[1]), find(parts[2], parts[3]), False, n // per_fold))
+        else:
+            raise ValueError(f"{pairs_file}:{n + 2}: not an LFW pair line: {line!r}")
+    return out
+
+
+def load_crop_rgb(path: str | Path) -> np.ndarray:
+    """Decode a crop as ``(112, 112, 3) uint8`` RGB (other sizes are resized).
+
+    Raises:
+        ImageReadError: the file is missing or not a decodable image.
+    """
+    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    if image is None:
+        raise ImageReadError(f"not a readable image: {path}")
+    if image.shape[:2] != (CROP_SIZE, CROP_SIZE):
+        image = cv2.resize(image, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def normalize(batch_uint8: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)`` uint8 or float in [0, 255] to float32 in [-1, 1]."""
+    return (batch_uint8.float() - 127.5) / 127.5
+
+
+def augment_batch(batch_uint8: torch.Tensor, jitter: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Per-image brightness, contrast and saturation factors in [1 - jitter, 1 + jitter]; returns [-1, 1]."""
+    x = batch_uint8.float()
+    if jitter > 0:
+        n = x.shape[0]
+
+        def factor() -> torch.Tensor:
+            return (1.0 + (torch.rand(n, 1, 1, 1, generator=generator) * 2 - 1) * jitter).to(x.device)
+
+        gray_w = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
+        x = x * factor()
+        gray = (x * gray_w).sum(1, keepdim=True)
+        x = (x - gray.mean((2, 3), keepdim=True)) * factor() + gray.mean((2, 3), keepdim=True)
+        gray = (x * gray_w).sum(1, keepdim=True)
+        x = gray + (x - gray) * factor()
+        x = x.clamp(0.0, 255.0)
+    return normalize(x)
+
+
+class CropDataset(Dataset):
+    """Crops as ``(uint8 CHW RGB tensor, label, index, flipped)``; flip and shift are drawn per item.
+
+    The flip flag lets distillation pick the teacher's embedding of the mirrored crop. A crop that cannot
+    be read is replaced by the next readable one (logged once), so one bad file does not end a long run.
+    """
+
+    def __init__(self, samples: Samples, *, flip: bool = True, shift_px: int = 0) -> None:
+        self.samples = samples
+        self.flip = flip
+        self.shift_px = shift_px
+        self._bad: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _load(self, index: int) -> tuple[np.ndarray, int]:
+        for step in range(len(self.samples)):
+            i = (index + step) % len(self.samples)
+            if i in self._bad:
+                continue
+            try:
+                return load_crop_rgb(self.samples.paths[i]), i
+            except ImageReadError as exc:
+                self._bad.add(i)
+                log.warning("skipping unreadable crop: %s", exc)
+        raise ImageReadError("no readable crop in the data set")
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int, bool]:
+        image, index = self._load(index)
+        flipped = bool(self.flip and random.random() < 0.5)
+        if flipped:
+            image = image[:, ::-1]
+        if self.shift_px:
+            dx, dy = (random.randint(-self.shift_px, self.shift_px) for _ in range(2))
+            if dx or dy:
+                matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+                image = cv2.warpAffine(np.ascontiguousarray(image), matrix, (CROP_SIZE, CROP_SIZE))
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
+        return tensor, int(self.samples.labels[index]), index, flipped
+
+
+def balanced_sampler(samples: Samples, *, seed: int = 0) -> Sampler[int]:
+    """A WeightedRandomSampler drawing each class equally often (weight 1/count; with replacement).
+
+    Unlabelled crops get the weight of a median-sized class.
+    """
+    labels = samples.labels
+    counts = np.bincount(labels[labels >= 0], minlength=max(samples.num_classes, 1)).astype(np.float64)
+    median = float(np.median(counts[counts > 0])) if (counts > 0).any() else 1.0
+    weights = np.where(labels >= 0, 1.0 / np.maximum(counts[np.maximum(labels, 0)], 1.0), 1.0 / median)
+    generator = torch.Generator().manual_seed(seed)
+    return WeightedRandomSampler(
+        torch.as_tensor(weights, dtype=torch.double), num_samples=len(samples), replacement=True, generator=generator
+    )

@@ -1,0 +1,596 @@
+"""The training loop: ArcFace-family and/or distillation training of GhostFaceNetV2, with callbacks,
+a stop flag checked between batches, per-epoch validation, checkpoints and exact resume."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+
+from core.embedding import Embedder, create_embedder
+from core.errors import CheckpointError
+from core.ghostfacenet import GhostFaceNetV2, save_backbone
+from trainer.callbacks import Callbacks, EarlyStopping, LogFile, TerminalProgress
+from trainer.checkpoints import capture_rng, load_training_checkpoint, restore_rng, save_training_checkpoint
+from trainer.config import ConfigError, TrainConfig, save_config
+from trainer.data import (
+    CropDataset,
+    Samples,
+    augment_batch,
+    balanced_sampler,
+    make_holdout_pairs,
+    read_pairs,
+    scan_folders,
+    split_holdout,
+)
+from trainer.distill import StudentWithProjection, TeacherTargets, compute_teacher_targets
+from trainer.losses import MarginHead, cosine_distill_loss, make_margin_head, relational_distill_loss
+from trainer.validation import PairSet
+
+__all__ = ["TrainResult", "TrainState", "Trainer", "build_optimizer", "lr_factor"]
+
+log = logging.getLogger(__name__)
+
+LAST_CHECKPOINT = "last.pt"
+BEST_BACKBONE = "best_backbone.pt"
+LAST_BACKBONE = "last_backbone.pt"
+
+
+@dataclass
+class TrainState:
+    """The live state callbacks read (mutable: owned and updated by the trainer's thread)."""
+
+    epochs: int = 0
+    epoch: int = 0
+    step: int = 0
+    steps_per_epoch: int = 0
+    global_step: int = 0
+    total_steps: int = 0
+    loss: float = float("nan")
+    loss_parts: dict[str, float] = field(default_factory=dict)
+    lr: float = 0.0
+    images_per_s: float = 0.0
+    eta_s: float | None = None
+    val_accuracy: float | None = None
+    best_accuracy: float = -1.0
+    best_epoch: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    teacher_done: int = 0
+    teacher_total: int = 0
+    last_checkpoint: Path | None = None
+    best_backbone: Path | None = None
+    stopped: bool = False
+    early_stopped: bool = False
+    num_classes: int = 0
+    num_train: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TrainResult:
+    """What a finished (or stopped) run produced.
+
+    Attributes:
+        output_dir: the run folder.
+        last_checkpoint: resumable checkpoint (``last.pt``), None if no batch was trained.
+        best_backbone: engine-loadable backbone of the best validated epoch (else the last epoch).
+        epochs_completed: number of whole epochs trained.
+        best_accuracy: best validation accuracy, None without validation.
+        stopped: the stop flag ended the run early.
+        early_stopped: early stopping ended the run.
+        history: one record per epoch.
+    """
+
+    output_dir: Path
+    last_checkpoint: Path | None
+    best_backbone: Path | None
+    epochs_completed: int
+    best_accuracy: float | None
+    stopped: bool
+    early_stopped: bool
+    history: tuple[dict[str, Any], ...]
+
+
+def lr_factor(config: TrainConfig, global_step: int, steps_per_epoch: int) -> float:
+    """Multiplier of the base LR at ``global_step`` (schedules are stepped per batch)."""
+    sched = config.scheduler
+    epoch_float = global_step / max(steps_per_epoch, 1)
+    warmup_steps = sched.warmup_epochs * steps_per_epoch
+    if warmup_steps > 0 and global_step < warmup_steps:
+        return (global_step + 1) / warmup_steps
+    if sched.name == "constant":
+        return 1.0
+    if sched.name == "step":
+        passed = sum(1 for m in sched.milestones if epoch_float >= m)
+        return sched.gamma**passed
+    total = config.epochs * steps_per_epoch
+    progress = min(1.0, (global_step - warmup_steps) / max(total - warmup_steps, 1))
+    floor = sched.min_lr / config.optimizer.base_lr
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_optimizer(config: TrainConfig, modules: list[nn.Module]) -> torch.optim.Optimizer:
+    """SGD or AdamW with weight decay on conv/linear kernels and the class centres only.
+
+    BatchNorm scales and shifts, PReLU slopes and biases (every parameter of rank <= 1) get no decay,
+    unlike the original, which exempted only parameters whose *name* contained "bn" (MODEL_SPEC P5).
+    """
+    decay, no_decay = [], []
+    for module in modules:
+        for param in module.parameters():
+            if param.requires_grad:
+                (decay if param.ndim >= 2 else no_decay).append(param)
+    opt = config.optimizer
+    if opt.name == "sgd":
+        groups = [
+            {"params": decay, "weight_decay": opt.sgd.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        return torch.optim.SGD(groups, lr=opt.sgd.base_lr, momentum=opt.sgd.momentum, nesterov=opt.sgd.nesterov)
+    groups = [
+        {"params": decay, "weight_decay": opt.adamw.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=opt.adamw.base_lr, betas=opt.adamw.betas, eps=opt.adamw.eps)
+
+
+class _EpochSampler(Sampler[int]):
+    """The epoch's index order, fixed by (seed, epoch), with the first ``skip`` indices left out.
+
+    Deterministic per epoch so that a run resumed in the middle of an epoch sees the remaining crops of
+    that very epoch.
+    """
+
+    def __init__(self, n: int, seed: int, weighted: Sampler[int] | None = None) -> None:
+        self.n = n
+        self.seed = seed
+        self.weighted = weighted
+        self.epoch = 0
+        self.skip = 0
+
+    def order(self) -> list[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        if self.weighted is not None:
+            self.weighted.generator = generator  # type: ignore[attr-defined]
+            return list(iter(self.weighted))
+        return torch.randperm(self.n, generator=generator).tolist()
+
+    def __iter__(self):  # noqa: ANN204 - Sampler protocol
+        return iter(self.order()[self.skip :])
+
+    def __len__(self) -> int:
+        return self.n - self.skip
+
+
+class Trainer:
+    """Trains GhostFaceNetV2 as ``config`` says.
+
+    Args:
+        config: the run's configuration.
+        resume: a ``last.pt`` to continue from (same config); the run continues from the saved step with
+            the same learning rate, optimizer moments and random-number states.
+        teacher: the teacher embedder (default: ``create_embedder(config.distill.teacher)``).
+        terminal: draw a progress bar on stderr.
+
+    Set :attr:`stop` (or call :meth:`request_stop`) from any thread to end the run after the current
+    batch; the last checkpoint is written before :meth:`fit` returns.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        resume: str | Path | None = None,
+        teacher: Embedder | None = None,
+        terminal: bool = False,
+    ) -> None:
+        self.config = config
+        self.resume_path = Path(resume) if resume else None
+        self.teacher = teacher
+        self.callbacks = Callbacks()
+        self.state = TrainState(epochs=config.epochs)
+        self.output_dir = Path(config.output_dir)
+        self._stop = threading.Event()
+        self.model: GhostFaceNetV2 | None = None
+        self.head: MarginHead | None = None
+        self.projection: StudentWithProjection | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
+        self.validation: PairSet | None = None
+        self.targets: TeacherTargets | None = None
+        self.samples: Samples | None = None
+        LogFile(self.output_dir / "train.log", config.log_iters).attach(self.callbacks)
+        if terminal:
+            TerminalProgress().attach(self.callbacks)
+        if config.early_stop.enabled:
+            self.callbacks.add_callback(
+                "on_validation_end", EarlyStopping(config.early_stop.patience, config.early_stop.min_delta)
+            )
+
+    # -- control ----------------------------------------------------------------------------------------
+
+    @property
+    def stop(self) -> bool:
+        """True once a stop was requested; the loop checks it between batches."""
+        return self._stop.is_set()
+
+    @stop.setter
+    def stop(self, value: bool) -> None:
+        if value:
+            self._stop.set()
+        else:
+            self._stop.clear()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def add_callback(self, event: str, fn: Callable[[Trainer], Any]) -> None:
+        self.callbacks.add_callback(event, fn)
+
+    def run_callbacks(self, event: str) -> None:
+        self.callbacks.run_callbacks(event, self)
+
+    # -- setup ------------------------------------------------------------------------------------------
+
+    def _prepare_data(self) -> Samples:
+        cfg = self.config
+        samples = scan_folders(cfg.data_path, min_images_per_class=cfg.data.min_images_per_class)
+        val = cfg.validation
+        held: dict[str, list[Path]] = {}
+        if val.holdout_identities:
+            try:
+                samples, held = split_holdout(
+                    samples, val.holdout_identities, min_images=val.holdout_min_images, seed=cfg.seed
+                )
+            except ValueError as exc:
+                raise ConfigError(f"validation.holdout_identities: {exc}") from exc
+            pairs = make_holdout_pairs(held, pairs_per_fold=val.pairs_per_fold, seed=cfg.seed)
+            self.validation = PairSet(pairs)
+            (self.output_dir / "validation_pairs.tsv").write_text(
+                "".join(f"{p.a}\t{p.b}\t{int(p.same)}\t{p.fold}\n" for p in pairs), encoding="utf-8"
+            )
+        elif val.pairs:
+            self.validation = PairSet(read_pairs(val.pairs, val.images))
+        if self.validation is not None:
+            log.info("validation: %d pairs", len(self.validation))
+        if cfg.mode == "arcface":
+            keep = samples.labels >= 0
+            samples = Samples(
+                tuple(p for p, k in zip(samples.paths, keep, strict=True) if k), samples.labels[keep], samples.class_names
+            )
+        if cfg.uses_margin_loss and samples.num_classes < 2:
+            raise ConfigError(
+                f"mode {cfg.mode!r} needs at least 2 labelled identities (<identity>/<crop> folders with >= "
+                f"{cfg.data.min_images_per_class} crops); found {samples.num_classes}"
+            )
+        if cfg.data.max_images and len(samples) > cfg.data.max_images:
+            order = np.random.default_rng(cfg.seed).permutation(len(samples))[: cfg.data.max_images]
+            order.sort()
+            samples = Samples(tuple(samples.paths[i] for i in order), samples.labels[order], samples.class_names)
+        return samples
+
+    def _teacher_progress(self, done: int, total: int) -> None:
+        self.state.teacher_done, self.state.teacher_total = done, total
+        self.run_callbacks("on_teacher_progress")
+
+    def _prepare_teacher(self, samples: Samples) -> TeacherTargets:
+        cfg = self.config
+        teacher = self.teacher or create_embedder(cfg.distill.teacher)
+        self.teacher = teacher
+        return compute_teacher_targets(
+            teacher,
+            samples.paths,
+            flip=cfg.distill.flip_targets and cfg.data.flip,
+            cache_dir=cfg.distill.cache_dir,
+            batch_size=cfg.distill.teacher_batch,
+            progress=self._teacher_progress,
+            should_stop=lambda: self.stop,
+        )
+
+    def _build(self, samples: Samples) -> None:
+        cfg = self.config
+        device = torch.device(cfg.device)
+        bb = cfg.backbone
+        self.model = GhostFaceNetV2(
+            width=bb.width,
+            stem_stride=bb.stem_stride,
+            embedding_size=cfg.embedding_size,
+            prelu=bb.prelu,
+            dfc_upsample=bb.dfc_upsample,
+            dropout=bb.dropout,
+        ).to(device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        modules: list[nn.Module] = [self.model]
+        if cfg.uses_margin_loss:
+            self.head = make_margin_head(cfg.loss, cfg.embedding_size, samples.num_classes).to(device)
+            modules.append(self.head)
+        if cfg.uses_teacher:
+            assert self.targets is not None
+            self.projection = StudentWithProjection(cfg.embedding_size, self.targets.dim).to(device)
+            modules.append(self.projection)
+        self.optimizer = build_optimizer(cfg, modules)
+
+    # -- checkpoints ------------------------------------------------------------------------------------
+
+    def _meta(self) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "mode": cfg.mode,
+            "epochs_trained": len(self.state.history),
+            "data_path": [Path(p).name for p in cfg.data_path],
+            "teacher": self.targets.model_id if self.targets is not None else None,
+            "best_val_accuracy": self.state.best_accuracy if self.state.best_epoch is not None else None,
+            "num_classes": self.state.num_classes,
+            "num_train_crops": self.state.num_train,
+        }
+
+    def _save(self, epoch_done: bool) -> None:
+        assert self.model is not None and self.optimizer is not None and self.scheduler is not None
+        state = self.state
+        payload = {
+            "config": self.config.to_dict(),
+            "backbone": self.model.state_dict(),
+            "arch": dict(self.model.arch),
+            "head": self.head.state_dict() if self.head is not None else None,
+            "projection": self.projection.state_dict() if self.projection is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            # The next step to run: (epoch, step in epoch).
+            "epoch": state.epoch + 1 if epoch_done else state.epoch,
+            "step_in_epoch": 0 if epoch_done else state.step,
+            "global_step": state.global_step,
+            "rng": capture_rng(),
+            "history": list(state.history),
+            "best_accuracy": state.best_accuracy,
+            "best_epoch": state.best_epoch,
+            "class_names": list(self.samples.class_names) if self.samples is not None else [],
+        }
+        state.last_checkpoint = save_training_checkpoint(self.output_dir / LAST_CHECKPOINT, payload)
+        save_backbone(self.model, self.output_dir / LAST_BACKBONE, self._meta())
+        self.run_callbacks("on_checkpoint_saved")
+
+    def _resume(self) -> tuple[int, int]:
+        assert self.model is not None and self.optimizer is not None and self.scheduler is not None
+        assert self.resume_path is not None
+        data = load_training_checkpoint(self.resume_path)
+        saved = data.get("config", {})
+        for key in ("mode", "embedding_size", "backbone"):
+            if saved.get(key) != self.config.to_dict().get(key):
+                raise CheckpointError(
+                    f"{self.resume_path} was trained with {key}={saved.get(key)!r}, the config says "
+                    f"{self.config.to_dict().get(key)!r}"
+                )
+        try:
+            self.model.load_state_dict(data["backbone"])
+            if self.head is not None:
+                self.head.load_state_dict(data["head"])
+            if self.projection is not None:
+                self.projection.load_state_dict(data["projection"])
+            self.optimizer.load_state_dict(data["optimizer"])
+            self.scheduler.load_state_dict(data["scheduler"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{self.resume_path} does not fit this run's data or config: {exc}") from exc
+        restore_rng(data["rng"])
+        s = self.state
+        s.history = list(data["history"])
+        s.best_accuracy = float(data["best_accuracy"])
+        s.best_epoch = data["best_epoch"]
+        s.global_step = int(data["global_step"])
+        if s.best_epoch is not None and (self.output_dir / BEST_BACKBONE).is_file():
+            s.best_backbone = self.output_dir / BEST_BACKBONE
+        log.info(
+            "resumed from %s at epoch %d step %d (lr %.3g)",
+            self.resume_path,
+            int(data["epoch"]) + 1,
+            int(data["step_in_epoch"]),
+            self.optimizer.param_groups[0]["lr"],
+        )
+        return int(data["epoch"]), int(data["step_in_epoch"])
+
+    # -- the loop ---------------------------------------------------------------------------------------
+
+    def _loss(
+        self, images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, mirrored: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        assert self.model is not None
+        cfg = self.config
+        embeddings = self.model(images)
+        total = embeddings.new_zeros((), dtype=torch.float32)
+        parts: dict[str, float] = {}
+        if self.projection is not None and self.targets is not None:
+            targets, valid = self.targets.select(index.numpy(), mirrored.numpy())
+            valid_t = torch.from_numpy(valid).to(images.device)
+            if valid_t.any():
+                target_t = torch.from_numpy(targets).to(images.device)[valid_t]
+                student = self.projection(embeddings)[valid_t]
+                distill = cosine_distill_loss(student, target_t)
+                parts["distill"] = float(distill.detach())
+                total = total + cfg.distill.weight * distill
+                if cfg.distill.relational_weight > 0:
+                    rel = relational_distill_loss(embeddings[valid_t], target_t)
+                    parts["relational"] = float(rel.detach())
+                    total = total + cfg.distill.relational_weight * rel
+        if self.head is not None:
+            labelled = labels >= 0
+            if labelled.sum() > 0:
+                margin = self.head(embeddings[labelled], labels[labelled].to(images.device))
+                parts["margin"] = float(margin.detach())
+                weight = cfg.loss.weight if cfg.mode == "both" else 1.0
+                total = total + weight * margin
+        return total, parts
+
+    def fit(self) -> TrainResult:
+        """Run (or resume) training; returns when done, stopped or early-stopped.
+
+        Raises:
+            ConfigError: the data or config cannot be used (nothing is written then).
+            CheckpointError: the resume checkpoint is unreadable or does not fit.
+        """
+        cfg = self.config
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        for path in cfg.data_path:
+            if not Path(path).is_dir():
+                raise ConfigError(f"data_path {path} is not a folder")
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, self.output_dir / "config.json")
+
+        samples = self._prepare_data()
+        self.samples = samples
+        self.state.num_classes = samples.num_classes
+        self.state.num_train = len(samples)
+        log.info(
+            "data: %d crops (%d labelled, %d identities, %d unlabelled), mode %s",
+            len(samples),
+            samples.num_labelled,
+            samples.num_classes,
+            len(samples) - samples.num_labelled,
+            cfg.mode,
+        )
+        if cfg.uses_teacher:
+            try:
+                self.targets = self._prepare_teacher(samples)
+            except InterruptedError:
+                self.state.stopped = True
+                self.run_callbacks("on_train_end")
+                return self._result()
+        self._build(samples)
+        assert self.model is not None and self.optimizer is not None
+
+        dataset = CropDataset(samples, flip=cfg.data.flip, shift_px=cfg.data.shift_px)
+        weighted = balanced_sampler(samples, seed=cfg.seed) if cfg.data.balanced_sampler else None
+        sampler = _EpochSampler(len(samples), cfg.seed, weighted)
+        full_steps = len(samples) // cfg.batch_size
+        if full_steps < 1:
+            raise ConfigError(f"batch_size {cfg.batch_size} is larger than the {len(samples)} training crops")
+        steps_per_epoch = min(full_steps, cfg.max_steps_per_epoch or full_steps)
+        self.state.steps_per_epoch = steps_per_epoch
+        self.state.total_steps = steps_per_epoch * cfg.epochs
+        base_lr = cfg.optimizer.base_lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = base_lr
+            group["initial_lr"] = base_lr
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_factor(cfg, step, steps_per_epoch)
+        )
+        start_epoch, start_step = 0, 0
+        if self.resume_path is not None:
+            start_epoch, start_step = self._resume()
+        self.state.epoch = start_epoch
+        self.run_callbacks("on_train_start")
+        device = torch.device(cfg.device)
+        batches_run = 0
+        started = time.monotonic()
+        for epoch in range(start_epoch, cfg.epochs):
+            if self.stop:
+                break
+            s = self.state
+            s.epoch, s.step = epoch, start_step if epoch == start_epoch else 0
+            sampler.epoch, sampler.skip = epoch, s.step * cfg.batch_size
+            # Flip/shift draws per epoch depend only on (seed, epoch, position) after a resume too.
+            if not (epoch == start_epoch and self.resume_path is not None):
+                random.seed(cfg.seed * 7919 + epoch)
+            loader = DataLoader(
+                dataset,
+                batch_size=cfg.batch_size,
+                sampler=sampler,
+                num_workers=cfg.data.num_workers,
+                drop_last=True,
+                persistent_workers=False,
+            )
+            self.model.train()
+            self.run_callbacks("on_epoch_start")
+            losses: list[float] = []
+            t_epoch = time.monotonic()
+            for images_u8, labels, index, mirrored in loader:
+                images = augment_batch(images_u8, cfg.data.color_jitter).to(device)
+                if cfg.channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                loss, parts = self._loss(images, labels, index, mirrored)
+                if not torch.isfinite(loss):
+                    log.warning("non-finite loss at epoch %d step %d; batch skipped", epoch + 1, s.step + 1)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    if self.stop:
+                        break
+                    continue
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    params = [p for g in self.optimizer.param_groups for p in g["params"]]
+                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                s.lr = float(self.optimizer.param_groups[0]["lr"])
+                self.optimizer.step()
+                self.scheduler.step()
+                s.step += 1
+                s.global_step += 1
+                batches_run += 1
+                s.loss = float(loss.detach())
+                s.loss_parts = parts
+                losses.append(s.loss)
+                elapsed = time.monotonic() - started
+                s.images_per_s = batches_run * cfg.batch_size / max(elapsed, 1e-9)
+                remaining = s.total_steps - s.global_step
+                s.eta_s = elapsed / batches_run * remaining
+                self.run_callbacks("on_batch_end")
+                # Checked before the next batch is drawn, so a saved RNG state resumes exactly.
+                if self.stop or s.step >= steps_per_epoch:
+                    break
+            epoch_done = s.step >= steps_per_epoch
+            if not epoch_done:
+                if batches_run:
+                    self._save(epoch_done=False)
+                s.stopped = True
+                break
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "loss": round(float(np.mean(losses)) if losses else float("nan"), 5),
+                "lr": round(s.lr, 8),
+                "seconds": round(time.monotonic() - t_epoch, 1),
+            }
+            s.val_accuracy = None
+            if self.validation is not None and ((epoch + 1) % cfg.validation.every == 0 or epoch + 1 == cfg.epochs):
+                result = self.validation.evaluate(self.model, flip=cfg.validation.flip, channels_last=cfg.channels_last)
+                s.val_accuracy = result.accuracy
+                record["val_accuracy"] = round(result.accuracy, 5)
+                record["val_std"] = round(result.std, 5)
+                if result.accuracy > s.best_accuracy + cfg.early_stop.min_delta or s.best_epoch is None:
+                    s.best_accuracy, s.best_epoch = result.accuracy, epoch
+                    s.best_backbone = save_backbone(self.model, self.output_dir / BEST_BACKBONE, self._meta())
+            s.history.append(record)
+            self._save(epoch_done=True)
+            if self.validation is None:
+                s.best_backbone = self.output_dir / LAST_BACKBONE
+            self.run_callbacks("on_validation_end")
+            self.run_callbacks("on_epoch_end")
+            s.epoch = epoch + 1
+        if self.stop and not self.state.early_stopped:
+            self.state.stopped = True
+        self.run_callbacks("on_train_end")
+        return self._result()
+
+    def _result(self) -> TrainResult:
+        s = self.state
+        return TrainResult(
+            output_dir=self.output_dir,
+            last_checkpoint=s.last_checkpoint,
+            best_backbone=s.best_backbone,
+            epochs_completed=len(s.history),
+            best_accuracy=s.best_accuracy if s.best_epoch is not None else None,
+            stopped=s.stopped,
+            early_stopped=s.early_stopped,
+            history=tuple(s.history),
+        )
