@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import platform
+import threading
+import time
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
@@ -27,13 +29,20 @@ from PySide6.QtWidgets import (
 
 from app.recognition_worker import EngineInfo, WorkerStats
 
-__all__ = ["DiagnosticsView", "runtime_summary"]
+__all__ = [
+    "DiagnosticsView",
+    "StallMonitor",
+    "known_devices",
+    "runtime_info",
+    "runtime_summary",
+    "start_runtime_probe",
+]
 
 log = logging.getLogger(__name__)
 
 
 def runtime_summary() -> dict[str, str]:
-    """Versions and accelerators, read without building any model."""
+    """Versions and accelerators, read without building any model (imports torch: seconds, cold)."""
     out = {"Python": platform.python_version(), "System": f"{platform.system()} {platform.release()}"}
     try:
         import cv2
@@ -46,14 +55,17 @@ def runtime_summary() -> dict[str, str]:
 
         cuda = torch.cuda.is_available()
         out["PyTorch"] = torch.__version__
+        built = f"with CUDA {torch.version.cuda}" if torch.version.cuda else "for CPU only"
         out["CUDA"] = (
             ", ".join(f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count()))
             if cuda
-            else f"not available (torch built {'with CUDA ' + torch.version.cuda if torch.version.cuda else 'for CPU only'})"
+            else f"not available (this PyTorch is built {built})"
         )
         out["CPU threads"] = str(torch.get_num_threads())
+        out["_devices"] = ",".join(["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())])
     except Exception as exc:  # noqa: BLE001
         out["PyTorch"] = f"unavailable ({exc})"
+        out["_devices"] = "cpu"
     try:
         from PySide6 import __version__ as pyside_version
 
@@ -61,6 +73,92 @@ def runtime_summary() -> dict[str, str]:
     except Exception:  # noqa: BLE001
         pass
     return out
+
+
+_runtime: dict[str, str] | None = None
+_runtime_lock = threading.Lock()
+_runtime_thread: threading.Thread | None = None
+
+
+def start_runtime_probe() -> None:
+    """Read :func:`runtime_summary` on a background thread, once: importing torch takes seconds and
+    must not freeze the window (the settings dialog's device list and this view use the result)."""
+    global _runtime_thread
+
+    def probe() -> None:
+        global _runtime
+        info = runtime_summary()
+        with _runtime_lock:
+            _runtime = info
+
+    with _runtime_lock:
+        if _runtime_thread is None:
+            _runtime_thread = threading.Thread(target=probe, name="runtime-probe", daemon=True)
+            _runtime_thread.start()
+
+
+def runtime_info() -> dict[str, str] | None:
+    """The probe's result, or None while it is still running."""
+    with _runtime_lock:
+        return dict(_runtime) if _runtime is not None else None
+
+
+def known_devices() -> list[str] | None:
+    """``cpu`` and the CUDA devices torch sees, once the probe has run; None before."""
+    info = runtime_info()
+    return info["_devices"].split(",") if info is not None else None
+
+
+class StallMonitor(QObject):
+    """Measures how responsive the GUI thread is: a precise timer that records its own lateness.
+
+    Every ``interval_ms`` the timer should fire; any delay beyond that is time the GUI thread was
+    busy (painting, a slot, a blocking call) and could not react to the user.
+    """
+
+    def __init__(self, interval_ms: int = 10, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.interval_ms = interval_ms
+        self._timer = QTimer(self)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._tick)
+        self._last = 0.0
+        self._t0 = 0.0
+        self.lateness_ms: list[float] = []
+        # (seconds since start, lateness ms) of every tick later than 20 ms: when the stalls happened.
+        self.stalls: list[tuple[float, float]] = []
+
+    def start(self) -> None:
+        self.lateness_ms.clear()
+        self.stalls.clear()
+        self._last = self._t0 = time.perf_counter()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        late = max(0.0, (now - self._last) * 1000.0 - self.interval_ms)
+        self.lateness_ms.append(late)
+        if late > 20.0:
+            self.stalls.append((round(now - self._t0, 3), round(late, 1)))
+        self._last = now
+
+    def summary(self, threshold_ms: float = 50.0) -> dict[str, float]:
+        """Ticks, the worst and 99th-percentile lateness, and how many ticks were later than ``threshold_ms``."""
+        late = sorted(self.lateness_ms)
+        if not late:
+            return {"ticks": 0, "max_ms": 0.0, "p99_ms": 0.0, "mean_ms": 0.0, "over_threshold": 0}
+        return {
+            "ticks": len(late),
+            "max_ms": round(late[-1], 2),
+            "p99_ms": round(late[min(len(late) - 1, int(0.99 * len(late)))], 2),
+            "mean_ms": round(sum(late) / len(late), 3),
+            "over_threshold": sum(1 for v in late if v > threshold_ms),
+            "threshold_ms": threshold_ms,
+        }
 
 
 class DiagnosticsView(QWidget):
@@ -177,17 +275,33 @@ class DiagnosticsView(QWidget):
         set_["Frame errors"].setText(str(stats.errors))
         set_["Source"].setText(stats.source)
 
+    def _fill_runtime(self) -> None:
+        info = runtime_info()
+        if info is None:
+            QTimer.singleShot(300, self._fill_runtime)
+            return
+        if self._runtime_loaded:
+            return
+        self._runtime_loaded = True
+        for key, value in info.items():
+            if key.startswith("_"):
+                continue
+            label = QLabel(value)
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.runtime_form.addRow(key, label)
+
     def add_error(self, text: str) -> None:
         self.errors.appendPlainText(text)
 
     def refresh_models(self) -> None:
         if not self._runtime_loaded:
-            self._runtime_loaded = True
-            for key, value in runtime_summary().items():
-                label = QLabel(value)
-                label.setWordWrap(True)
-                label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-                self.runtime_form.addRow(key, label)
+            info = runtime_info()
+            if info is None:
+                start_runtime_probe()
+                QTimer.singleShot(300, self._fill_runtime)
+            else:
+                self._fill_runtime()
         self.models.clear()
         try:
             from core.modelstore import default_store

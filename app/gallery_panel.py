@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QIcon, QImageReader, QPixmap
+from PySide6.QtGui import QAction, QDesktopServices, QIcon, QImageReader, QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QToolBar,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -77,7 +78,6 @@ class GalleryPanel(QWidget):
         self.last_result: GalleryJobResult | None = None
         self.last_error: BaseException | None = None
         self.last_removed: RemovedPerson | None = None
-        self._select_next: str | None = None
 
         self.people_list = QListWidget()
         self.people_list.setObjectName("PeopleList")
@@ -99,13 +99,19 @@ class GalleryPanel(QWidget):
         self.empty_label.setWordWrap(True)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
 
-        def button(text: str, icon_name: str, tip: str, slot: Any) -> QPushButton:
-            from app.main_window import icon
+        from app.main_window import icon
 
-            b = QPushButton(icon(icon_name), text)
-            b.setToolTip(tip)
-            b.clicked.connect(slot)
-            return b
+        # A tool bar, not a row of buttons: on a narrow window the last actions fold into its ">>" menu.
+        self.toolbar = QToolBar()
+        self.toolbar.setObjectName("GalleryToolbar")
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+
+        def button(text: str, icon_name: str, tip: str, slot: Any) -> QAction:
+            act = QAction(icon(icon_name), text, self)
+            act.setToolTip(tip)
+            act.triggered.connect(lambda _checked=False: slot())
+            self.toolbar.addAction(act)
+            return act
 
         self.add_button = button("Add person…", "person-add", "Create a new, empty person", self.add_person)
         self.photos_button = button(
@@ -127,21 +133,10 @@ class GalleryPanel(QWidget):
             "Embed every photo again with the current model",
             lambda: self._submit("sync"),
         )
+        self.toolbar.addSeparator()
         self.folder_button = button(
             "Open folder", "folder", "Open the gallery folder in the file manager", self.open_folder
         )
-        buttons = QHBoxLayout()
-        for b in (
-            self.add_button,
-            self.photos_button,
-            self.enroll_button,
-            self.rename_button,
-            self.delete_button,
-            self.reembed_button,
-        ):
-            buttons.addWidget(b)
-        buttons.addStretch(1)
-        buttons.addWidget(self.folder_button)
 
         self.folder_label = QLabel()
         self.folder_label.setObjectName("GalleryFolder")
@@ -180,7 +175,7 @@ class GalleryPanel(QWidget):
         splitter.setStretchFactor(1, 1)
 
         layout = QVBoxLayout(self)
-        layout.addLayout(buttons)
+        layout.addWidget(self.toolbar)
         layout.addWidget(splitter, 1)
         layout.addLayout(progress_row)
         layout.addWidget(self.status)
@@ -290,9 +285,7 @@ class GalleryPanel(QWidget):
 
     # -- controller signals -----------------------------------------------------------------------
     def _on_people(self, people: list[Any]) -> None:
-        # A new or renamed person is selected once the list holds them (the list follows the job).
-        selected = self._select_next or self.selected_name()
-        self._select_next = None
+        selected = self.selected_name()
         self._people = list(people)
         self.people_list.clear()
         for person in people:
@@ -360,10 +353,10 @@ class GalleryPanel(QWidget):
             self.status.setText(f"{value.name} moved to {where}: {value.location}")
         elif kind == "rename":
             self.status.setText(f"Renamed to {value.name}.")
-            self._select_next = value.name
+            self.select(value.name)
         elif kind == "add_person":
             self.status.setText(f"{value.name} added. Now add photos of them.")
-            self._select_next = value.name
+            self.select(value.name)
 
     def _show_report(self, results: Any) -> None:
         self.report.clear()

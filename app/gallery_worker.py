@@ -361,7 +361,6 @@ class EnrollCaptureWorker(QObject):
         source = None
         try:
             from core.capture import open_source
-
             from core.detection import create_detector
             from core.embedding import create_embedder
             from core.enrollment import CaptureGuide, GuideConfig

@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["build_parser", "main"]
 
@@ -24,6 +25,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--gallery", help="gallery folder (one sub-folder of photos per person)")
     parser.add_argument("--settings", type=Path, help="settings file to use instead of the default one")
+    parser.add_argument(
+        "--as-fast-as-possible",
+        action="store_true",
+        help="process every frame of a video as fast as possible instead of at the video's own pace "
+        "(the way `ghostface bench` runs; for measurements)",
+    )
+    parser.add_argument(
+        "--measure",
+        type=float,
+        metavar="SECONDS",
+        help="run for SECONDS after the first frame, then write GUI-thread stall and frame-rate figures "
+        "as JSON (to --measure-out or standard output) and quit",
+    )
+    parser.add_argument("--measure-out", type=Path, help="where --measure writes its JSON")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -53,7 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     window = create_window(
         args.settings, source=args.source, gallery=args.gallery, autostart=args.source is not None
     )
+    if args.as_fast_as_possible:
+        window.controller.realtime = False
     window.show()
+    if args.measure:
+        _measure(window, args.measure, args.measure_out)
     # Ctrl+C in the terminal closes the window properly (workers stopped, then waited for); the timer
     # lets the Python interpreter run now and then so that it sees the signal.
     signal.signal(signal.SIGINT, lambda *_: window.close())
@@ -64,6 +83,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = app.exec()
     window.shutdown()
     return int(code)
+
+
+def _measure(window: Any, seconds: float, out: Path | None) -> None:
+    """Measure the running window: GUI-thread lateness and frames per second over ``seconds``."""
+    import json
+    import time
+
+    from PySide6.QtCore import Qt, QTimer
+
+    from app.diagnostics import StallMonitor
+
+    monitor = StallMonitor(10, window)
+    state: dict[str, Any] = {}
+
+    def on_frame(result: Any) -> None:
+        if "t0" not in state:
+            # Models are loaded and the first frame is shown: the measurement starts now.
+            state["t0"] = time.perf_counter()
+            state["processed0"] = window.controller.worker_processed()
+            state["shown0"] = window.video_view.frames_shown
+            monitor.start()
+            QTimer.singleShot(int(seconds * 1000), Qt.TimerType.PreciseTimer, finish)
+
+    def finish() -> None:
+        monitor.stop()
+        elapsed = time.perf_counter() - state["t0"]
+        stats = window._last_stats
+        processed = window.controller.worker_processed() - state["processed0"]
+        report = {
+            "seconds": round(elapsed, 2),
+            "source": window.settings.camera.source,
+            "realtime": window.controller.realtime,
+            "frames_processed": processed,
+            "app_fps": round(processed / elapsed, 2),
+            "frames_shown": window.video_view.frames_shown - state["shown0"],
+            "dropped_by_source": stats.source_dropped if stats else None,
+            "dropped_by_display": stats.display_dropped if stats else None,
+            "frame_errors": stats.errors if stats else None,
+            "mean_stage_ms": stats.mean_timings.as_dict() if stats else None,
+            "gui_thread": monitor.summary(50.0),
+            "gui_stalls_over_20ms": monitor.stalls[:50],
+        }
+        text = json.dumps(report, indent=2)
+        if out is not None:
+            out.write_text(text + "\n", encoding="utf-8")
+        else:
+            sys.stdout.write(text + "\n")
+        window.close()
+
+    window.controller.frame_ready.connect(on_frame)
 
 
 if __name__ == "__main__":

@@ -164,11 +164,11 @@ class EmptyState(QWidget):
         self.open_folder_button.clicked.connect(self.open_folder)
         self.retry_button = QPushButton(icon("camera"), "Try the camera again")
         self.retry_button.clicked.connect(self.retry)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
+        # Stacked, not side by side: the window stays narrow enough for a small screen.
+        buttons = QVBoxLayout()
         for b in (self.open_video_button, self.open_folder_button, self.retry_button):
-            buttons.addWidget(b)
-        buttons.addStretch(1)
+            b.setMinimumWidth(240)
+            buttons.addWidget(b, 0, Qt.AlignmentFlag.AlignHCenter)
         layout = QVBoxLayout(self)
         layout.addStretch(1)
         layout.addWidget(self.title)
@@ -222,6 +222,9 @@ class MainWindow(QMainWindow):
         self._settings_dialog: Any = None
         self._trainer_loaded = False
 
+        from app.diagnostics import start_runtime_probe
+
+        start_runtime_probe()
         self.event_bus = self._make_event_bus(settings)
         self.controller = RecognitionController(settings, self, event_bus=self.event_bus)
         self.controller.frame_ready.connect(self._on_frame)
@@ -262,7 +265,19 @@ class MainWindow(QMainWindow):
             from core.history import History
             from core.plugins import discover_plugins, load_plugins
 
-            plugins = load_plugins(discover_plugins(), settings.plugins)
+            extra: list[object] = []
+            try:
+                from app.notify_plugin import DesktopNotification
+
+                # Made here, on the GUI thread: its bridge must belong to this thread.
+                notifier = DesktopNotification()
+                notifier.bridge.shown.connect(
+                    lambda title, text: self.statusBar().showMessage(f"{title}: {text}", 5000)
+                )
+                extra.append(notifier)
+            except Exception as exc:  # noqa: BLE001 - no notifications is not a reason to stop
+                log.warning("desktop notifications unavailable: %s", exc)
+            plugins = load_plugins(discover_plugins(extra_builtins=extra), settings.plugins)
             ev = settings.events
             plugins.append(History().recorder(ev.history_max_days, ev.history_max_mb))
             bus = EventBus(plugins, settings.plugins.queue_size, settings.plugins.max_failures)
@@ -309,6 +324,8 @@ class MainWindow(QMainWindow):
         side_layout.addWidget(self.people, 2)
         self.events_panel = self._make_events_panel()
         if self.events_panel is not None:
+            if hasattr(self.events_panel, "history_requested"):
+                self.events_panel.history_requested.connect(self.open_history)
             events_title = QLabel("Events")
             events_title.setObjectName("SectionTitle")
             side_layout.addWidget(events_title)
@@ -696,7 +713,10 @@ class MainWindow(QMainWindow):
         except ImportError as exc:
             QMessageBox.information(self, "Plugins", f"The plugins window is not available: {exc}")
             return None
-        dialog = PluginsDialog(self.event_bus, parent=self)
+        dialog = PluginsDialog(self.event_bus, parent=self, settings=self._settings.plugins)
+        dialog.plugin_settings_changed.connect(
+            lambda plugins: self.apply_settings(self._settings.replace(plugins=plugins), save=True)
+        )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog

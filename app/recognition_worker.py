@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread, Signal, Slot
 
 from core.settings import Settings
 from core.types import FrameResult, StageTimings
@@ -101,10 +101,101 @@ def _source_key(settings: Settings) -> tuple[Any, ...]:
     return (cam.source, cam.width, cam.height, cam.loop_video)
 
 
+def _is_camera_spec(spec: str) -> bool:
+    return spec.strip().isdigit() or "://" in spec
+
+
 def _gallery_root(settings: Settings) -> Path:
     from core.paths import default_gallery_dir
 
     return Path(settings.gallery_dir) if settings.gallery_dir else default_gallery_dir()
+
+
+_END = object()
+
+
+class FrameFeed:
+    """Reads a frame source on its own thread and keeps only the newest frame (latest frame wins).
+
+    The source is opened, iterated and closed on the feed's thread (sources are single-threaded).
+    :meth:`get` returns the newest :class:`core.capture.Frame`, an exception (the source could not be
+    opened or was lost), :data:`_END` (a file or folder ended) or None (nothing new yet). A frame the
+    consumer had no time to take is replaced by the next one and counted in :attr:`dropped`. With
+    ``drop=False`` the reader waits for the consumer instead (every frame is processed: benchmarks).
+    """
+
+    def __init__(self, settings: Settings, *, realtime: bool, drop: bool) -> None:
+        self._settings = settings
+        self._realtime = realtime
+        self._drop = drop
+        self._cond = threading.Condition()
+        self._item: Any = None
+        self._stop = threading.Event()
+        self.dropped = 0
+        self.description = settings.camera.source
+        self.is_camera = False
+        self._thread = threading.Thread(target=self._run, name="frame-feed", daemon=True)
+
+    def start(self) -> FrameFeed:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.error("the frame reader did not stop within %.0f s", timeout_s)
+
+    def get(self, timeout_s: float) -> Any:
+        with self._cond:
+            if self._item is None:
+                self._cond.wait(timeout_s)
+            item, self._item = self._item, None
+            self._cond.notify_all()
+            return item
+
+    def _put(self, item: Any) -> None:
+        with self._cond:
+            if self._item is not None and not self._drop:
+                while self._item is not None and not self._stop.is_set():
+                    self._cond.wait(0.1)
+            if (
+                self._item is not None
+                and not isinstance(self._item, BaseException)
+                and self._item is not _END
+            ):
+                self.dropped += 1
+            self._item = item
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        from core.capture import open_source
+
+        cam = self._settings.camera
+        try:
+            source = open_source(
+                cam.source, width=cam.width, height=cam.height, loop=cam.loop_video, realtime=self._realtime
+            )
+        except Exception as exc:  # noqa: BLE001 - handed to the worker, which reports and retries
+            self._put(exc)
+            return
+        self.description = source.description
+        self.is_camera = bool(getattr(source, "is_camera", False))
+        try:
+            while not self._stop.is_set():
+                try:
+                    frame = source.read()
+                except Exception as exc:  # noqa: BLE001 - a lost camera: the worker reports and retries
+                    self._put(exc)
+                    return
+                if frame is None:
+                    self._put(_END)
+                    return
+                self._put(frame)
+        finally:
+            source.close()
 
 
 class RecognitionWorker(QObject):
@@ -218,22 +309,14 @@ class RecognitionWorker(QObject):
             )
         )
 
-    def _open(self, settings: Settings) -> Any:
-        from core.capture import open_source
-
-        cam = settings.camera
-        return open_source(
-            cam.source, width=cam.width, height=cam.height, loop=cam.loop_video, realtime=self._realtime
-        )
-
     def _loop(self) -> None:
-        from core.errors import SourceError
-
         settings = self._settings
-        self.source_state.emit(SourceState.OPENING, f"Loading models for {settings.camera.source}…")
+        self.source_state.emit(SourceState.OPENING, f"Loading the models for {settings.camera.source}…")
         pipeline, gallery = self._build(settings)
-        source = None
-        frames = None
+        feed: FrameFeed | None = None
+        feed_dropped = 0  # frames dropped by feeds already closed
+        reported_dropped = 0  # drops already reported in a FrameResult
+        running = False  # the current feed has delivered a frame
         ever_ran = False
         timings: deque[StageTimings] = deque(maxlen=30)
         stamps: deque[float] = deque(maxlen=60)
@@ -245,9 +328,10 @@ class RecognitionWorker(QObject):
                 with self._lock:
                     new, self._pending_settings = self._pending_settings, None
                 if new is not None:
-                    if _source_key(new) != _source_key(settings) and source is not None:
-                        source.close()
-                        source, frames, ever_ran = None, None, False
+                    if _source_key(new) != _source_key(settings) and feed is not None:
+                        feed.stop()
+                        feed_dropped += feed.dropped
+                        feed, running, ever_ran = None, False, False
                         pipeline.reset(new.camera.source)
                     if new.gallery_dir != settings.gallery_dir:
                         gallery.close()
@@ -259,40 +343,34 @@ class RecognitionWorker(QObject):
                     self._sync(pipeline)
                     self._emit_engine(settings, pipeline, gallery)
 
-                if source is None:
-                    try:
-                        source = self._open(settings)
-                        frames = iter(source)
-                    except SourceError as exc:
-                        state = SourceState.LOST if ever_ran else SourceState.UNAVAILABLE
-                        self.source_state.emit(state, f"{exc} Retrying every {RETRY_INTERVAL_S:.0f} s.")
-                        self._stop.wait(RETRY_INTERVAL_S)
-                        continue
-                    self.source_state.emit(SourceState.RUNNING, str(getattr(source, "description", "")))
-
-                try:
-                    frame = next(frames)
-                except StopIteration:
-                    source.close()
-                    source, frames = None, None
-                    if settings.camera.source.strip().isdigit():
-                        # A camera never ends on its own: it was unplugged or taken by another program.
-                        self.source_state.emit(
-                            SourceState.LOST, "The camera stopped delivering frames. Retrying…"
-                        )
-                        self._stop.wait(RETRY_INTERVAL_S)
-                        continue
-                    self.source_state.emit(SourceState.ENDED, "End of the video.")
-                    break
-                except SourceError as exc:
-                    source.close()
-                    source, frames = None, None
-                    self.source_state.emit(SourceState.LOST, f"{exc} Retrying…")
+                if feed is None:
+                    feed = FrameFeed(settings, realtime=self._realtime, drop=self._realtime).start()
+                item = feed.get(timeout_s=0.2)
+                if item is None:
+                    continue
+                if item is _END or isinstance(item, BaseException):
+                    feed.stop()
+                    feed_dropped += feed.dropped
+                    is_camera = feed.is_camera or _is_camera_spec(settings.camera.source)
+                    feed, was_running = None, running
+                    running = False
+                    if item is _END and not is_camera:
+                        self.source_state.emit(SourceState.ENDED, "End of the video.")
+                        break
+                    if item is _END:
+                        message = "The camera stopped delivering frames."
+                    else:
+                        message = str(item)
+                    state = SourceState.LOST if (was_running or ever_ran) else SourceState.UNAVAILABLE
+                    self.source_state.emit(state, f"{message} Retrying every {RETRY_INTERVAL_S:.0f} s…")
                     self._stop.wait(RETRY_INTERVAL_S)
                     continue
-                ever_ran = True
+                frame = item
+                if not running:
+                    running = ever_ran = True
+                    self.source_state.emit(SourceState.RUNNING, feed.description)
 
-                # The maximum frame rate is a ceiling on processing, not on decoding.
+                # The maximum frame rate is a ceiling on processing; the feed keeps only the newest frame.
                 min_period = 1.0 / settings.camera.max_fps
                 wait = last_process + min_period - time.perf_counter()
                 if wait > 0 and self._stop.wait(wait):
@@ -303,17 +381,18 @@ class RecognitionWorker(QObject):
                     result = pipeline.process(frame.image, frame.index, frame.timestamp, frame.decode_ms)
                 except Exception as exc:  # noqa: BLE001 - one bad frame must not end the loop
                     self.errors += 1
-                    log.warning("frame %s failed: %s", getattr(frame, "index", "?"), exc)
+                    log.warning("frame %s failed: %s", frame.index, exc)
                     self.error.emit(exc)
                     continue
                 if pipeline.needs_gallery_sync:
-                    # A new embedder was built for this frame: its gallery embeddings are made now,
+                    # A new embedder was built for this frame: its gallery embeddings are made here,
                     # in this thread, since the model objects belong to it (cached ones cost nothing).
-                    self.source_state.emit(SourceState.RUNNING, "Re-embedding the gallery for the new model…")
+                    self.source_state.emit(SourceState.OPENING, "Re-embedding the gallery for the new model…")
                     self._sync(pipeline)
                     self._emit_engine(settings, pipeline, gallery)
+                    self.source_state.emit(SourceState.RUNNING, feed.description)
                 self.processed += 1
-                self.source_dropped += int(result.dropped_frames)
+                self.source_dropped = feed_dropped + feed.dropped
                 timings.append(result.timings)
                 stamps.append(time.perf_counter())
                 faces = len(result.faces)
@@ -322,6 +401,9 @@ class RecognitionWorker(QObject):
                         self._event_bus.publish_many(result.events)
                     except Exception as exc:  # noqa: BLE001 - plugins never stop the video
                         log.warning("event bus refused events: %s", exc)
+                total_dropped = self.source_dropped + self.display_dropped
+                result = dataclasses.replace(result, dropped_frames=total_dropped - reported_dropped)
+                reported_dropped = total_dropped
                 self._send(result)
 
                 now = time.perf_counter()
@@ -337,12 +419,17 @@ class RecognitionWorker(QObject):
                             errors=self.errors,
                             mean_timings=_mean_timings(timings),
                             faces=faces,
-                            source=str(getattr(source, "description", settings.camera.source)),
+                            source=feed.description,
                         )
                     )
         finally:
-            if source is not None:
-                source.close()
+            if feed is not None:
+                feed.stop()
+            if self._event_bus is not None:
+                try:
+                    self._event_bus.publish_many(pipeline.flush_events())
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("final events not published: %s", exc)
             gallery.close()
 
     def _send(self, result: FrameResult) -> None:
@@ -436,6 +523,9 @@ class RecognitionController(QObject):
             log.error("the recognition thread did not stop within %d ms", timeout_ms)
             return False
         self._thread, self._worker = None, None
+        # Results and reports the worker queued before it stopped are stale now: drop them, so that
+        # nothing arrives after stop() (nor from an old worker after a restart).
+        QCoreApplication.removePostedEvents(self, QEvent.Type.MetaCall)
         # Keep Python references until the thread has ended: a QThread collected while running aborts.
         thread.deleteLater()
         worker.deleteLater()
@@ -453,9 +543,15 @@ class RecognitionController(QObject):
         if self._worker is not None:
             self._worker.reload_gallery()
 
+    def worker_processed(self) -> int:
+        """Frames the running worker has processed (0 when stopped)."""
+        return self._worker.processed if self._worker is not None else 0
+
     @Slot(object)
     def _on_frame(self, result: FrameResult) -> None:
         worker = self._worker
+        if worker is None:
+            return
         self.frames_received += 1
         try:
             self.frame_ready.emit(result)

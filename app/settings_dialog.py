@@ -67,15 +67,20 @@ def field_bounds(info: FieldInfo) -> tuple[float | None, float | None]:
     return lo, hi
 
 
-def available_devices() -> list[str]:
-    """``cpu`` and every CUDA device torch sees (torch is imported here only, when the dialog opens)."""
-    devices = ["cpu"]
-    try:
-        import torch
+def available_devices(current: str = "cpu") -> list[str]:
+    """``cpu``, every CUDA device torch sees, and the current choice.
 
-        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    except Exception as exc:  # noqa: BLE001 - a broken torch still leaves the CPU
-        log.warning("could not list CUDA devices: %s", exc)
+    The list comes from the diagnostics probe (a background thread): importing torch here would
+    freeze the dialog for seconds. Before the probe ends, ``cpu`` and the current device are offered.
+    """
+    from app.diagnostics import known_devices, start_runtime_probe
+
+    devices = known_devices()
+    if devices is None:
+        start_runtime_probe()
+        devices = ["cpu"]
+    if current and current not in devices:
+        devices.append(current)
     return devices
 
 
@@ -163,7 +168,9 @@ class SettingsDialog(QDialog):
         self._original = settings
         self._current = settings
         self._save = save
-        self._devices = list(devices) if devices is not None else available_devices()
+        self._devices = (
+            list(devices) if devices is not None else available_devices(settings.recognition.device)
+        )
         self._setters: dict[tuple[str, str], Callable[[Any], None]] = {}
         self._getters: dict[tuple[str, str], Callable[[], Any]] = {}
         self._loading = False

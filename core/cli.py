@@ -32,6 +32,8 @@ __all__ = ["build_parser", "main"]
 log = logging.getLogger("ghostface")
 
 _EXIT_OK, _EXIT_ERROR = 0, 1
+# Subcommands that belong to the trainer: word -> function of ``trainer.cli`` called with the arguments.
+_TRAINER_COMMANDS = {"align": "main_align", "train": "main_train"}
 
 
 class CliError(GhostFaceError):
@@ -409,7 +411,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     )
     stage_sum: Counter[str] = Counter()
     stage_every: Counter[str] = Counter()
-    wall_tracked = wall_every = 0.0
+    wall_tracked = wall_every = cpu_tracked = cpu_every = 0.0
     frames = faces = embeds = embeds_every = 0
     with open_source(args.source, loop=False) as source:
         for frame in source:
@@ -417,12 +419,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 tracked.process(frame.image, frame.index, frame.timestamp)
                 every.process(frame.image, frame.index, frame.timestamp)
                 continue
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             a = tracked.process(frame.image, frame.index, frame.timestamp, frame.decode_ms)
             wall_tracked += time.perf_counter() - t + frame.decode_ms / 1000.0
-            t = time.perf_counter()
+            cpu_tracked += time.process_time() - c
+            t, c = time.perf_counter(), time.process_time()
             b = every.process(frame.image, frame.index, frame.timestamp, frame.decode_ms)
             wall_every += time.perf_counter() - t + frame.decode_ms / 1000.0
+            cpu_every += time.process_time() - c
             frames += 1
             faces += len(a.faces)
             embeds += sum(1 for f in a.faces if f.embedded)
@@ -442,6 +446,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         "fps_every_frame": round(frames / wall_every, 2),
         "stage_ms": {k: round(v / frames, 3) for k, v in stage_sum.items()},
         "stage_ms_every_frame": {k: round(v / frames, 3) for k, v in stage_every.items()},
+        # CPU seconds of the whole process per frame (all threads), decoding excluded: less sensitive
+        # than wall time to other programs running on the machine.
+        "cpu_ms_per_frame": round(1000 * cpu_tracked / frames, 2),
+        "cpu_ms_per_frame_every_frame": round(1000 * cpu_every / frames, 2),
         "faces_per_frame": round(faces / frames, 3),
         "embeds_per_frame": round(embeds / frames, 3),
         "embeds_per_frame_every_frame": round(embeds_every / frames, 3),
@@ -484,10 +492,7 @@ def _trainer_hook(function: str) -> Callable[[argparse.Namespace], int]:
         entry = getattr(module, function, None)
         if entry is None:
             raise CliError(f"trainer.cli has no {function}()")
-        forwarded = list(args.trainer_args)
-        if args.json and "--json" not in forwarded:
-            forwarded.append("--json")
-        code = entry(forwarded)
+        code = entry(list(args.trainer_args))
         return int(code or 0)
 
     return run
@@ -588,14 +593,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(bench)
     bench.set_defaults(func=_cmd_bench)
 
-    for name, function, text in (
-        ("align", "main_align", "prepare a training set of aligned 112x112 crops"),
-        ("train", "main_train", "train or fine-tune GhostFaceNetV2 from a JSON config"),
+    for name, text in (
+        ("align", "prepare a training set of aligned 112x112 crops (the trainer's options follow)"),
+        ("train", "train or fine-tune GhostFaceNetV2 from a JSON config (the trainer's options follow)"),
     ):
+        function = _TRAINER_COMMANDS[name]
+        # Listed here for --help; main() hands everything after the word to the trainer untouched.
         hook = sub.add_parser(name, help=text, add_help=False)
-        hook.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
         hook.add_argument("trainer_args", nargs=argparse.REMAINDER)
-        hook.set_defaults(func=_trainer_hook(function), verbose=0, hook=True)
+        hook.set_defaults(func=_trainer_hook(function))
     return parser
 
 
@@ -610,7 +616,14 @@ def _configure_logging(verbose: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ghostface`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _TRAINER_COMMANDS:
+        # The trainer parses its own options (argparse.REMAINDER would stop at the first "--option").
+        args = argparse.Namespace(
+            func=_trainer_hook(_TRAINER_COMMANDS[argv[0]]), trainer_args=argv[1:], verbose=0
+        )
+    else:
+        args = parser.parse_args(argv)
     _configure_logging(getattr(args, "verbose", 0))
     try:
         return int(args.func(args))

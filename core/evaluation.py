@@ -181,9 +181,16 @@ def _threshold_at_far(dist: np.ndarray, same: np.ndarray, target_far: float) -> 
     far = np.searchsorted(neg, _FAR_THRESHOLDS, side="left") / neg.size
     if far.max() < target_far:
         return 0.0
-    # FAR rises in steps; interpolate between the first threshold of each distinct FAR value.
-    values, first = np.unique(far, return_index=True)
-    return float(np.interp(target_far, values, _FAR_THRESHOLDS[first]))
+    # FAR rises in steps along the scanned thresholds. Interpolate on that curve as insightface does
+    # (scipy interp1d over every point): between the last threshold still at or under the target FAR
+    # and the next one.
+    i = int(np.searchsorted(far, target_far, side="right")) - 1
+    if i < 0:
+        return 0.0
+    if far[i] == target_far or i + 1 >= far.size:
+        return float(_FAR_THRESHOLDS[i])
+    frac = (target_far - far[i]) / (far[i + 1] - far[i])
+    return float(_FAR_THRESHOLDS[i] + frac * (_FAR_THRESHOLDS[i + 1] - _FAR_THRESHOLDS[i]))
 
 
 def verification_metrics(

@@ -783,7 +783,7 @@ class EventBus:
             logger=logging.getLogger(f"ghostface.plugin.{worker.name}"),
             session_started=self._started_at,
             app_data_dir=app_data,
-            extras=self._context.extras,
+            extras=MappingProxyType(dict(self._context.extras)),
         )
 
     def _notify(self, worker: _Worker) -> None:

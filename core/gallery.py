@@ -221,12 +221,12 @@ def validate_person_name(name: str) -> str:
     shown = repr(name)
     if not clean:
         raise InvalidPersonName("a person name cannot be empty")
-    if clean in {".", ".."} or clean.startswith("."):
-        raise InvalidPersonName(f"person name {shown} cannot start with a dot")
     if "/" in clean or "\\" in clean:
         raise InvalidPersonName(
             f"person name {shown} cannot contain '/' or '\\' (it must be one folder name)"
         )
+    if clean in {".", ".."} or clean.startswith("."):
+        raise InvalidPersonName(f"person name {shown} cannot start with a dot")
     if any(unicodedata.category(c) == "Cc" for c in clean):
         raise InvalidPersonName(f"person name {shown} contains a control character")
     bad = sorted(set(clean) & _WINDOWS_FORBIDDEN)

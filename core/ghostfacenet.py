@@ -387,7 +387,8 @@ def save_backbone(
     constructor arguments, so :func:`load_backbone` rebuilds the network without being told its shape.
 
     Args:
-        model: the network to save (its weights are copied to the CPU).
+        model: the network to save (its weights are copied to the CPU); a DataParallel, DDP or
+            ``torch.compile`` wrapper around it is unwrapped.
         path: destination file.
         meta: JSON-compatible information about the run (dataset, epochs, metrics, ...).
         half: store floating-point tensors as float16 (half the size); the loader casts them back.
@@ -396,8 +397,15 @@ def save_backbone(
         The path written.
 
     Raises:
-        TypeError: ``meta`` is not JSON-compatible (it must load with ``torch.load(weights_only=True)``).
+        TypeError: ``model`` is not a GhostFaceNetV2, or ``meta`` is not JSON-compatible (it must load with ``torch.load(weights_only=True)``).
     """
+    # Unwrap DataParallel/DDP (``.module``) and torch.compile (``._orig_mod``) so the keys stay plain.
+    while isinstance(getattr(model, "module", None), nn.Module) or isinstance(
+        getattr(model, "_orig_mod", None), nn.Module
+    ):
+        model = getattr(model, "_orig_mod", None) or model.module
+    if not isinstance(model, GhostFaceNetV2):
+        raise TypeError(f"save_backbone expects a GhostFaceNetV2, got {type(model).__name__}")
     try:
         meta_plain = json.loads(json.dumps(dict(meta)))
     except (TypeError, ValueError) as exc:
@@ -435,12 +443,13 @@ def _read_checkpoint(path: Path, map_location: str | torch.device) -> Any:
 
 
 def _strip_prefix(state: Mapping[str, Any]) -> dict[str, Any]:
-    # DataParallel / DistributedDataParallel save every key under ``module.``.
+    # DataParallel / DistributedDataParallel save every key under ``module.``, torch.compile under
+    # ``_orig_mod.``.
     out: dict[str, Any] = {}
     for key, value in state.items():
         key = str(key)
-        while key.startswith("module."):
-            key = key[len("module.") :]
+        while key.startswith(("module.", "_orig_mod.")):
+            key = key.split(".", 1)[1]
         out[key] = value
     return out
 
@@ -509,7 +518,7 @@ def infer_arch(state: Mapping[str, torch.Tensor], *, source: str = "state dict")
     if width is None:
         raise CheckpointError(f"{source}: {final_channels} final channels fit no GhostFaceNetV2 width")
     stride = None
-    for input_size in (112, 96, 128, 160, 224):
+    for input_size in (112, 96, 128, 160, 224, 256):
         for s in (2, 1):
             probe = _final_map_size(input_size, s)
             if probe == kernel:

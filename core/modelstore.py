@@ -9,7 +9,7 @@ Resolution order for a model id:
 4. a previous download in the user cache;
 5. a download from a pinned URL into the user cache (only when downloads are allowed).
 
-``GHOSTFACE_OFFLINE=1`` forbids downloads whatever the caller asked for; the tests set it.
+``GHOSTFACE_OFFLINE=1`` forbids downloads whatever the caller asked for (for tests and CI).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GHOSTFACE_SHARED", REPO.parent / "shared"))
 os.environ.setdefault("GHOSTFACE_MODEL_PATH", str(SHARED / "models"))
+# Nothing downloads in tests: a missing model is an error, never a network call.
+os.environ.setdefault("GHOSTFACE_OFFLINE", "1")
 
 
 def _need(path: Path) -> Path:

@@ -190,7 +190,9 @@ class LogFile:
 
     def _epoch(self, trainer: Trainer) -> None:
         rec = trainer.state.history[-1]
-        log.info("epoch %d done: %s", rec["epoch"], ", ".join(f"{k} {v}" for k, v in rec.items() if k != "epoch"))
+        log.info(
+            "epoch %d done: %s", rec["epoch"], ", ".join(f"{k} {v}" for k, v in rec.items() if k != "epoch")
+        )
 
     def _end(self, trainer: Trainer) -> None:
         if self.handler is not None:
@@ -232,7 +234,9 @@ class TerminalProgress:
 
     def _teacher(self, trainer: Trainer) -> None:
         s = trainer.state
-        self._draw(f"teacher targets {self._bar(s.teacher_done, s.teacher_total)} {s.teacher_done}/{s.teacher_total}")
+        self._draw(
+            f"teacher targets {self._bar(s.teacher_done, s.teacher_total)} {s.teacher_done}/{s.teacher_total}"
+        )
 
     def _batch(self, trainer: Trainer) -> None:
         s = trainer.state

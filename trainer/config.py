@@ -129,7 +129,9 @@ class DistillConfig(_Section):
     """Distillation from a teacher embedder of the engine (default SFace)."""
 
     teacher: str = Field("sface", min_length=1, description="Embedder id of the teacher (create_embedder).")
-    weight: float = Field(1.0, ge=0.0, le=100.0, description="Weight of 1 - cos(projection(student), teacher).")
+    weight: float = Field(
+        1.0, ge=0.0, le=100.0, description="Weight of 1 - cos(projection(student), teacher)."
+    )
     relational_weight: float = Field(
         0.0, ge=0.0, le=1000.0, description="Weight of the batch similarity-matrix (relational) loss."
     )
@@ -137,6 +139,10 @@ class DistillConfig(_Section):
     teacher_batch: int = Field(64, ge=1, le=4096)
     flip_targets: bool = Field(
         True, description="Cache the teacher's embedding of each mirrored crop too (twice the teacher time)."
+    )
+    compute_missing: bool = Field(
+        True,
+        description="Run the teacher on crops missing from the cache (false: train on cached ones only).",
     )
 
 
@@ -146,7 +152,9 @@ class DataConfig(_Section):
     flip: bool = True
     color_jitter: float = Field(0.25, ge=0.0, lt=1.0, description="Brightness/contrast/saturation x(1 +- j).")
     shift_px: int = Field(0, ge=0, le=16, description="Random translation of up to this many pixels.")
-    balanced_sampler: bool = Field(False, description="Class-balanced WeightedRandomSampler (labelled crops).")
+    balanced_sampler: bool = Field(
+        False, description="Class-balanced WeightedRandomSampler (labelled crops)."
+    )
     min_images_per_class: int = Field(1, ge=1, le=1000)
     num_workers: int = Field(0, ge=0, le=64)
     max_images: int | None = Field(None, ge=1, description="Use at most this many crops (quick runs, tests).")
@@ -163,6 +171,9 @@ class ValidationConfig(_Section):
 
     holdout_identities: int = Field(0, ge=0, le=100000)
     holdout_min_images: int = Field(4, ge=2, le=1000)
+    holdout_max_images: int = Field(
+        1000, ge=2, le=1000000, description="Leave identities with more crops than this in training."
+    )
     pairs_per_fold: int = Field(60, ge=2, le=100000, description="Same and different pairs per fold, each.")
     pairs: str | None = None
     images: str | None = None
@@ -202,6 +213,12 @@ class TrainConfig(_Section):
     channels_last: bool = Field(True, description="1.45x faster training on CPU (TRAINING_NOTES).")
     device: str = "cpu"
     max_steps_per_epoch: int | None = Field(None, ge=1, description="Cut epochs short (quick runs, tests).")
+    max_minutes: float | None = Field(
+        None,
+        gt=0.0,
+        description="Training-time budget: the cosine schedule runs over this time instead of the epochs, "
+        "and the run ends (validated and saved) when it is spent.",
+    )
     export_half: bool = True
 
     @field_validator("data_path", mode="before")

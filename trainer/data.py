@@ -123,9 +123,9 @@ def scan_folders(folders: Sequence[str | Path], *, min_images_per_class: int = 1
 
 
 def split_holdout(
-    samples: Samples, num_identities: int, *, min_images: int = 4, seed: int = 0
+    samples: Samples, num_identities: int, *, min_images: int = 4, max_images: int = 1000, seed: int = 0
 ) -> tuple[Samples, dict[str, list[Path]]]:
-    """Take ``num_identities`` labelled identities (with >= ``min_images`` crops) out of ``samples``.
+    """Take ``num_identities`` labelled identities (with ``min_images``..``max_images`` crops) out of ``samples``.
 
     Returns:
         The remaining samples (classes re-indexed) and the held-out crops per identity name.
@@ -136,10 +136,10 @@ def split_holdout(
     if num_identities <= 0:
         return samples, {}
     counts = Counter(int(label) for label in samples.labels if label >= 0)
-    eligible = sorted(c for c, n in counts.items() if n >= min_images)
+    eligible = sorted(c for c, n in counts.items() if min_images <= n <= max_images)
     if len(eligible) < num_identities:
         raise ValueError(
-            f"validation needs {num_identities} identities with >= {min_images} crops; the data has "
+            f"validation needs {num_identities} identities with {min_images} to {max_images} crops; the data has "
             f"{len(eligible)}"
         )
     chosen = set(random.Random(seed).sample(eligible, num_identities))
@@ -174,7 +174,9 @@ def make_holdout_pairs(
     """
     names = sorted(held)
     if len(names) < folds * 2:
-        raise ValueError(f"{folds} validation folds need at least {folds * 2} held-out identities, got {len(names)}")
+        raise ValueError(
+            f"{folds} validation folds need at least {folds * 2} held-out identities, got {len(names)}"
+        )
     rng = random.Random(seed)
     rng.shuffle(names)
     out: list[Pair] = []
@@ -209,14 +211,18 @@ def read_pairs(pairs_file: str | Path, images: str | Path | None = None) -> list
     if not lines:
         raise ValueError(f"{pairs_file} holds no pairs")
     out: list[Pair] = []
-    if "\t" in lines[0] or (images is None and len(lines[0].split()) == 3 and not lines[0].split()[1].isdigit()):
+    if "\t" in lines[0] or (
+        images is None and len(lines[0].split()) == 3 and not lines[0].split()[1].isdigit()
+    ):
         for n, line in enumerate(lines):
             parts = line.split("\t") if "\t" in line else line.split()
             if len(parts) < 3:
                 raise ValueError(f"{pairs_file}:{n + 1}: expected 'path_a path_b same', got {line!r}")
             fold = int(parts[3]) if len(parts) > 3 else 0
             base = pairs_file.parent
-            out.append(Pair(base / parts[0], base / parts[1], parts[2].strip() in ("1", "true", "True"), fold))
+            out.append(
+                Pair(base / parts[0], base / parts[1], parts[2].strip() in ("1", "true", "True"), fold)
+            )
         return out
     if images is None:
         raise ValueError(f"{pairs_file} is in LFW format: the images folder is needed too")
@@ -264,7 +270,9 @@ def normalize(batch_uint8: torch.Tensor) -> torch.Tensor:
     return (batch_uint8.float() - 127.5) / 127.5
 
 
-def augment_batch(batch_uint8: torch.Tensor, jitter: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def augment_batch(
+    batch_uint8: torch.Tensor, jitter: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Per-image brightness, contrast and saturation factors in [1 - jitter, 1 + jitter]; returns [-1, 1]."""
     x = batch_uint8.float()
     if jitter > 0:
@@ -336,5 +344,8 @@ def balanced_sampler(samples: Samples, *, seed: int = 0) -> Sampler[int]:
     weights = np.where(labels >= 0, 1.0 / np.maximum(counts[np.maximum(labels, 0)], 1.0), 1.0 / median)
     generator = torch.Generator().manual_seed(seed)
     return WeightedRandomSampler(
-        torch.as_tensor(weights, dtype=torch.double), num_samples=len(samples), replacement=True, generator=generator
+        torch.as_tensor(weights, dtype=torch.double),
+        num_samples=len(samples),
+        replacement=True,
+        generator=generator,
     )

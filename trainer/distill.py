@@ -95,6 +95,7 @@ def compute_teacher_targets(
     crop_paths: Sequence[Path],
     *,
     flip: bool = True,
+    compute: bool = True,
     cache_dir: str | Path | None = None,
     batch_size: int = 64,
     progress: ProgressFn | None = None,
@@ -109,6 +110,7 @@ def compute_teacher_targets(
         crop_paths: aligned 112x112 crops.
         flip: also compute the mirrored crop's target (twice the teacher time); without it a mirrored
             training crop is matched to the plain target.
+        compute: run the teacher on crops the cache lacks (False: they are left without a target).
         cache_dir: folder of the cache (default: ``<user cache>/teacher``).
         batch_size: crops per teacher call.
         progress: called with (done, total) after each batch.
@@ -152,7 +154,7 @@ def compute_teacher_targets(
                 if hit[1] is not None:
                     flipped[i] = np.frombuffer(hit[1], np.float32)
                     flipped_valid[i] = True
-            if digest is not None and (hit is None or (flip and hit[1] is None)):
+            if compute and digest is not None and (hit is None or (flip and hit[1] is None)):
                 todo.append(i)
         done = n - len(todo)
         log.info(

@@ -29,7 +29,11 @@ def load_network(path: str | Path) -> tuple[GhostFaceNetV2, dict[str, Any]]:
         data = load_training_checkpoint(path)
         model = GhostFaceNetV2(**data["arch"])
         model.load_state_dict(data["backbone"])
-        meta = {"mode": data["config"]["mode"], "epochs_trained": len(data["history"]), "history": data["history"]}
+        meta = {
+            "mode": data["config"]["mode"],
+            "epochs_trained": len(data["history"]),
+            "history": data["history"],
+        }
         return model.eval(), meta
     model = load_backbone(path)
     meta = raw.get("meta", {}) if isinstance(raw, dict) else {}
@@ -37,7 +41,11 @@ def load_network(path: str | Path) -> tuple[GhostFaceNetV2, dict[str, Any]]:
 
 
 def export_backbone(
-    source: str | Path | GhostFaceNetV2, target: str | Path, *, meta: Mapping[str, Any] | None = None, half: bool = True
+    source: str | Path | GhostFaceNetV2,
+    target: str | Path,
+    *,
+    meta: Mapping[str, Any] | None = None,
+    half: bool = True,
 ) -> Path:
     """Write an engine-loadable backbone (``create_embedder("ghostfacenetv2:<target>")``).
 

@@ -38,7 +38,7 @@ from trainer.distill import StudentWithProjection, TeacherTargets, compute_teach
 from trainer.losses import MarginHead, cosine_distill_loss, make_margin_head, relational_distill_loss
 from trainer.validation import PairSet
 
-__all__ = ["TrainResult", "TrainState", "Trainer", "build_optimizer", "lr_factor"]
+__all__ = ["Schedule", "TrainResult", "TrainState", "Trainer", "build_optimizer", "lr_factor"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
     teacher_done: int = 0
     teacher_total: int = 0
+    elapsed_s: float = 0.0
     last_checkpoint: Path | None = None
     best_backbone: Path | None = None
     stopped: bool = False
@@ -101,8 +102,11 @@ class TrainResult:
     history: tuple[dict[str, Any], ...]
 
 
-def lr_factor(config: TrainConfig, global_step: int, steps_per_epoch: int) -> float:
-    """Multiplier of the base LR at ``global_step`` (schedules are stepped per batch)."""
+def lr_factor(config: TrainConfig, global_step: int, steps_per_epoch: int, elapsed_s: float = 0.0) -> float:
+    """Multiplier of the base LR at ``global_step`` (schedules are stepped per batch).
+
+    With ``max_minutes`` the cosine runs over the training time (``elapsed_s``) instead of the steps.
+    """
     sched = config.scheduler
     epoch_float = global_step / max(steps_per_epoch, 1)
     warmup_steps = sched.warmup_epochs * steps_per_epoch
@@ -113,10 +117,38 @@ def lr_factor(config: TrainConfig, global_step: int, steps_per_epoch: int) -> fl
     if sched.name == "step":
         passed = sum(1 for m in sched.milestones if epoch_float >= m)
         return sched.gamma**passed
-    total = config.epochs * steps_per_epoch
-    progress = min(1.0, (global_step - warmup_steps) / max(total - warmup_steps, 1))
-    floor = sched.min_lr / config.optimizer.base_lr
+    if config.max_minutes:
+        progress = min(1.0, elapsed_s / (config.max_minutes * 60.0))
+    else:
+        total = config.epochs * steps_per_epoch
+        progress = min(1.0, (global_step - warmup_steps) / max(total - warmup_steps, 1))
+    floor = min(1.0, sched.min_lr / config.optimizer.base_lr)
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class Schedule:
+    """Sets every parameter group's LR from (global step, training seconds): a pure function of the two,
+    so a resumed run continues with exactly the LR it stopped at."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int) -> None:
+        self.optimizer = optimizer
+        self.config = config
+        self.steps_per_epoch = steps_per_epoch
+        self.base_lr = config.optimizer.base_lr
+        self.apply(0, 0.0)
+
+    def apply(self, global_step: int, elapsed_s: float) -> float:
+        lr = self.base_lr * lr_factor(self.config, global_step, self.steps_per_epoch, elapsed_s)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"base_lr": self.base_lr, "steps_per_epoch": self.steps_per_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.base_lr = float(state["base_lr"])
+        self.steps_per_epoch = int(state["steps_per_epoch"])
 
 
 def build_optimizer(config: TrainConfig, modules: list[nn.Module]) -> torch.optim.Optimizer:
@@ -136,7 +168,9 @@ def build_optimizer(config: TrainConfig, modules: list[nn.Module]) -> torch.opti
             {"params": decay, "weight_decay": opt.sgd.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        return torch.optim.SGD(groups, lr=opt.sgd.base_lr, momentum=opt.sgd.momentum, nesterov=opt.sgd.nesterov)
+        return torch.optim.SGD(
+            groups, lr=opt.sgd.base_lr, momentum=opt.sgd.momentum, nesterov=opt.sgd.nesterov
+        )
     groups = [
         {"params": decay, "weight_decay": opt.adamw.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -205,7 +239,7 @@ class Trainer:
         self.head: MarginHead | None = None
         self.projection: StudentWithProjection | None = None
         self.optimizer: torch.optim.Optimizer | None = None
-        self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
+        self.scheduler: Schedule | None = None
         self.validation: PairSet | None = None
         self.targets: TeacherTargets | None = None
         self.samples: Samples | None = None
@@ -250,7 +284,11 @@ class Trainer:
         if val.holdout_identities:
             try:
                 samples, held = split_holdout(
-                    samples, val.holdout_identities, min_images=val.holdout_min_images, seed=cfg.seed
+                    samples,
+                    val.holdout_identities,
+                    min_images=val.holdout_min_images,
+                    max_images=val.holdout_max_images,
+                    seed=cfg.seed,
                 )
             except ValueError as exc:
                 raise ConfigError(f"validation.holdout_identities: {exc}") from exc
@@ -266,7 +304,9 @@ class Trainer:
         if cfg.mode == "arcface":
             keep = samples.labels >= 0
             samples = Samples(
-                tuple(p for p, k in zip(samples.paths, keep, strict=True) if k), samples.labels[keep], samples.class_names
+                tuple(p for p, k in zip(samples.paths, keep, strict=True) if k),
+                samples.labels[keep],
+                samples.class_names,
             )
         if cfg.uses_margin_loss and samples.num_classes < 2:
             raise ConfigError(
@@ -276,7 +316,9 @@ class Trainer:
         if cfg.data.max_images and len(samples) > cfg.data.max_images:
             order = np.random.default_rng(cfg.seed).permutation(len(samples))[: cfg.data.max_images]
             order.sort()
-            samples = Samples(tuple(samples.paths[i] for i in order), samples.labels[order], samples.class_names)
+            samples = Samples(
+                tuple(samples.paths[i] for i in order), samples.labels[order], samples.class_names
+            )
         return samples
 
     def _teacher_progress(self, done: int, total: int) -> None:
@@ -291,11 +333,34 @@ class Trainer:
             teacher,
             samples.paths,
             flip=cfg.distill.flip_targets and cfg.data.flip,
+            compute=cfg.distill.compute_missing,
             cache_dir=cfg.distill.cache_dir,
             batch_size=cfg.distill.teacher_batch,
             progress=self._teacher_progress,
             should_stop=lambda: self.stop,
         )
+
+    def _keep_targeted(self, samples: Samples) -> Samples:
+        """Drop crops that would teach nothing: no teacher target and (in mode 'both') no label."""
+        assert self.targets is not None
+        t = self.targets
+        keep = t.valid | ((samples.labels >= 0) if self.config.mode == "both" else False)
+        if keep.all():
+            return samples
+        log.info("%d crops without a teacher target left out", int((~keep).sum()))
+        self.targets = TeacherTargets(
+            t.plain[keep], t.flipped[keep], t.valid[keep], t.flipped_valid[keep], t.model_id
+        )
+        kept = Samples(
+            tuple(p for p, k in zip(samples.paths, keep, strict=True) if k),
+            samples.labels[keep],
+            samples.class_names,
+        )
+        self.samples = kept
+        self.state.num_train = len(kept)
+        if len(kept) < self.config.batch_size:
+            raise ConfigError(f"only {len(kept)} crops have a teacher target: fewer than one batch")
+        return kept
 
     def _build(self, samples: Samples) -> None:
         cfg = self.config
@@ -350,6 +415,7 @@ class Trainer:
             "epoch": state.epoch + 1 if epoch_done else state.epoch,
             "step_in_epoch": 0 if epoch_done else state.step,
             "global_step": state.global_step,
+            "elapsed_s": state.elapsed_s,
             "rng": capture_rng(),
             "history": list(state.history),
             "best_accuracy": state.best_accuracy,
@@ -380,13 +446,17 @@ class Trainer:
             self.optimizer.load_state_dict(data["optimizer"])
             self.scheduler.load_state_dict(data["scheduler"])
         except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-            raise CheckpointError(f"{self.resume_path} does not fit this run's data or config: {exc}") from exc
+            raise CheckpointError(
+                f"{self.resume_path} does not fit this run's data or config: {exc}"
+            ) from exc
         restore_rng(data["rng"])
         s = self.state
         s.history = list(data["history"])
         s.best_accuracy = float(data["best_accuracy"])
         s.best_epoch = data["best_epoch"]
         s.global_step = int(data["global_step"])
+        s.elapsed_s = float(data.get("elapsed_s", 0.0))
+        self.scheduler.apply(s.global_step, s.elapsed_s)
         if s.best_epoch is not None and (self.output_dir / BEST_BACKBONE).is_file():
             s.best_backbone = self.output_dir / BEST_BACKBONE
         log.info(
@@ -468,6 +538,7 @@ class Trainer:
                 self.state.stopped = True
                 self.run_callbacks("on_train_end")
                 return self._result()
+            samples = self._keep_targeted(samples)
         self._build(samples)
         assert self.model is not None and self.optimizer is not None
 
@@ -480,13 +551,8 @@ class Trainer:
         steps_per_epoch = min(full_steps, cfg.max_steps_per_epoch or full_steps)
         self.state.steps_per_epoch = steps_per_epoch
         self.state.total_steps = steps_per_epoch * cfg.epochs
-        base_lr = cfg.optimizer.base_lr
-        for group in self.optimizer.param_groups:
-            group["lr"] = base_lr
-            group["initial_lr"] = base_lr
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(cfg, step, steps_per_epoch)
-        )
+        self.scheduler = Schedule(self.optimizer, cfg, steps_per_epoch)
+        budget_s = cfg.max_minutes * 60.0 if cfg.max_minutes else None
         start_epoch, start_step = 0, 0
         if self.resume_path is not None:
             start_epoch, start_step = self._resume()
@@ -495,6 +561,8 @@ class Trainer:
         device = torch.device(cfg.device)
         batches_run = 0
         started = time.monotonic()
+        elapsed_before = self.state.elapsed_s
+        out_of_time = False
         for epoch in range(start_epoch, cfg.epochs):
             if self.stop:
                 break
@@ -502,7 +570,7 @@ class Trainer:
             s.epoch, s.step = epoch, start_step if epoch == start_epoch else 0
             sampler.epoch, sampler.skip = epoch, s.step * cfg.batch_size
             # Flip/shift draws per epoch depend only on (seed, epoch, position) after a resume too.
-            if not (epoch == start_epoch and self.resume_path is not None):
+            if not (epoch == start_epoch and s.step > 0):
                 random.seed(cfg.seed * 7919 + epoch)
             loader = DataLoader(
                 dataset,
@@ -511,6 +579,9 @@ class Trainer:
                 num_workers=cfg.data.num_workers,
                 drop_last=True,
                 persistent_workers=False,
+                # Its own generator: creating the iterator must not draw from the global torch RNG,
+                # whose state a checkpoint restores.
+                generator=torch.Generator().manual_seed(cfg.seed + epoch),
             )
             self.model.train()
             self.run_callbacks("on_epoch_start")
@@ -532,9 +603,8 @@ class Trainer:
                 if cfg.grad_clip:
                     params = [p for g in self.optimizer.param_groups for p in g["params"]]
                     torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                s.lr = float(self.optimizer.param_groups[0]["lr"])
+                s.lr = self.scheduler.apply(s.global_step, s.elapsed_s)
                 self.optimizer.step()
-                self.scheduler.step()
                 s.step += 1
                 s.global_step += 1
                 batches_run += 1
@@ -542,14 +612,19 @@ class Trainer:
                 s.loss_parts = parts
                 losses.append(s.loss)
                 elapsed = time.monotonic() - started
+                s.elapsed_s = elapsed_before + elapsed
                 s.images_per_s = batches_run * cfg.batch_size / max(elapsed, 1e-9)
-                remaining = s.total_steps - s.global_step
-                s.eta_s = elapsed / batches_run * remaining
+                if budget_s is not None:
+                    s.eta_s = max(0.0, budget_s - s.elapsed_s)
+                    out_of_time = s.elapsed_s >= budget_s
+                else:
+                    s.eta_s = elapsed / batches_run * (s.total_steps - s.global_step)
                 self.run_callbacks("on_batch_end")
                 # Checked before the next batch is drawn, so a saved RNG state resumes exactly.
-                if self.stop or s.step >= steps_per_epoch:
+                if self.stop or out_of_time or s.step >= steps_per_epoch:
                     break
-            epoch_done = s.step >= steps_per_epoch
+            # A spent time budget ends the run like a last (shorter) epoch: validated and saved.
+            epoch_done = s.step >= steps_per_epoch or (out_of_time and s.step > 0)
             if not epoch_done:
                 if batches_run:
                     self._save(epoch_done=False)
@@ -562,8 +637,13 @@ class Trainer:
                 "seconds": round(time.monotonic() - t_epoch, 1),
             }
             s.val_accuracy = None
-            if self.validation is not None and ((epoch + 1) % cfg.validation.every == 0 or epoch + 1 == cfg.epochs):
-                result = self.validation.evaluate(self.model, flip=cfg.validation.flip, channels_last=cfg.channels_last)
+            last_epoch = epoch + 1 == cfg.epochs or out_of_time
+            if out_of_time and s.step < steps_per_epoch:
+                record["partial"] = True
+            if self.validation is not None and ((epoch + 1) % cfg.validation.every == 0 or last_epoch):
+                result = self.validation.evaluate(
+                    self.model, flip=cfg.validation.flip, channels_last=cfg.channels_last
+                )
                 s.val_accuracy = result.accuracy
                 record["val_accuracy"] = round(result.accuracy, 5)
                 record["val_std"] = round(result.std, 5)
@@ -577,6 +657,9 @@ class Trainer:
             self.run_callbacks("on_validation_end")
             self.run_callbacks("on_epoch_end")
             s.epoch = epoch + 1
+            if out_of_time:
+                log.info("time budget of %.1f min spent after %d epochs", cfg.max_minutes, len(s.history))
+                break
         if self.stop and not self.state.early_stopped:
             self.state.stopped = True
         self.run_callbacks("on_train_end")

@@ -113,7 +113,9 @@ class PairSet:
     def __len__(self) -> int:
         return len(self.same)
 
-    def evaluate(self, model: nn.Module, *, flip: bool = True, channels_last: bool = False) -> VerificationResult:
+    def evaluate(
+        self, model: nn.Module, *, flip: bool = True, channels_last: bool = False
+    ) -> VerificationResult:
         """10-fold accuracy of ``model`` (switched to eval mode and back)."""
         was_training = model.training
         model.eval()

@@ -10,7 +10,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core import paths
 from core._atomic import atomic_write_text
 from core.types import EventKind, RecognitionEvent
 
@@ -69,7 +68,7 @@ class AttendanceLog:
 
     def on_start(self, context: Any) -> None:
         folder_text = str(context.settings.get("folder", "") or "").strip()
-        folder = Path(folder_text).expanduser() if folder_text else paths.data_dir() / "attendance"
+        folder = Path(folder_text).expanduser() if folder_text else Path(context.app_data_dir) / "attendance"
         folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.fromtimestamp(context.session_started).strftime("%Y%m%d-%H%M%S")
         path = folder / f"attendance-{stamp}.csv"

@@ -9,7 +9,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core import paths
 from core._atomic import atomic_write_bytes
 from core.types import EventKind, RecognitionEvent
 
@@ -88,7 +87,9 @@ class SnapshotSaver:
         if keep_count < 0 or keep_days < 0:
             raise ValueError("keep_count and keep_days must be 0 (keep all) or more")
         folder_text = str(s.get("folder", "") or "").strip()
-        self.folder = Path(folder_text).expanduser() if folder_text else paths.data_dir() / "snapshots"
+        self.folder = (
+            Path(folder_text).expanduser() if folder_text else Path(context.app_data_dir) / "snapshots"
+        )
         self.folder.mkdir(parents=True, exist_ok=True)
         self._mode, self._kinds = mode, parse_kinds(s.get("kinds", "recognized,unknown"))
         self._keep_count, self._keep_days = keep_count, keep_days

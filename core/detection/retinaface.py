@@ -4,7 +4,7 @@ The weights are ``mobilenet0.25_Final.pth`` of biubug6/Face-Detector-1MB-with-la
 variant differs from biubug6/Pytorch_Retinaface (which MODEL_SPEC §7.2 describes) in two ways that
 matter: every activation is a plain ReLU (not LeakyReLU 0.1), and the prior sizes are
 [[10, 20], [32, 64], [128, 256]] (it was trained on 300 px crops), not [[16, 32], [64, 128], [256, 512]].
-With the §7.2 values the same weights give dozens of false faces per photo. Parameter names follow
+With the §7.2 values the same weights find about ten false faces on each demo photo. Parameter names follow
 the original so that the state dict loads with ``strict=True``.
 """
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.embedding._base import Embedder
-from core.errors import ModelNotFoundError
+from core.embedding._base import CROP_SIZE, Embedder
+from core.errors import CheckpointError, ModelNotFoundError
 from core.ghostfacenet import load_backbone
 from core.modelstore import ModelStore, default_store, sha256_of
 
@@ -82,7 +82,13 @@ class GhostFaceEmbedder(Embedder):
                 raise ModelNotFoundError(f"GhostFaceNetV2 checkpoint not found: {checkpoint}")
             digest = sha256_of(checkpoint)
         torch_device = resolve_device(device)
-        model = load_backbone(checkpoint, map_location="cpu").to(torch_device).eval()
+        model = load_backbone(checkpoint, map_location="cpu")
+        if model.arch.get("input_size", CROP_SIZE) != CROP_SIZE:
+            raise CheckpointError(
+                f"{checkpoint} was built for {model.arch['input_size']}-pixel faces; the embedder feeds "
+                f"aligned {CROP_SIZE}x{CROP_SIZE} crops"
+            )
+        model = model.to(torch_device).eval()
         self._channels_last = torch_device.type == "cpu"
         if self._channels_last:
             # Depthwise-heavy nets run faster in NHWC with oneDNN on the CPU (measured: see the report).

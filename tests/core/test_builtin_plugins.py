@@ -111,6 +111,18 @@ def test_attendance_default_folder_and_duration_across_sources() -> None:
     assert float(row["duration_s"]) == pytest.approx(60.0)
 
 
+def test_attendance_folder_that_is_a_file_is_reported(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("keep me")
+    bus = run_plugin(
+        AttendanceLog(), "attendance", {"folder": str(blocker)}, [ev(EventKind.RECOGNIZED, "a", 1, 1)]
+    )
+    status = bus.status_of("attendance")
+    assert status.state is PluginState.DISABLED and status.last_error.startswith("on_start: FileExistsError")
+    assert blocker.read_text() == "keep me"
+
+
+@pytest.mark.slow
 def test_attendance_log_on_the_hamilton_clip(hamilton_clip: Path, demo_dir: Path, tmp_path: Path) -> None:
     pipeline_mod = pytest.importorskip("core.pipeline")
     from core.gallery import Gallery
@@ -261,7 +273,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadingHTTPServer]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.received = []  # type: ignore[attr-defined]
     httpd.answers = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield httpd
     httpd.shutdown()

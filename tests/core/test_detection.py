@@ -203,3 +203,31 @@ def test_defaults_and_live_settings_are_validated(detectors: dict[str, Detector]
     with pytest.raises(ValueError, match="nms_threshold"):
         detector.nms_threshold = -0.1
     assert detector.name == detector.model_id == "yunet"
+
+
+def test_retinaface_checkpoint_loading(models_dir: Path, tmp_path: Path, image: Callable) -> None:
+    from core.detection.retinaface import RetinaFace, load_retinaface
+    from core.errors import CheckpointError
+
+    weights = models_dir / "retinaface_mobilenet0.25.pth"
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    reference = RetinaFace()
+    reference.load_state_dict(state)
+    reference.eval()
+    # A DataParallel-style checkpoint (every key prefixed with "module.") loads the same.
+    prefixed = tmp_path / "prefixed.pth"
+    torch.save({"module." + k: v for k, v in state.items()}, prefixed)
+    fused = load_retinaface(str(prefixed))
+    crop = cv2.resize(image("obama.jpg"), (160, 200))
+    x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() - torch.tensor([104.0, 117.0, 123.0]).view(
+        1, 3, 1, 1
+    )
+    with torch.inference_mode():
+        for got, want in zip(fused(x), reference(x), strict=True):
+            torch.testing.assert_close(got, want, atol=1e-3, rtol=1e-3)
+    (tmp_path / "junk.pth").write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_retinaface(str(tmp_path / "junk.pth"))
+    torch.save({"body.stage1.0.0.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_retinaface(str(tmp_path / "wrong.pth"))

@@ -171,12 +171,12 @@ def test_sface_is_safe_to_call_from_several_threads(sface: Embedder, batch: np.n
 
     def work(i: int) -> None:
         try:
-            for _ in range(5):
+            for _ in range(3):
                 results[i] = sface.embed(batch[i % 3 : i % 3 + 1])
         except BaseException as exc:  # collected for the assertion below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:

@@ -276,18 +276,14 @@ def test_a_sleeping_plugin_does_not_block_publish_and_its_drops_are_counted(
         batch = events(200)
         bus.publish(batch[0])
         assert sleeper.entered.wait(5.0)  # the sleeper is now inside its 10 s call
-        t0 = time.monotonic()
+        # A blocking publish would wait for the sleeper and drop nothing; these counts prove it did not.
         bus.publish_many(batch[1:])
-        elapsed = time.monotonic() - t0
-        # A blocking publish would take 10 s per event; this only guards against that.
-        assert elapsed < 5.0
         slow = bus.status_of("slow")
         assert slow.dropped == 199 - 8  # 8 fit in its queue, the rest are dropped and counted
         wait_until(lambda: len(fast.events) + bus.status_of("fast").dropped == 200)
         assert len(fast.events) >= 8
         # The fast plugin was served while the slow one was still in its first call.
         assert sleeper.calls == 1
-        t0 = time.monotonic()
         abandoned = bus.stop(timeout=0.5)
         assert abandoned == ["slow"]
         assert bus.status_of("slow").abandoned and not bus.status_of("fast").abandoned

@@ -295,3 +295,11 @@ def test_newer_format_version_is_rejected(net: GhostFaceNetV2, tmp_path: Path) -
 def test_missing_checkpoint_file(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError):
         load_backbone(tmp_path / "absent.pt")
+
+
+def test_wrapped_models_are_saved_with_plain_keys(net: GhostFaceNetV2, tmp_path: Path) -> None:
+    path = save_backbone(nn.DataParallel(net), tmp_path / "dp.pt", {})
+    state = torch.load(path, weights_only=True)["state_dict"]
+    assert "conv_stem.weight" in state and not [k for k in state if k.startswith("module.")]
+    with pytest.raises(TypeError, match="GhostFaceNetV2"):
+        save_backbone(nn.Linear(2, 2), tmp_path / "x.pt", {})

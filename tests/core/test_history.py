@@ -6,6 +6,7 @@ import csv
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def ev(
 
 
 @pytest.fixture
-def history(tmp_path: Path) -> History:
+def history(tmp_path: Path) -> Iterator[History]:
     h = History(tmp_path / "history.sqlite3")
     yield h
     h.close()
@@ -100,6 +101,9 @@ def test_export_csv(history: History, tmp_path: Path) -> None:
     assert [r["person"] for r in rows] == ["obama"] * 3
     assert rows[0]["time"] < rows[1]["time"] < rows[2]["time"]  # oldest first, ISO sorts by time
     assert rows[0]["box"] == "10.0 20.5 110.2 140.0" and rows[0]["similarity"] == "0.6100"
+    with pytest.raises(IsADirectoryError):
+        history.export_csv(tmp_path / "out")  # a folder: a clear error, and the folder is untouched
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["obama.csv"]
     assert history.export_csv(tmp_path / "none.csv", person="nobody") == 0
     assert (tmp_path / "none.csv").read_text().strip() == ",".join(CSV_COLUMNS)
 

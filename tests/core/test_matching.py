@@ -97,7 +97,7 @@ def test_vectorised_matching_agrees_with_a_plain_loop() -> None:
         for row, label in zip(g, labels, strict=True):
             best[label] = max(best.get(label, -2.0), float(row @ q))
         ranked = sorted(best.items(), key=lambda kv: -kv[1])
-        (p1, s1), (p2, s2) = ranked[0], ranked[1]
+        (p1, s1), (_, s2) = ranked[0], ranked[1]
         expected = p1 if s1 >= 0.2 and s1 - s2 >= 0.02 else None
         assert match.person == expected
         assert match.similarity == pytest.approx(s1, abs=1e-5)

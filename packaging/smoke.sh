@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Builds the bundle, then runs the built executable offscreen on the demo clip with a two-person gallery
+# and checks that it recognises a known face, reaches its first processed frame in time and exits cleanly.
+#
+#   bash packaging/smoke.sh            # or: make package-smoke
+#
+# Environment:
+#   GHOSTFACE_SHARED    the shared data folder (default ../shared)
+#   SMOKE_SKIP_BUILD=1  test the bundle already in dist/ instead of building it again
+#   SMOKE_RUN_S         how long the app runs on the clip before it quits (default 20)
+#   SMOKE_MAX_START_S   launch-to-first-processed-frame limit in seconds (default 10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+SHARED=${GHOSTFACE_SHARED:-$REPO/../shared}
+DEMO="$SHARED/data/demo"
+EXE="$REPO/dist/GhostFace/GhostFace"
+RUN_S=${SMOKE_RUN_S:-20}
+MAX_START_S=${SMOKE_MAX_START_S:-10}
+PY=${VENV:-.venv}/bin/python
+
+say() { printf '[smoke] %s\n' "$*"; }
+fail() { say "FAIL: $*"; exit 1; }
+
+for f in "$DEMO/short_hamilton_clip.mp4" "$DEMO/lin-manuel-miranda.png" "$DEMO/knn_examples/train/obama"; do
+    [[ -e $f ]] || fail "demo data not found: $f (set GHOSTFACE_SHARED to the shared data folder)"
+done
+
+if [[ -z ${SMOKE_SKIP_BUILD:-} ]]; then
+    bash packaging/build.sh
+fi
+[[ -x $EXE ]] || fail "no bundle at $EXE (run packaging/build.sh)"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ghostface-smoke.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+GALLERY="$WORK/gallery"
+mkdir -p "$GALLERY/obama" "$GALLERY/lin-manuel-miranda"
+cp "$DEMO"/knn_examples/train/obama/* "$GALLERY/obama/"
+cp "$DEMO/lin-manuel-miranda.png" "$GALLERY/lin-manuel-miranda/"
+
+# What must not be written: anything beside the executable. Remember the bundle's file list.
+bundle_files() { (cd "$REPO/dist/GhostFace" && find . -print | LC_ALL=C sort); }
+bundle_files >"$WORK/bundle-before.txt"
+
+# The bundle must stand alone: no model path from the build machine, no downloads, and a fresh user
+# home (settings, gallery cache, history all go to platformdirs-style folders under it).
+run_bundle() { # $1: label, $2: report file; the rest: extra arguments
+    local label=$1 report=$2
+    shift 2
+    local start end rc
+    start=$(date +%s.%N)
+    set +e
+    env -u GHOSTFACE_MODEL_PATH -u PYTHONPATH -u VIRTUAL_ENV \
+        GHOSTFACE_HOME="$WORK/home-$label" GHOSTFACE_OFFLINE=1 QT_QPA_PLATFORM=offscreen \
+        timeout --kill-after=10 $((RUN_S + 120)) \
+        "$EXE" --source "$DEMO/short_hamilton_clip.mp4" --gallery "$GALLERY" \
+        --exit-after-seconds "$RUN_S" --report "$report" "$@" >"$WORK/$label.log" 2>&1
+    rc=$?
+    set -e
+    end=$(date +%s.%N)
+    echo "$start" >"$report.launch"
+    if ((rc != 0)); then
+        tail -n 40 "$WORK/$label.log" >&2
+        fail "$label: the bundle exited with status $rc"
+    fi
+    [[ -s $report ]] || { tail -n 40 "$WORK/$label.log" >&2; fail "$label: no report written"; }
+    say "$label: exited cleanly after $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') s"
+}
+
+check_report() { # $1: label, $2: report file; prints the figures, fails when a check fails
+    "$PY" - "$1" "$2" "$MAX_START_S" <<'PYCHECK'
+import json
+import sys
+from pathlib import Path
+
+label, report_path, max_start = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3])
+report = json.loads(report_path.read_text(encoding="utf-8"))
+launch = float(Path(str(report_path) + ".launch").read_text().strip())
+names = set(report.get("names") or [])
+frames = int(report.get("frames") or 0)
+first = report.get("first_frame_unix")
+startup = None if first is None else float(first) - launch
+print(
+    f"[smoke] {label}: frames={frames} names={sorted(names)} engine={report.get('engine')} "
+    f"launch-to-first-frame={'none' if startup is None else f'{startup:.2f} s'}"
+)
+problems = []
+if frames <= 0 or startup is None:
+    problems.append("no frame was processed")
+if not names & {"obama", "lin-manuel-miranda"}:
+    problems.append("no known face was recognised")
+if startup is not None and startup > max_start:
+    problems.append(f"first processed frame after {startup:.2f} s (limit {max_start:.0f} s)")
+if problems:
+    print(f"[smoke] FAIL: {label}: " + "; ".join(problems))
+    sys.exit(1)
+PYCHECK
+}
+
+say "bundle: $EXE ($(du -sh "$REPO/dist/GhostFace" | cut -f1))"
+run_bundle default "$WORK/report-default.json"
+check_report default "$WORK/report-default.json"
+
+# The PyTorch models inside the bundle: RetinaFace and, once trained, GhostFaceNetV2.
+if [[ -f $REPO/dist/GhostFace/_internal/core/weights/ghostfacenetv2.pt ]]; then
+    mkdir -p "$WORK/torch-settings"
+    cat >"$WORK/torch-settings/settings.json" <<'JSON'
+{"detection": {"detector": "retinaface-mnet025"}, "recognition": {"embedder": "ghostfacenetv2"}}
+JSON
+    run_bundle torch "$WORK/report-torch.json" --settings "$WORK/torch-settings/settings.json"
+    check_report torch "$WORK/report-torch.json"
+else
+    say "skipped the PyTorch-model run: the bundle has no GhostFaceNetV2 checkpoint"
+fi
+
+bundle_files >"$WORK/bundle-after.txt"
+if ! diff -q "$WORK/bundle-before.txt" "$WORK/bundle-after.txt" >/dev/null; then
+    diff "$WORK/bundle-before.txt" "$WORK/bundle-after.txt" | head -20 >&2
+    fail "the app wrote files inside the bundle folder"
+fi
+say "PASS"

@@ -1,0 +1,183 @@
+"""The main window end to end: real clip, real gallery, real models; shortcuts, no-camera state, shutdown."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QThread, QTimer
+from PySide6.QtWidgets import QApplication
+
+from app.main_window import MainWindow, create_window
+from core.settings import Settings, load_settings
+from tests.app._fixtures import hamilton_gallery  # noqa: F401 - fixture
+
+RUN_TIMEOUT_MS = 60_000
+
+
+def _window(qtbot, settings: Settings, **kwargs) -> MainWindow:
+    window = MainWindow(settings, system_trash=False, **kwargs)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def _named(window: MainWindow) -> set[str]:
+    result = window.video_view.result
+    return {f.person for f in result.faces if f.person} if result is not None else set()
+
+
+def test_running_window_shows_named_faces_people_and_figures_then_closes_without_threads(
+    qtbot,
+    hamilton_clip: Path,
+    hamilton_gallery: Path,  # noqa: F811
+) -> None:
+    before = set(threading.enumerate())
+    settings = Settings().replace(camera={"source": str(hamilton_clip)}, gallery_dir=str(hamilton_gallery))
+    window = _window(qtbot, settings, autostart=True)
+    qtbot.waitUntil(lambda: "Lin-Manuel Miranda" in _named(window), timeout=RUN_TIMEOUT_MS)
+    assert window.live_stack.currentWidget() is window.video_view
+    qtbot.waitUntil(lambda: "fps" in window.fps_label.text() and window.fps_label.text()[0].isdigit(), timeout=5000)
+    assert "detect" in window.timings_label.text() and "embed" in window.timings_label.text()
+    assert window.dropped_label.text().startswith("dropped")
+    window.people.refresh()
+    qtbot.waitUntil(lambda: "Lin-Manuel Miranda" in window.people.names_in_view(), timeout=5000)
+    top = window.people.topLevelItem(0)
+    assert top.text(0) == "Lin-Manuel Miranda" and top.text(2) and top.text(3)
+    assert window.diagnostics.value("Embedder device") == "cpu"
+    thread = window.controller._thread
+    assert isinstance(thread, QThread) and thread.isRunning()
+
+    window.close()
+    assert not window.controller.is_running()
+    assert thread.isFinished()
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    assert not leaked, leaked
+    # The frame reader is a daemon thread, but it must be gone too.
+    assert not [t for t in threading.enumerate() if t.name == "frame-feed"]
+
+
+def test_space_starts_and_stops(qtbot, hamilton_clip: Path) -> None:
+    window = _window(qtbot, Settings().replace(camera={"source": str(hamilton_clip)}))
+    window.activateWindow()
+    window.start_action.trigger()  # what Space does; the shortcut itself is checked below
+    qtbot.waitUntil(lambda: window.video_view.frames_shown > 0, timeout=RUN_TIMEOUT_MS)
+    assert window.start_action.text() == "&Stop"
+    window.start_action.trigger()
+    assert not window.controller.is_running()
+    assert window.start_action.text() == "&Start"
+    shortcuts = {a.shortcut().toString() for a in window.actions()}
+    assert {"Space", "Ctrl+O", "Ctrl+,", "F11", "Ctrl+Q"} <= shortcuts
+    window.close()
+
+
+def test_no_camera_is_a_state_that_offers_a_video_file(qtbot) -> None:
+    window = _window(qtbot, Settings().replace(camera={"source": "0"}))
+    assert window.live_stack.currentWidget() is window.empty_state
+    assert window.empty_state.title.text() == "No camera found"
+    assert window.empty_state.open_video_button.isVisible()
+    # Start with no camera does not crash nor start a worker: it explains again.
+    window.start()
+    assert not window.controller.is_running()
+    assert "No camera" in window.statusBar().currentMessage()
+    assert window.source_combo.itemText(0) == "No camera found"
+    window.close()
+
+
+def test_source_change_is_saved_and_geometry_remembered(qtbot, hamilton_clip: Path, tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    window = create_window(path, system_trash=False)
+    qtbot.addWidget(window)
+    window.show()
+    window.set_source(str(hamilton_clip), start=False)
+    assert load_settings(path).settings.camera.source == str(hamilton_clip)
+    window.resize(max(window.minimumSizeHint().width(), 600) + 10, 540)
+    qtbot.wait(50)
+    size = (window.width(), window.height())
+    assert size[0] < 780, "the window can be made narrower than the test screen"
+    window.close()
+    again = create_window(path, system_trash=False)
+    qtbot.addWidget(again)
+    assert again.settings.camera.source == str(hamilton_clip)
+    assert (again.width(), again.height()) == size
+    again.close()
+
+
+def test_settings_dialog_changes_reach_the_running_worker_and_cancel_restores(qtbot, hamilton_clip: Path) -> None:
+    settings = Settings().replace(camera={"source": str(hamilton_clip)})
+    window = _window(qtbot, settings, autostart=True)
+    qtbot.waitUntil(lambda: window.video_view.frames_shown > 0, timeout=RUN_TIMEOUT_MS)
+    dialog = window.open_settings()
+    dialog.set_value("display.show_landmarks", True)
+    dialog.set_value("recognition.margin", 0.3)
+    qtbot.waitUntil(lambda: window.controller.settings.recognition.margin == 0.3, timeout=5000)
+    assert window.video_view._display.show_landmarks is True
+    dialog.reject()
+    assert window.controller.settings == settings
+    assert window.settings == settings and window.video_view._display == settings.display
+    window.close()
+
+
+def test_main_entry_point_starts_recognising_with_source_and_gallery(
+    qtbot,
+    hamilton_clip: Path,
+    hamilton_gallery: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from app.main import main
+
+    seen: dict[str, object] = {}
+
+    def poll() -> None:
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        if not windows:
+            return
+        window = windows[0]
+        seen["source"] = window.settings.camera.source
+        seen["gallery"] = window.settings.gallery_dir
+        if "Barack Obama" in _named(window) or "Lin-Manuel Miranda" in _named(window):
+            seen["named"] = _named(window)
+            window.close()
+
+    timer = QTimer()
+    timer.timeout.connect(poll)
+    timer.start(100)
+    guard = QTimer()
+    guard.setSingleShot(True)
+    guard.timeout.connect(lambda: [w.close() for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)])
+    guard.start(RUN_TIMEOUT_MS)
+    try:
+        code = main(
+            [
+                "--source",
+                str(hamilton_clip),
+                "--gallery",
+                str(hamilton_gallery),
+                "--settings",
+                str(tmp_path / "s.json"),
+            ]
+        )
+    finally:
+        timer.stop()
+        guard.stop()
+    assert code == 0
+    assert seen.get("source") == str(hamilton_clip)
+    assert seen.get("gallery") == str(hamilton_gallery.resolve())
+    assert seen.get("named"), "no face was named before the time limit"
+
+
+@pytest.mark.parametrize("missing", ["app.events_panel", "app.trainer_tab"])
+def test_optional_parts_that_fail_to_import_do_not_break_the_window(
+    qtbot, missing: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, missing, None)  # importing it now raises ImportError
+    window = _window(qtbot, Settings())
+    if missing == "app.trainer_tab":
+        window.tabs.setCurrentWidget(window.trainer_holder)
+        assert "not available" in window.trainer_tab.text()
+    else:
+        assert window.events_panel is None
+    window.close()

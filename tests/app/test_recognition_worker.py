@@ -1,0 +1,141 @@
+"""The capture/inference worker on the real Hamilton clip, with real models and a real gallery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.recognition_worker import RecognitionController, SourceState
+from core.settings import Settings
+from core.types import FrameResult
+from tests.app._fixtures import hamilton_gallery, no_leaked_threads  # noqa: F401 - fixtures
+
+START_TIMEOUT_MS = 60_000
+
+
+def _settings(clip: Path, gallery: Path | None = None, **camera: object) -> Settings:
+    return Settings().replace(
+        camera={"source": str(clip), "loop_video": True, "max_fps": 240.0, **camera},
+        gallery_dir=str(gallery) if gallery else "",
+    )
+
+
+@pytest.fixture
+def controller(qtbot):
+    ctl = RecognitionController(Settings())
+    yield ctl
+    assert ctl.stop(), "the worker thread did not stop"
+    assert not ctl.is_running()
+
+
+def test_worker_emits_results_for_a_video_and_stops_cleanly(
+    qtbot,
+    controller: RecognitionController,
+    hamilton_clip: Path,
+    hamilton_gallery: Path,  # noqa: F811
+    no_leaked_threads: None,  # noqa: F811
+) -> None:
+    results: list[FrameResult] = []
+    states: list[str] = []
+    stats: list = []
+    controller.frame_ready.connect(results.append)
+    controller.stats_ready.connect(stats.append)
+    controller.source_state.connect(lambda state, _msg: states.append(state))
+    controller.realtime = False
+    with qtbot.waitSignal(controller.engine_ready, timeout=START_TIMEOUT_MS) as engine:
+        controller.start(_settings(hamilton_clip, hamilton_gallery))
+    info = engine.args[0]
+    assert info.gallery_people == 2 and info.gallery_embeddings == 3
+    assert info.detector_device == "cpu" and info.embedder_device == "cpu"
+    qtbot.waitUntil(lambda: len(results) >= 20 and len(stats) >= 2, timeout=START_TIMEOUT_MS)
+    indexes = [r.frame_index for r in results]
+    assert indexes == sorted(indexes) and len(set(indexes)) == len(indexes)
+    assert results[0].frame.shape == (360, 640, 3)
+    assert any(r.faces for r in results)
+    assert stats[-1].fps > 0 and stats[-1].processed > stats[0].processed
+    assert stats[-1].mean_timings.detect_ms > 0
+    assert SourceState.RUNNING in states
+
+    with qtbot.waitSignal(controller.stopped, timeout=20_000):
+        assert controller.stop()
+    assert not controller.is_running()
+    seen = len(results)
+    qtbot.wait(200)
+    assert len(results) == seen, "results kept coming after stop"
+
+
+def test_threshold_change_while_running_changes_the_names_within_a_few_frames(
+    qtbot,
+    controller: RecognitionController,
+    hamilton_clip: Path,
+    hamilton_gallery: Path,  # noqa: F811
+) -> None:
+    results: list[FrameResult] = []
+    controller.frame_ready.connect(results.append)
+    controller.realtime = False
+    settings = _settings(hamilton_clip, hamilton_gallery)
+    controller.start(settings)
+    # Lin-Manuel Miranda is on stage from the first frames: wait until he is named.
+    qtbot.waitUntil(
+        lambda: any(f.person == "Lin-Manuel Miranda" for r in results[-3:] for f in r.faces),
+        timeout=START_TIMEOUT_MS,
+    )
+    applied_at = len(results)
+    controller.apply_settings(settings.replace(recognition={"similarity_threshold": 0.99}))
+
+    def everyone_unknown_since() -> int | None:
+        for i in range(applied_at, len(results)):
+            tail = results[i:]
+            if len(tail) >= 5 and all(f.person is None for r in tail for f in r.faces) and any(r.faces for r in tail):
+                return i - applied_at
+        return None
+
+    qtbot.waitUntil(lambda: everyone_unknown_since() is not None, timeout=START_TIMEOUT_MS)
+    lag = everyone_unknown_since()
+    assert lag is not None and lag <= 12, f"names stayed for {lag} frames after the change"
+
+    # And back: the names return once the threshold is sensible again.
+    back_at = len(results)
+    controller.apply_settings(settings)
+    qtbot.waitUntil(
+        lambda: any(f.person is not None for r in results[back_at:] for f in r.faces), timeout=START_TIMEOUT_MS
+    )
+
+
+def test_missing_source_is_reported_and_retried(qtbot, controller: RecognitionController, tmp_path: Path) -> None:
+    states: list[tuple[str, str]] = []
+    controller.source_state.connect(lambda state, msg: states.append((state, msg)))
+    controller.start(_settings(tmp_path / "missing.mp4"))
+    qtbot.waitUntil(lambda: sum(s == SourceState.UNAVAILABLE for s, _ in states) >= 2, timeout=START_TIMEOUT_MS)
+    message = next(m for s, m in states if s == SourceState.UNAVAILABLE)
+    assert "missing.mp4" in message and "Retrying" in message
+    assert controller.is_running(), "a missing source is retried, not fatal"
+
+
+def test_end_of_a_video_without_loop_stops_the_worker(
+    qtbot, controller: RecognitionController, hamilton_clip: Path, tmp_path: Path
+) -> None:
+    import cv2
+
+    # A short real clip: the first 12 frames of the Hamilton clip, re-encoded.
+    short = tmp_path / "short.avi"
+    cap = cv2.VideoCapture(str(hamilton_clip))
+    writer = cv2.VideoWriter(str(short), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 360))
+    for _ in range(12):
+        ok, frame = cap.read()
+        assert ok
+        writer.write(frame)
+    writer.release()
+    cap.release()
+    results: list[FrameResult] = []
+    controller.frame_ready.connect(results.append)
+    states: list[str] = []
+    controller.source_state.connect(lambda state, _msg: states.append(state))
+    controller.realtime = False
+    with qtbot.waitSignal(controller.stopped, timeout=START_TIMEOUT_MS):
+        controller.start(_settings(short, loop_video=False))
+    assert SourceState.ENDED in states
+    assert not controller.is_running()
+    # Not realtime: every frame was processed, none dropped.
+    assert [r.frame_index for r in results] == list(range(12))
