@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
@@ -318,7 +319,7 @@ class DiagnosticsView(QWidget):
             item.setToolTip(2, info.sha256 or "")
             item.setToolTip(3, str(info.path or ""))
             if info.error:
-                item.setForeground(1, Qt.GlobalColor.red)
+                item.setForeground(1, QBrush(QColor("#ff7b72")))
             self.models.addTopLevelItem(item)
         for col in range(3):
             self.models.resizeColumnToContents(col)

@@ -64,7 +64,7 @@ class EnrollDialog(QDialog):
 
         self.name_edit = QLineEdit(name)
         self.name_edit.setPlaceholderText("Person's name")
-        self.name_edit.textChanged.connect(self._update_save)
+        self.name_edit.textChanged.connect(lambda _text: self._update_save())
         self.preview = QLabel("Opening the camera…")
         self.preview.setObjectName("EnrollPreview")
         self.preview.setMinimumSize(480, 300)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QDesktopServices, QIcon, QImageReader, QPixmap
+from PySide6.QtGui import QAction, QBrush, QColor, QDesktopServices, QIcon, QImageReader, QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -364,7 +364,7 @@ class GalleryPanel(QWidget):
             item = QTreeWidgetItem([Path(r.path).name, r.message or str(r.status)])
             item.setToolTip(0, str(r.path))
             if not r.ok:
-                item.setForeground(1, Qt.GlobalColor.red)
+                item.setForeground(1, QBrush(QColor("#ff7b72")))
             self.report.addTopLevelItem(item)
         self.report.resizeColumnToContents(0)
 

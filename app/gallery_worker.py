@@ -273,7 +273,12 @@ class GalleryController(QObject):
     def refresh(self) -> None:
         self.submit("refresh")
 
-    def apply_settings(self, settings: Settings) -> None:
+    def apply_settings(self, settings: Settings, *, sync: bool = True) -> None:
+        """Use new settings; a new model or folder is re-embedded in the background when ``sync``.
+
+        The main window passes ``sync=False`` while the live worker runs: that worker re-embeds with
+        its own models then, and both would otherwise embed the same photos at the same time.
+        """
         old = self._settings
         self._settings = settings
         if (old.gallery_dir, old.recognition.embedder, old.recognition.device) != (
@@ -281,9 +286,9 @@ class GalleryController(QObject):
             settings.recognition.embedder,
             settings.recognition.device,
         ):
-            # A new model or folder: re-embed in the background, with progress.
             self.submit("settings", settings)
-            self.submit("sync")
+            if sync:
+                self.submit("sync")
 
     def cancel(self) -> None:
         self._worker.cancel_event.set()

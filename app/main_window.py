@@ -6,13 +6,15 @@ for each in :meth:`MainWindow.closeEvent`. It never decodes, detects or embeds: 
 
 from __future__ import annotations
 
+import gc
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QIcon, QKeySequence
+from PySide6.QtGui import QAction, QBrush, QCloseEvent, QColor, QDesktopServices, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -44,10 +46,12 @@ __all__ = ["EmptyState", "MainWindow", "PeopleInView", "icon"]
 log = logging.getLogger(__name__)
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
-# Seconds a person stays in the "in view" list after the last sighting, greyed out.
-LINGER_S = 5.0
+# Seconds an unknown face stays in the "in view" list after the last sighting (greyed out); known
+# people stay for the whole run, so that the list also answers "who was here".
+LINGER_S = 1.5
 # The people list is redrawn at most this often (ms): a list redraw per frame would waste the GUI thread.
 PEOPLE_REFRESH_MS = 250
+GONE_COLOUR = QColor("#6e7681")
 
 
 def icon(name: str) -> QIcon:
@@ -80,7 +84,12 @@ class PeopleInView(QTreeWidget):
         self.setRootIsDecorated(False)
         self.setUniformRowHeights(True)
         self.setSortingEnabled(False)
+        # Fixed widths: "resize to contents" measures every row on every change, tens of ms a refresh.
         self.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        metrics = self.fontMetrics()
+        for col, sample in ((1, "Similarity"), (2, "00:00:00 "), (3, "00:00:00 ")):
+            self.header().setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
+            self.setColumnWidth(col, metrics.horizontalAdvance(sample) + 24)
         self.setToolTip("Everyone recognised since the video started; grey: not in view right now.")
         # key -> [display name, similarity, first wall time, last wall time, first stream s, last stream s]
         self._seen: dict[str, list[Any]] = {}
@@ -130,13 +139,19 @@ class PeopleInView(QTreeWidget):
                 texts = [
                     name,
                     f"{sim:.2f}",
-                    f"{time.strftime('%H:%M:%S', time.localtime(first))} ({first_s:.1f} s)",
-                    f"{time.strftime('%H:%M:%S', time.localtime(last))} ({last_s:.1f} s)",
+                    time.strftime("%H:%M:%S", time.localtime(first)),
+                    time.strftime("%H:%M:%S", time.localtime(last)),
                 ]
+                # Only what changed: every setText is a relayout of the row.
                 for col, text in enumerate(texts):
-                    item.setText(col, text)
+                    if item.text(col) != text:
+                        item.setText(col, text)
+                item.setToolTip(2, f"{first_s:.1f} s into the video")
+                item.setToolTip(3, f"{last_s:.1f} s into the video")
                 colour = UNKNOWN_COLOUR if name.startswith("Unknown") else KNOWN_COLOUR
-                item.setForeground(0, colour if name in self._in_view else Qt.GlobalColor.gray)
+                shown = colour if name in self._in_view else GONE_COLOUR
+                if item.foreground(0).color() != shown:
+                    item.setForeground(0, QBrush(shown))
         finally:
             self.setUpdatesEnabled(True)
 
@@ -184,6 +199,10 @@ class EmptyState(QWidget):
 
 
 class MainWindow(QMainWindow):
+    # Emitted by the camera probe thread, relayed signal-to-signal so that the slot runs on the GUI thread.
+    _cameras_probed = Signal(object)
+    _cameras_in = Signal(object)
+
     """The application window.
 
     Args:
@@ -221,10 +240,8 @@ class MainWindow(QMainWindow):
         self._errors: list[str] = []
         self._settings_dialog: Any = None
         self._trainer_loaded = False
+        self._gc_frozen = False
 
-        from app.diagnostics import start_runtime_probe
-
-        start_runtime_probe()
         self.event_bus = self._make_event_bus(settings)
         self.controller = RecognitionController(settings, self, event_bus=self.event_bus)
         self.controller.frame_ready.connect(self._on_frame)
@@ -249,8 +266,14 @@ class MainWindow(QMainWindow):
         self._people_timer.timeout.connect(self.people.refresh)
         self._people_timer.start()
         self._restore_geometry()
+        self._cameras: list[int] | None = None  # None: not probed yet
+        self._probing = False
+        self._start_when_probed = False
+        self._cameras_probed.connect(self._cameras_in)
+        self._cameras_in.connect(self._on_cameras)
         self._populate_sources()
         self._show_idle_state()
+        self.probe_cameras()
         if warnings:
             self.show_warning(
                 "The settings file had problems; defaults were used for them: " + "; ".join(warnings)
@@ -336,7 +359,7 @@ class MainWindow(QMainWindow):
         self.live_splitter.addWidget(side)
         self.live_splitter.setStretchFactor(0, 3)
         self.live_splitter.setStretchFactor(1, 1)
-        self.live_splitter.setSizes([900, 340])
+        self.live_splitter.setSizes([860, 420])
 
         from app.gallery_panel import GalleryPanel
 
@@ -470,7 +493,7 @@ class MainWindow(QMainWindow):
         self._settings = settings
         self.controller.apply_settings(settings)
         self.video_view.set_display(settings.display)
-        self.gallery_controller.apply_settings(settings)
+        self.gallery_controller.apply_settings(settings, sync=not self.controller.is_running())
         self.gallery_panel.set_settings(settings)
         if save:
             self.save_settings()
@@ -487,7 +510,12 @@ class MainWindow(QMainWindow):
         if self._settings_dialog is not None:
             self._settings_dialog.raise_()
             return self._settings_dialog
-        dialog = SettingsDialog(self._settings, self, save=lambda s: self.apply_settings(s, save=True))
+        dialog = SettingsDialog(
+            self._settings,
+            self,
+            save=lambda s: self.apply_settings(s, save=True),
+            cameras=[str(c) for c in self._cameras or []],
+        )
         dialog.settings_changed.connect(self.apply_settings)
         dialog.finished.connect(self._settings_dialog_closed)
         self._settings_dialog = dialog
@@ -500,15 +528,46 @@ class MainWindow(QMainWindow):
             dialog.deleteLater()
 
     # -- sources ----------------------------------------------------------------------------------
+    def probe_cameras(self) -> None:
+        """Look for cameras on a background thread: opening devices can take a second each."""
+        if self._probing:
+            return
+        self._probing = True
+        running = self._settings.camera.source if self.controller.is_running() else None
+
+        def probe() -> None:
+            found = _list_cameras()
+            # A camera the worker holds cannot be opened a second time, yet it is there.
+            if running is not None and _is_camera(running) and int(running) not in found:
+                found = sorted([*found, int(running)])
+            self._cameras_probed.emit(found)  # relayed to the GUI thread (signal to signal)
+
+        threading.Thread(target=probe, name="camera-probe", daemon=True).start()
+
+    def _on_cameras(self, cameras: list[int]) -> None:
+        self._probing = False
+        if self._closing:
+            return
+        self._cameras = list(cameras)
+        self._populate_sources()
+        if not self.controller.is_running() and self.video_view.result is None:
+            if self._start_when_probed:
+                self._start_when_probed = False
+                self.start()
+            else:
+                self._show_idle_state()
+
     def _populate_sources(self) -> None:
-        self._cameras = _list_cameras()
+        cameras = self._cameras or []
         combo = self.source_combo
         combo.blockSignals(True)
         combo.clear()
-        for index in self._cameras:
+        for index in cameras:
             combo.addItem(icon("camera"), f"Camera {index}", str(index))
-        if not self._cameras:
-            combo.addItem(icon("camera"), "No camera found", "")
+        if not cameras:
+            combo.addItem(
+                icon("camera"), "Looking for cameras…" if self._cameras is None else "No camera found", ""
+            )
             item = combo.model().item(0)  # type: ignore[attr-defined]
             item.setEnabled(False)
         current = self._settings.camera.source
@@ -518,11 +577,11 @@ class MainWindow(QMainWindow):
         combo.setCurrentIndex(pos if pos >= 0 else 0)
         combo.blockSignals(False)
         self.camera_menu.clear()
-        for index in self._cameras:
+        for index in cameras:
             act = self.camera_menu.addAction(f"Camera {index}")
             act.triggered.connect(lambda _=False, i=index: self.set_source(str(i)))
-        if not self._cameras:
-            none = self.camera_menu.addAction("No camera found")
+        if not cameras:
+            none = self.camera_menu.addAction("No camera found" if self._cameras is not None else "Looking…")
             none.setEnabled(False)
 
     def _on_source_chosen(self, index: int) -> None:
@@ -553,11 +612,13 @@ class MainWindow(QMainWindow):
             self.set_source(path)
 
     def retry_camera(self) -> None:
-        self._populate_sources()
-        if self._cameras:
-            self.set_source(str(self._cameras[0]))
-        else:
-            self._show_idle_state()
+        """Look for cameras again; start with the first one found (or say again that there is none)."""
+        self._start_when_probed = True
+        if not _is_camera(self._settings.camera.source):
+            self.apply_settings(self._settings.replace(camera={"source": "0"}), save=True)
+        self._cameras = None
+        self._show_idle_state()
+        self.probe_cameras()
 
     def open_gallery_folder(self) -> None:
         from app.gallery_worker import _gallery_root
@@ -569,11 +630,10 @@ class MainWindow(QMainWindow):
     # -- running ----------------------------------------------------------------------------------
     def start(self) -> None:
         spec = self._settings.camera.source
-        if _is_camera(spec) and int(spec) not in self._cameras:
-            self._populate_sources()
-        if _is_camera(spec) and not self._cameras:
+        if _is_camera(spec) and self._cameras is not None and not self._cameras:
             self._show_no_camera()
             return
+        # With the probe still running, start anyway: a missing camera is reported by the worker.
         self.people.clear_people()
         self.video_view.clear("Starting…")
         self.live_stack.setCurrentWidget(self.video_view)
@@ -593,6 +653,7 @@ class MainWindow(QMainWindow):
         self.start_action.setIcon(icon("stop" if running else "play"))
         if not running:
             self.fps_label.setText("– fps")
+            self.timings_label.setText("")
             if self.video_view.result is None:
                 self._show_idle_state()
 
@@ -608,6 +669,10 @@ class MainWindow(QMainWindow):
 
     def _show_idle_state(self) -> None:
         spec = self._settings.camera.source
+        if _is_camera(spec) and self._cameras is None:
+            self.live_stack.setCurrentWidget(self.empty_state)
+            self.empty_state.show_state("Looking for cameras…", "", camera=False)
+            return
         if _is_camera(spec) and not self._cameras:
             self._show_no_camera()
             return
@@ -621,6 +686,11 @@ class MainWindow(QMainWindow):
 
     # -- worker results ---------------------------------------------------------------------------
     def _on_frame(self, result: FrameResult) -> None:
+        if not self._gc_frozen:
+            # Models and modules are loaded by now: move every object that exists into the permanent
+            # generation, so that a full garbage collection (which holds the GIL) stays short.
+            self._gc_frozen = True
+            gc.freeze()
         if self.live_stack.currentWidget() is not self.video_view:
             self.live_stack.setCurrentWidget(self.video_view)
         self.video_view.show_result(result)

@@ -124,8 +124,11 @@ class FrameFeed:
     ``drop=False`` the reader waits for the consumer instead (every frame is processed: benchmarks).
     """
 
-    def __init__(self, settings: Settings, *, realtime: bool, drop: bool) -> None:
+    def __init__(
+        self, settings: Settings, *, realtime: bool, drop: bool, capture_factory: Any = None
+    ) -> None:
         self._settings = settings
+        self._capture_factory = capture_factory
         self._realtime = realtime
         self._drop = drop
         self._cond = threading.Condition()
@@ -176,7 +179,12 @@ class FrameFeed:
         cam = self._settings.camera
         try:
             source = open_source(
-                cam.source, width=cam.width, height=cam.height, loop=cam.loop_video, realtime=self._realtime
+                cam.source,
+                width=cam.width,
+                height=cam.height,
+                loop=cam.loop_video,
+                realtime=self._realtime,
+                capture_factory=self._capture_factory,
             )
         except Exception as exc:  # noqa: BLE001 - handed to the worker, which reports and retries
             self._put(exc)
@@ -214,8 +222,11 @@ class RecognitionWorker(QObject):
     gallery_synced = Signal(object)  # core.gallery.SyncReport
     stopped = Signal()
 
-    def __init__(self, settings: Settings, *, realtime: bool = True, event_bus: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, *, realtime: bool = True, event_bus: Any = None, capture_factory: Any = None
+    ) -> None:
         super().__init__()
+        self._capture_factory = capture_factory
         self._settings = settings
         self._realtime = realtime
         self._event_bus = event_bus
@@ -344,7 +355,12 @@ class RecognitionWorker(QObject):
                     self._emit_engine(settings, pipeline, gallery)
 
                 if feed is None:
-                    feed = FrameFeed(settings, realtime=self._realtime, drop=self._realtime).start()
+                    feed = FrameFeed(
+                        settings,
+                        realtime=self._realtime,
+                        drop=self._realtime,
+                        capture_factory=self._capture_factory,
+                    ).start()
                 item = feed.get(timeout_s=0.2)
                 if item is None:
                     continue
@@ -476,6 +492,9 @@ class RecognitionController(QObject):
         self._thread: QThread | None = None
         self._worker: RecognitionWorker | None = None
         self.realtime = True
+        # Builds the cv2.VideoCapture-like object of a source (see core.capture.open_source); None is
+        # OpenCV's own. Tests use it to stand in for a camera, which this machine does not have.
+        self.capture_factory: Any = None
         self.frames_received = 0
         self._frame_in.connect(self._on_frame)
         self._stopped_in.connect(self._on_stopped)
@@ -495,7 +514,12 @@ class RecognitionController(QObject):
             self.stop()
         thread = QThread()
         thread.setObjectName("recognition")
-        worker = RecognitionWorker(self._settings, realtime=self.realtime, event_bus=self._event_bus)
+        worker = RecognitionWorker(
+            self._settings,
+            realtime=self.realtime,
+            event_bus=self._event_bus,
+            capture_factory=self.capture_factory,
+        )
         worker.moveToThread(thread)
         worker.frame_ready.connect(self._frame_in)
         worker.stats_ready.connect(self.stats_ready)

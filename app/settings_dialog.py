@@ -93,16 +93,6 @@ def _list_names(factory_module: str, func: str) -> list[str]:
         return []
 
 
-def _list_cameras() -> list[str]:
-    try:
-        from core.capture import list_cameras
-
-        return [str(c if isinstance(c, int) else getattr(c, "index", c)) for c in list_cameras()]
-    except Exception as exc:  # noqa: BLE001
-        log.debug("cannot list cameras: %s", exc)
-        return []
-
-
 class _FloatEdit(QWidget):
     """A spin box, with a slider beside it when the range is a threshold's."""
 
@@ -147,6 +137,8 @@ class SettingsDialog(QDialog):
         settings: the live settings when the dialog opens (the Cancel snapshot).
         parent: the main window.
         save: called with the final settings on OK (the main window persists them).
+        devices: the devices to offer; None asks :func:`available_devices`.
+        cameras: the camera indexes found (the dialog never probes devices itself).
 
     Signals:
         settings_changed(Settings): a new snapshot to make live now.
@@ -161,6 +153,7 @@ class SettingsDialog(QDialog):
         *,
         save: Callable[[Settings], None] | None = None,
         devices: Sequence[str] | None = None,
+        cameras: Sequence[str] = (),
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
@@ -168,6 +161,7 @@ class SettingsDialog(QDialog):
         self._original = settings
         self._current = settings
         self._save = save
+        self._cameras = list(cameras)
         self._devices = (
             list(devices) if devices is not None else available_devices(settings.recognition.device)
         )
@@ -215,7 +209,7 @@ class SettingsDialog(QDialog):
         if (section, key) == ("recognition", "device"):
             return self._devices
         if (section, key) == ("camera", "source"):
-            return _list_cameras()
+            return list(self._cameras)
         return None
 
     def _build_section(self, section: str) -> QWidget:

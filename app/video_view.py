@@ -170,7 +170,9 @@ class VideoView(QWidget):
             tw = metrics.horizontalAdvance(text) + 10
             th = metrics.height() + 4
             ty = box.top() - th if box.top() - th >= target.top() else box.bottom()
-            label_rect = QRectF(box.left(), ty, tw, th)
+            # Keep the label inside the picture, even for a face at its right edge.
+            tx = min(max(box.left(), target.left()), max(target.left(), target.right() - tw))
+            label_rect = QRectF(tx, ty, tw, th)
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(colour)
             painter.drawRoundedRect(label_rect, 3, 3)

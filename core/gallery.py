@@ -9,6 +9,7 @@ inside the gallery folder, and a corrupt cache file is moved aside and rebuilt.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import logging
@@ -659,10 +660,12 @@ class Gallery:
         results: list[PhotoResult] = []
         cancelled = False
         with self._lock:
+            created = False
             try:
                 folder = self._find(clean)
             except GalleryError:
                 folder = self.add_person(clean).path
+                created = True
             known = self._folder_hashes(folder)
             self._conn.execute("BEGIN")
             try:
@@ -675,6 +678,10 @@ class Gallery:
                         progress(done, len(items), src.name)
             finally:
                 self._conn.execute("COMMIT")
+            if created and not any(r.ok for r in results):
+                # Nothing usable came in: do not leave a new person without photos behind.
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
             self._sync_locked(None, None)
         return EnrollReport(folder.name, tuple(results), cancelled)
 
@@ -697,7 +704,12 @@ class Gallery:
         sha = _sha256(data)
         if sha in known:
             return result(PhotoStatus.DUPLICATE)
-        status, faces, _ = self._analyse(image, sha, allow)
+        try:
+            status, faces, _ = self._analyse(image, sha, allow)
+        except cv2.error as exc:
+            return result(
+                PhotoStatus.NOT_IMAGE, detail=f"{src.name}: could not be processed ({exc.err or exc})"
+            )
         if status is not PhotoStatus.OK:
             return result(status, faces)
         stem = Path(src.name).stem
@@ -886,7 +898,11 @@ class Gallery:
             except ImageReadError:
                 return problem(PhotoStatus.NOT_IMAGE), "none"
         allow = self.allow_largest or path.stem.endswith(_LARGEST_MARK)
-        status, faces, vector = self._analyse(image, sha, allow)
+        try:
+            status, faces, vector = self._analyse(image, sha, allow)
+        except cv2.error as exc:
+            # One photo the models choke on must not stop the whole gallery from loading.
+            return problem(PhotoStatus.NOT_IMAGE, f"could not be processed ({exc.err or exc})"), "none"
         if status is not PhotoStatus.OK or vector is None:
             return problem(status, faces=faces), source
         return vector, source

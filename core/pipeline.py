@@ -164,8 +164,17 @@ class Pipeline:
     def _take_pending(self) -> None:
         with self._pending_lock:
             new, self._pending = self._pending, None
-        if new is not None and new != self._settings:
+        if new is None or new == self._settings:
+            return
+        try:
             self._apply(new)
+        except Exception:
+            # Nothing of the new settings was applied: say so through ``settings``, unless newer
+            # settings are already waiting.
+            with self._pending_lock:
+                if self._pending is None:
+                    self._requested = self._settings
+            raise
 
     def _apply(self, new: Settings) -> None:
         old = self._settings
@@ -173,17 +182,17 @@ class Pipeline:
         detector = self._detector
         if new.detection.detector != old.detection.detector or device_changed:
             detector = _build_detector(new)
+        embedder = self._embedder
+        if new.recognition.embedder != old.recognition.embedder or device_changed:
+            embedder = _build_embedder(new)
+        # Every model was built: only now change anything, so a failed rebuild leaves all as it was.
+        if detector is not self._detector:
+            log.info("detector rebuilt: %r", detector)
+            self._detector = detector
         else:
             detector.score_threshold = new.detection.score_threshold
             detector.nms_threshold = new.detection.nms_threshold
             detector.max_side = new.detection.max_side_px
-        embedder = self._embedder
-        if new.recognition.embedder != old.recognition.embedder or device_changed:
-            embedder = _build_embedder(new)
-        # Every model was built: only now swap, so a failed rebuild leaves the old stage running.
-        if detector is not self._detector:
-            log.info("detector rebuilt: %r", detector)
-            self._detector = detector
         if embedder is not self._embedder:
             log.info("embedder rebuilt: %r (the gallery must be synced with it)", embedder)
             self._embedder = embedder

@@ -23,6 +23,8 @@ __all__ = ["Assignment", "Tracker", "iou_matrix"]
 # up) when its shorter box side grew by this factor, or its sharpness by this one, since the last embedding.
 _BIGGER = 1.3
 _SHARPER = 1.5
+# A track settled as Unknown is re-embedded this many times less often than a named one.
+_UNKNOWN_INTERVAL_FACTOR = 2
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -111,8 +113,9 @@ class Tracker:
     one odd frame from flipping a label.
 
     Re-embed rule: a track is embedded on every frame until its shown label is backed by its latest
-    decision; after that only every ``reembed_interval`` frames, or sooner when its face gets clearly
-    bigger or sharper than at its last embedding.
+    decision and by ``confirm_votes`` votes; after that only every ``reembed_interval`` frames (twice
+    that for a track settled as Unknown), or sooner when its face gets clearly bigger or sharper than
+    at its last embedding.
 
     Args:
         settings: tracking settings; may be replaced later through :attr:`settings`.
@@ -207,7 +210,12 @@ class Tracker:
         # is not yet backed by enough votes. Embedding every frame then makes a wrong label short-lived.
         if not track.settled or track.agreeing() < self.settings.confirm_votes:
             return True
-        if frame_index - track.last_embed_frame >= self.settings.reembed_interval:
+        interval = self.settings.reembed_interval
+        if track.shown is None:
+            # A settled stranger is looked at half as often: crowds of unknown faces would otherwise
+            # dominate the embedding cost, and a face that gets bigger or sharper is re-checked anyway.
+            interval *= _UNKNOWN_INTERVAL_FACTOR
+        if frame_index - track.last_embed_frame >= interval:
             return True
         if track.embed_size > 0 and track.size >= _BIGGER * track.embed_size:
             return True

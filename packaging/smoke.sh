@@ -7,15 +7,15 @@
 # Environment:
 #   GHOSTFACE_SHARED    the shared data folder (default ../shared)
 #   SMOKE_SKIP_BUILD=1  test the bundle already in dist/ instead of building it again
-#   SMOKE_RUN_S         how long the app runs on the clip before it quits (default 20)
-#   SMOKE_MAX_START_S   launch-to-first-processed-frame limit in seconds (default 10)
+#   SMOKE_RUN_S         how long the app runs after its first processed frame before it quits (default 15)
+#   SMOKE_MAX_START_S   launch-to-first-processed-frame limit in seconds, default models (default 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 SHARED=${GHOSTFACE_SHARED:-$REPO/../shared}
 DEMO="$SHARED/data/demo"
 EXE="$REPO/dist/GhostFace/GhostFace"
-RUN_S=${SMOKE_RUN_S:-20}
+RUN_S=${SMOKE_RUN_S:-15}
 MAX_START_S=${SMOKE_MAX_START_S:-10}
 PY=${VENV:-.venv}/bin/python
 
@@ -54,7 +54,7 @@ run_bundle() { # $1: label, $2: report file; the rest: extra arguments
         GHOSTFACE_HOME="$WORK/home-$label" GHOSTFACE_OFFLINE=1 QT_QPA_PLATFORM=offscreen \
         timeout --kill-after=10 $((RUN_S + 120)) \
         "$EXE" --source "$DEMO/short_hamilton_clip.mp4" --gallery "$GALLERY" \
-        --exit-after-seconds "$RUN_S" --report "$report" "$@" >"$WORK/$label.log" 2>&1
+        --measure "$RUN_S" --measure-out "$report" "$@" >"$WORK/$label.log" 2>&1
     rc=$?
     set -e
     end=$(date +%s.%N)
@@ -67,8 +67,8 @@ run_bundle() { # $1: label, $2: report file; the rest: extra arguments
     say "$label: exited cleanly after $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') s"
 }
 
-check_report() { # $1: label, $2: report file; prints the figures, fails when a check fails
-    "$PY" - "$1" "$2" "$MAX_START_S" <<'PYCHECK'
+check_report() { # $1: label, $2: report file, $3: start-up limit in s (0: none); fails when a check fails
+    "$PY" - "$1" "$2" "$3" <<'PYCHECK'
 import json
 import sys
 from pathlib import Path
@@ -76,12 +76,12 @@ from pathlib import Path
 label, report_path, max_start = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3])
 report = json.loads(report_path.read_text(encoding="utf-8"))
 launch = float(Path(str(report_path) + ".launch").read_text().strip())
-names = set(report.get("names") or [])
-frames = int(report.get("frames") or 0)
+names = set(report.get("names_recognised") or [])
+frames = int(report.get("frames_processed") or 0)
 first = report.get("first_frame_unix")
 startup = None if first is None else float(first) - launch
 print(
-    f"[smoke] {label}: frames={frames} names={sorted(names)} engine={report.get('engine')} "
+    f"[smoke] {label}: frames={frames} ({report.get('app_fps')} fps) names={sorted(names)} "
     f"launch-to-first-frame={'none' if startup is None else f'{startup:.2f} s'}"
 )
 problems = []
@@ -89,7 +89,7 @@ if frames <= 0 or startup is None:
     problems.append("no frame was processed")
 if not names & {"obama", "lin-manuel-miranda"}:
     problems.append("no known face was recognised")
-if startup is not None and startup > max_start:
+if startup is not None and max_start > 0 and startup > max_start:
     problems.append(f"first processed frame after {startup:.2f} s (limit {max_start:.0f} s)")
 if problems:
     print(f"[smoke] FAIL: {label}: " + "; ".join(problems))
@@ -99,19 +99,22 @@ PYCHECK
 
 say "bundle: $EXE ($(du -sh "$REPO/dist/GhostFace" | cut -f1))"
 run_bundle default "$WORK/report-default.json"
-check_report default "$WORK/report-default.json"
+check_report default "$WORK/report-default.json" "$MAX_START_S"
 
-# The PyTorch models inside the bundle: RetinaFace and, once trained, GhostFaceNetV2.
+# The PyTorch models inside the bundle: RetinaFace (from the bundle's models/ folder) and, once trained,
+# GhostFaceNetV2 (core/weights/ inside the bundle). The start-up limit is for the default models only:
+# RetinaFace on a CPU is much slower than YuNet, in the bundle and out of it alike.
+embedder=sface
 if [[ -f $REPO/dist/GhostFace/_internal/core/weights/ghostfacenetv2.pt ]]; then
-    mkdir -p "$WORK/torch-settings"
-    cat >"$WORK/torch-settings/settings.json" <<'JSON'
-{"detection": {"detector": "retinaface-mnet025"}, "recognition": {"embedder": "ghostfacenetv2"}}
-JSON
-    run_bundle torch "$WORK/report-torch.json" --settings "$WORK/torch-settings/settings.json"
-    check_report torch "$WORK/report-torch.json"
+    embedder=ghostfacenetv2
 else
-    say "skipped the PyTorch-model run: the bundle has no GhostFaceNetV2 checkpoint"
+    say "the bundle has no GhostFaceNetV2 checkpoint: the PyTorch run uses RetinaFace with SFace"
 fi
+mkdir -p "$WORK/torch-settings"
+printf '{"detection": {"detector": "retinaface-mnet025"}, "recognition": {"embedder": "%s"}}\n' \
+    "$embedder" >"$WORK/torch-settings/settings.json"
+run_bundle "retinaface+$embedder" "$WORK/report-torch.json" --settings "$WORK/torch-settings/settings.json"
+check_report "retinaface+$embedder" "$WORK/report-torch.json" 0
 
 bundle_files >"$WORK/bundle-after.txt"
 if ! diff -q "$WORK/bundle-before.txt" "$WORK/bundle-after.txt" >/dev/null; then

@@ -211,9 +211,11 @@ def read_pairs(pairs_file: str | Path, images: str | Path | None = None) -> list
     if not lines:
         raise ValueError(f"{pairs_file} holds no pairs")
     out: list[Pair] = []
-    if "\t" in lines[0] or (
-        images is None and len(lines[0].split()) == 3 and not lines[0].split()[1].isdigit()
-    ):
+    first = lines[0].split()
+    lfw_format = all(t.isdigit() for t in first) or (
+        len(first) in (3, 4) and first[1].isdigit() and first[-1].isdigit()
+    )
+    if not lfw_format:
         for n, line in enumerate(lines):
             parts = line.split("\t") if "\t" in line else line.split()
             if len(parts) < 3:

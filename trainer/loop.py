@@ -243,6 +243,8 @@ class Trainer:
         self.validation: PairSet | None = None
         self.targets: TeacherTargets | None = None
         self.samples: Samples | None = None
+        self._epoch_losses: list[float] = []
+        self._resumed_losses: list[float] = []
         LogFile(self.output_dir / "train.log", config.log_iters).attach(self.callbacks)
         if terminal:
             TerminalProgress().attach(self.callbacks)
@@ -418,6 +420,7 @@ class Trainer:
             "elapsed_s": state.elapsed_s,
             "rng": capture_rng(),
             "history": list(state.history),
+            "epoch_losses": [] if epoch_done else list(self._epoch_losses),
             "best_accuracy": state.best_accuracy,
             "best_epoch": state.best_epoch,
             "class_names": list(self.samples.class_names) if self.samples is not None else [],
@@ -456,6 +459,7 @@ class Trainer:
         s.best_epoch = data["best_epoch"]
         s.global_step = int(data["global_step"])
         s.elapsed_s = float(data.get("elapsed_s", 0.0))
+        self._resumed_losses = list(data.get("epoch_losses", []))
         self.scheduler.apply(s.global_step, s.elapsed_s)
         if s.best_epoch is not None and (self.output_dir / BEST_BACKBONE).is_file():
             s.best_backbone = self.output_dir / BEST_BACKBONE
@@ -585,7 +589,8 @@ class Trainer:
             )
             self.model.train()
             self.run_callbacks("on_epoch_start")
-            losses: list[float] = []
+            losses: list[float] = list(self._resumed_losses) if epoch == start_epoch else []
+            self._epoch_losses = losses
             t_epoch = time.monotonic()
             for images_u8, labels, index, mirrored in loader:
                 images = augment_batch(images_u8, cfg.data.color_jitter).to(device)

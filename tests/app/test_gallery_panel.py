@@ -43,7 +43,9 @@ def _run(qtbot, controller: GalleryController, action) -> object:
     return outcome[0]
 
 
-def test_add_photos_reports_a_no_face_image_and_keeps_the_rest(qtbot, panel, demo_dir: Path, tmp_path: Path) -> None:
+def test_add_photos_reports_a_no_face_image_and_keeps_the_rest(
+    qtbot, panel, demo_dir: Path, tmp_path: Path
+) -> None:
     widget, controller = panel
     landscape = tmp_path / "no-face.jpg"
     # A real photo with no face in it: the background corner of a demo photo.
@@ -141,7 +143,9 @@ def test_reembed_reports_progress_and_can_be_cancelled(qtbot, panel, hamilton_ga
     qtbot.waitUntil(lambda: len(widget.people) == 2, timeout=5000)
 
     # Cancel before the job starts: nothing new is embedded, the old embeddings stay.
-    shutil.copy(hamilton_gallery / "Barack Obama" / "obama.jpg", hamilton_gallery / "Barack Obama" / "copy.jpg")
+    shutil.copy(
+        hamilton_gallery / "Barack Obama" / "obama.jpg", hamilton_gallery / "Barack Obama" / "copy.jpg"
+    )
 
     def cancelled_sync() -> None:
         controller.submit("sync")

@@ -38,7 +38,9 @@ def test_running_window_shows_named_faces_people_and_figures_then_closes_without
     window = _window(qtbot, settings, autostart=True)
     qtbot.waitUntil(lambda: "Lin-Manuel Miranda" in _named(window), timeout=RUN_TIMEOUT_MS)
     assert window.live_stack.currentWidget() is window.video_view
-    qtbot.waitUntil(lambda: "fps" in window.fps_label.text() and window.fps_label.text()[0].isdigit(), timeout=5000)
+    qtbot.waitUntil(
+        lambda: "fps" in window.fps_label.text() and window.fps_label.text()[0].isdigit(), timeout=5000
+    )
     assert "detect" in window.timings_label.text() and "embed" in window.timings_label.text()
     assert window.dropped_label.text().startswith("dropped")
     window.people.refresh()
@@ -75,13 +77,19 @@ def test_space_starts_and_stops(qtbot, hamilton_clip: Path) -> None:
 def test_no_camera_is_a_state_that_offers_a_video_file(qtbot) -> None:
     window = _window(qtbot, Settings().replace(camera={"source": "0"}))
     assert window.live_stack.currentWidget() is window.empty_state
-    assert window.empty_state.title.text() == "No camera found"
+    # Cameras are looked for on a background thread; the window says so meanwhile.
+    qtbot.waitUntil(lambda: window.empty_state.title.text() == "No camera found", timeout=20_000)
     assert window.empty_state.open_video_button.isVisible()
     # Start with no camera does not crash nor start a worker: it explains again.
     window.start()
     assert not window.controller.is_running()
     assert "No camera" in window.statusBar().currentMessage()
     assert window.source_combo.itemText(0) == "No camera found"
+    # "Try again" looks again, and still finds none.
+    window.empty_state.retry.emit()
+    assert window.empty_state.title.text() == "Looking for cameras…"
+    qtbot.waitUntil(lambda: window.empty_state.title.text() == "No camera found", timeout=20_000)
+    assert not window.controller.is_running()
     window.close()
 
 
@@ -104,7 +112,9 @@ def test_source_change_is_saved_and_geometry_remembered(qtbot, hamilton_clip: Pa
     again.close()
 
 
-def test_settings_dialog_changes_reach_the_running_worker_and_cancel_restores(qtbot, hamilton_clip: Path) -> None:
+def test_settings_dialog_changes_reach_the_running_worker_and_cancel_restores(
+    qtbot, hamilton_clip: Path
+) -> None:
     settings = Settings().replace(camera={"source": str(hamilton_clip)})
     window = _window(qtbot, settings, autostart=True)
     qtbot.waitUntil(lambda: window.video_view.frames_shown > 0, timeout=RUN_TIMEOUT_MS)
@@ -145,7 +155,9 @@ def test_main_entry_point_starts_recognising_with_source_and_gallery(
     timer.start(100)
     guard = QTimer()
     guard.setSingleShot(True)
-    guard.timeout.connect(lambda: [w.close() for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)])
+    guard.timeout.connect(
+        lambda: [w.close() for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+    )
     guard.start(RUN_TIMEOUT_MS)
     try:
         code = main(

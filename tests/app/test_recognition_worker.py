@@ -87,7 +87,11 @@ def test_threshold_change_while_running_changes_the_names_within_a_few_frames(
     def everyone_unknown_since() -> int | None:
         for i in range(applied_at, len(results)):
             tail = results[i:]
-            if len(tail) >= 5 and all(f.person is None for r in tail for f in r.faces) and any(r.faces for r in tail):
+            if (
+                len(tail) >= 5
+                and all(f.person is None for r in tail for f in r.faces)
+                and any(r.faces for r in tail)
+            ):
                 return i - applied_at
         return None
 
@@ -99,15 +103,20 @@ def test_threshold_change_while_running_changes_the_names_within_a_few_frames(
     back_at = len(results)
     controller.apply_settings(settings)
     qtbot.waitUntil(
-        lambda: any(f.person is not None for r in results[back_at:] for f in r.faces), timeout=START_TIMEOUT_MS
+        lambda: any(f.person is not None for r in results[back_at:] for f in r.faces),
+        timeout=START_TIMEOUT_MS,
     )
 
 
-def test_missing_source_is_reported_and_retried(qtbot, controller: RecognitionController, tmp_path: Path) -> None:
+def test_missing_source_is_reported_and_retried(
+    qtbot, controller: RecognitionController, tmp_path: Path
+) -> None:
     states: list[tuple[str, str]] = []
     controller.source_state.connect(lambda state, msg: states.append((state, msg)))
     controller.start(_settings(tmp_path / "missing.mp4"))
-    qtbot.waitUntil(lambda: sum(s == SourceState.UNAVAILABLE for s, _ in states) >= 2, timeout=START_TIMEOUT_MS)
+    qtbot.waitUntil(
+        lambda: sum(s == SourceState.UNAVAILABLE for s, _ in states) >= 2, timeout=START_TIMEOUT_MS
+    )
     message = next(m for s, m in states if s == SourceState.UNAVAILABLE)
     assert "missing.mp4" in message and "Retrying" in message
     assert controller.is_running(), "a missing source is retried, not fatal"
@@ -139,3 +148,80 @@ def test_end_of_a_video_without_loop_stops_the_worker(
     assert not controller.is_running()
     # Not realtime: every frame was processed, none dropped.
     assert [r.frame_index for r in results] == list(range(12))
+
+
+class _CameraThatIsUnplugged:
+    """Stands in for a camera (none exists here): real frames from the clip, then read failures.
+
+    The first time it is opened it delivers ``frames`` frames and then fails every read, as an
+    unplugged USB camera does; opened again, it works (the camera was plugged back in).
+    """
+
+    opened = 0
+
+    def __init__(self, clip: Path, frames: int) -> None:
+        import cv2
+
+        type(self).opened += 1
+        self._cap = cv2.VideoCapture(str(clip))
+        self._left = frames if type(self).opened == 1 else 10**9
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return self._cap.isOpened()
+
+    def read(self):
+        if self._left <= 0:
+            return False, None
+        self._left -= 1
+        return self._cap.read()
+
+    def get(self, prop: int) -> float:
+        return 0.0  # a camera states no frame count and, often, no frame rate
+
+    def set(self, prop: int, value: float) -> bool:
+        return True
+
+    def release(self) -> None:
+        self._cap.release()
+
+
+def test_lost_camera_is_reported_and_retried_until_it_is_back(
+    qtbot, controller: RecognitionController, hamilton_clip: Path
+) -> None:
+    _CameraThatIsUnplugged.opened = 0
+    controller.capture_factory = lambda target: _CameraThatIsUnplugged(hamilton_clip, frames=15)
+    states: list[tuple[str, str]] = []
+    results: list[FrameResult] = []
+    controller.source_state.connect(lambda state, msg: states.append((state, msg)))
+    controller.frame_ready.connect(results.append)
+    controller.start(Settings().replace(camera={"source": "0", "max_fps": 240.0}))
+    qtbot.waitUntil(lambda: any(s == SourceState.LOST for s, _ in states), timeout=START_TIMEOUT_MS)
+    lost = next(m for s, m in states if s == SourceState.LOST)
+    assert "camera 0" in lost and "Retrying" in lost
+    before = len(results)
+    assert before > 0
+    qtbot.waitUntil(lambda: [s for s, _ in states].count(SourceState.RUNNING) >= 2, timeout=START_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: len(results) > before + 3, timeout=START_TIMEOUT_MS)
+    assert _CameraThatIsUnplugged.opened == 2
+    assert controller.is_running()
+
+
+def test_a_stage_that_cannot_be_built_is_reported_and_the_video_goes_on(
+    qtbot, controller: RecognitionController, hamilton_clip: Path, tmp_path: Path
+) -> None:
+    errors: list[BaseException] = []
+    results: list[FrameResult] = []
+    controller.error.connect(errors.append)
+    controller.frame_ready.connect(results.append)
+    controller.realtime = False
+    settings = _settings(hamilton_clip)
+    controller.start(settings)
+    qtbot.waitUntil(lambda: len(results) >= 3, timeout=START_TIMEOUT_MS)
+    missing = tmp_path / "no-such-checkpoint.pt"
+    controller.apply_settings(settings.replace(recognition={"embedder": f"ghostfacenetv2:{missing}"}))
+    qtbot.waitUntil(lambda: bool(errors), timeout=START_TIMEOUT_MS)
+    assert "no-such-checkpoint.pt" in str(errors[0])
+    after = len(results)
+    qtbot.waitUntil(lambda: len(results) >= after + 5, timeout=START_TIMEOUT_MS)
+    assert len(errors) == 1, "the failed change is reported once, not once per frame"
+    assert controller.is_running()

@@ -11,7 +11,9 @@ from app.settings_dialog import SettingsDialog
 from core.settings import Settings, load_settings
 
 
-def _dialog(qtbot, settings: Settings, saved: list[Settings] | None = None) -> tuple[SettingsDialog, list[Settings]]:
+def _dialog(
+    qtbot, settings: Settings, saved: list[Settings] | None = None
+) -> tuple[SettingsDialog, list[Settings]]:
     live: list[Settings] = []
     dialog = SettingsDialog(settings, save=(saved.append if saved is not None else None), devices=["cpu"])
     qtbot.addWidget(dialog)
@@ -107,7 +109,9 @@ def test_bad_value_is_dropped_other_values_kept(qtbot, tmp_path: Path) -> None:
 
     path = tmp_path / "settings.json"
     path.write_text(
-        json.dumps({"recognition": {"similarity_threshold": 7, "margin": 0.2}, "camera": {"source": "x.mp4"}}),
+        json.dumps(
+            {"recognition": {"similarity_threshold": 7, "margin": 0.2}, "camera": {"source": "x.mp4"}}
+        ),
         encoding="utf-8",
     )
     window = create_window(path, system_trash=False)

@@ -117,6 +117,7 @@ def test_enroll_with_only_bad_photos_fails(tmp_path: Path, capsys: pytest.Captur
     captured = capsys.readouterr()
     assert "unreadable" in captured.out or "cannot read" in captured.out
     assert "no photo" in captured.err
+    assert not (tmp_path / "g" / "Nobody").exists()  # no empty person left behind
 
 
 def test_eval_lfw_smoke(lfw_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -153,12 +153,18 @@ def test_a_model_that_cannot_be_built_leaves_the_old_one_running(
     pipeline: Pipeline, frames: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
     embedder = pipeline.embedder
-    pipeline.apply_settings(
-        pipeline.settings.replace(recognition={"embedder": f"ghostfacenetv2:{tmp_path}/no.pt"})
+    before = pipeline.settings
+    broken = before.replace(
+        recognition={"embedder": f"ghostfacenetv2:{tmp_path}/no.pt", "similarity_threshold": 0.9}
     )
+    pipeline.apply_settings(broken)
     with pytest.raises(GhostFaceError, match="no.pt"):
         pipeline.process(frames["obama"], 0, 0.0)
     assert pipeline.embedder is embedder
+    # Nothing of the refused settings was applied, and the pipeline says so.
+    assert (
+        pipeline.settings == before and pipeline.matcher.threshold == before.recognition.similarity_threshold
+    )
     results = _run(pipeline, [frames["obama"]] * 3, start=1)
     assert results[-1].faces[0].person == "obama"
 

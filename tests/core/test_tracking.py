@@ -94,6 +94,12 @@ def test_a_settled_track_is_embedded_only_every_interval() -> None:
     assert faces[0].person == "Alice" and faces[0].similarity == pytest.approx(0.7)
 
 
+def test_a_settled_stranger_is_embedded_half_as_often() -> None:
+    tracker = Tracker(TrackingSettings(confirm_votes=2, reembed_interval=3))
+    embedded = [f.embedded for frame in range(10) for f in _step(tracker, frame, [_det(100, 100)], [None])]
+    assert embedded == [True, True] + [False] * 5 + [True] + [False] * 2
+
+
 def test_a_disagreeing_decision_makes_the_track_embedded_every_frame_until_settled() -> None:
     tracker = Tracker(TrackingSettings(confirm_votes=2, vote_window=5, reembed_interval=10))
     for frame in range(3):
