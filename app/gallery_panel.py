@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gallery_worker import GalleryController, GalleryJobResult, RemovedPerson, _gallery_root
+from app.gallery_worker import GalleryController, GalleryJobResult, RemovedPerson, gallery_root
 from core.settings import Settings
 
 __all__ = ["GalleryPanel", "THUMBNAIL_PX"]
@@ -218,7 +218,7 @@ class GalleryPanel(QWidget):
             item.setSelected(item.data(Qt.ItemDataRole.UserRole) == name)
 
     def _update_folder_label(self) -> None:
-        self.folder_label.setText(f"Gallery folder: {_gallery_root(self._settings)}")
+        self.folder_label.setText(f"Gallery folder: {gallery_root(self._settings)}")
 
     def _update_buttons(self) -> None:
         has = self.selected_name() is not None
@@ -279,7 +279,7 @@ class GalleryPanel(QWidget):
         self.enroll_requested.emit(self.selected_name() or "")
 
     def open_folder(self) -> None:
-        root = _gallery_root(self._settings)
+        root = gallery_root(self._settings)
         root.mkdir(parents=True, exist_ok=True)
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(root)))
 

@@ -31,6 +31,7 @@ __all__ = [
     "GalleryController",
     "GalleryJobResult",
     "GalleryWorker",
+    "gallery_root",
     "RemovedPerson",
     "move_to_trash",
 ]
@@ -82,7 +83,7 @@ def move_to_trash(gallery: Any, name: str, *, use_system_trash: bool = True) -> 
     return RemovedPerson(Path(location).name, Path(location), False)
 
 
-def _gallery_root(settings: Settings) -> Path:
+def gallery_root(settings: Settings) -> Path:
     from core.paths import default_gallery_dir
 
     return Path(settings.gallery_dir).expanduser() if settings.gallery_dir else default_gallery_dir()
@@ -135,7 +136,7 @@ class GalleryWorker(QObject):
         from core.gallery import Gallery
 
         s = self._settings
-        root = _gallery_root(s)
+        root = gallery_root(s)
         key = (str(root), s.recognition.embedder, s.recognition.device)
         if self._gallery is not None and self._model_key == key:
             return self._gallery

@@ -79,13 +79,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         _measure(window, args.measure, args.measure_out)
     # Ctrl+C in the terminal closes the window properly (workers stopped, then waited for); the timer
     # lets the Python interpreter run now and then so that it sees the signal.
-    signal.signal(signal.SIGINT, lambda *_: window.close())
-    signal.signal(signal.SIGTERM, lambda *_: window.close())
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: window.close())
     ticker = QTimer()
     ticker.start(200)
     ticker.timeout.connect(lambda: None)
-    code = app.exec()
-    window.shutdown()
+    try:
+        code = app.exec()
+    finally:
+        ticker.stop()
+        window.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return int(code)
 
 

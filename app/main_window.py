@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 # Seconds an unknown face stays in the "in view" list after the last sighting (greyed out); known
 # people stay for the whole run, so that the list also answers "who was here".
-LINGER_S = 1.5
+LINGER_S = 0.5
 # The people list is redrawn at most this often (ms): a list redraw per frame would waste the GUI thread.
 PEOPLE_REFRESH_MS = 250
 GONE_COLOUR = QColor("#6e7681")
@@ -103,6 +103,10 @@ class PeopleInView(QTreeWidget):
 
     def names_in_view(self) -> list[str]:
         return sorted(self._seen[k][0] for k in self._in_view)
+
+    def names_seen(self) -> list[str]:
+        """Everyone listed: in view now, or known and seen since the start."""
+        return sorted(entry[0] for entry in self._seen.values())
 
     def update_from(self, result: FrameResult) -> None:
         now = time.time()
@@ -621,9 +625,9 @@ class MainWindow(QMainWindow):
         self.probe_cameras()
 
     def open_gallery_folder(self) -> None:
-        from app.gallery_worker import _gallery_root
+        from app.gallery_worker import gallery_root
 
-        root = _gallery_root(self._settings)
+        root = gallery_root(self._settings)
         root.mkdir(parents=True, exist_ok=True)
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(root)))
 

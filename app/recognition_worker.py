@@ -106,9 +106,9 @@ def _is_camera_spec(spec: str) -> bool:
 
 
 def _gallery_root(settings: Settings) -> Path:
-    from core.paths import default_gallery_dir
+    from app.gallery_worker import gallery_root
 
-    return Path(settings.gallery_dir) if settings.gallery_dir else default_gallery_dir()
+    return gallery_root(settings)
 
 
 _END = object()

@@ -199,6 +199,29 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.error_label)
         layout.addWidget(self.buttons)
         self._load(settings)
+        if devices is None:
+            from app.diagnostics import known_devices
+
+            if known_devices() is None:
+                # The device list arrives from the background probe; add the CUDA devices then.
+                self._device_poll = QTimer(self)
+                self._device_poll.setInterval(300)
+                self._device_poll.timeout.connect(self._refresh_devices)
+                self._device_poll.start()
+
+    def _refresh_devices(self) -> None:
+        from app.diagnostics import known_devices
+
+        found = known_devices()
+        if found is None:
+            return
+        self._device_poll.stop()
+        combo = self.findChild(QComboBox, "recognition.device")
+        if combo is None:
+            return
+        for device in found:
+            if combo.findText(device) < 0:
+                combo.addItem(device)
 
     # -- building -------------------------------------------------------------------------------
     def _choices(self, section: str, key: str) -> list[str] | None:

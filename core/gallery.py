@@ -5,6 +5,9 @@ The folder is the truth (``<root>/<Person Name>/*.jpg``); users may edit it in a
 preprocessing key) to the embedding of the photo's face, so a read-only gallery works, renaming a person
 costs nothing, and changing a photo or the model re-embeds only what changed. The cache is never written
 inside the gallery folder, and a corrupt cache file is moved aside and rebuilt.
+
+A photo showing several faces is skipped and reported, unless the user allows its largest face: such a
+photo is copied in as ``<name>.largest.<ext>``, so that the folder itself records the choice.
 """
 
 from __future__ import annotations

@@ -70,6 +70,9 @@ def main() -> int:
         # Wait for a frame with named faces and a filled status bar, then shoot.
         in_view = window.people.names_in_view()
         ready = named() and window._last_stats is not None and window._last_stats.fps > 0
+        # Obama is in the audience shots, Lin-Manuel Miranda on stage: wait until the list has both.
+        seen_both = {"Barack Obama", "Lin-Manuel Miranda"} <= set(window.people.names_seen())
+        ready = ready and (seen_both or state["waited"] > 300)
         if not (
             ready and any(not n.startswith("Unknown") for n in in_view) and window.events_panel.row_count()
         ):

@@ -48,6 +48,8 @@ def test_running_window_shows_named_faces_people_and_figures_then_closes_without
     top = window.people.topLevelItem(0)
     assert top.text(0) == "Lin-Manuel Miranda" and top.text(2) and top.text(3)
     assert window.diagnostics.value("Embedder device") == "cpu"
+    # The recognition events reach the events panel (and, through the event bus, the history).
+    qtbot.waitUntil(lambda: window.events_panel.row_count() > 0, timeout=RUN_TIMEOUT_MS)
     thread = window.controller._thread
     assert isinstance(thread, QThread) and thread.isRunning()
 
@@ -192,4 +194,25 @@ def test_optional_parts_that_fail_to_import_do_not_break_the_window(
         assert "not available" in window.trainer_tab.text()
     else:
         assert window.events_panel is None
+    window.close()
+
+
+def test_history_plugins_and_diagnostics_open_from_the_window(qtbot) -> None:
+    window = _window(qtbot, Settings())
+    history = window.open_history()
+    plugins = window.open_plugins()
+    assert history is not None and history.isVisible()
+    assert plugins is not None and plugins.isVisible()
+    # The plugins window shows the running bus of the window, with the history recorder in it.
+    assert window.event_bus is not None and "history" in window.event_bus.names
+    history.close()
+    plugins.close()
+    window.diagnostics_action.trigger()
+    assert window.tabs.currentWidget() is window.diagnostics
+    qtbot.waitUntil(lambda: window.diagnostics.models.topLevelItemCount() > 0, timeout=5000)
+    ids = {
+        window.diagnostics.models.topLevelItem(i).text(0)
+        for i in range(window.diagnostics.models.topLevelItemCount())
+    }
+    assert {"yunet", "sface"} <= ids
     window.close()

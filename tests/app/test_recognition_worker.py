@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import cv2
 import pytest
 
 from app.recognition_worker import RecognitionController, SourceState
@@ -97,7 +99,10 @@ def test_threshold_change_while_running_changes_the_names_within_a_few_frames(
 
     qtbot.waitUntil(lambda: everyone_unknown_since() is not None, timeout=START_TIMEOUT_MS)
     lag = everyone_unknown_since()
-    assert lag is not None and lag <= 12, f"names stayed for {lag} frames after the change"
+    # A confirmed track is re-embedded every `reembed_interval` frames and its name is a vote, so the
+    # new threshold shows at the track's next embedding or the one after.
+    bound = 2 * settings.tracking.reembed_interval + 2
+    assert lag is not None and lag <= bound, f"names stayed for {lag} frames after the change"
 
     # And back: the names return once the threshold is sensible again.
     back_at = len(results)
@@ -125,8 +130,6 @@ def test_missing_source_is_reported_and_retried(
 def test_end_of_a_video_without_loop_stops_the_worker(
     qtbot, controller: RecognitionController, hamilton_clip: Path, tmp_path: Path
 ) -> None:
-    import cv2
-
     # A short real clip: the first 12 frames of the Hamilton clip, re-encoded.
     short = tmp_path / "short.avi"
     cap = cv2.VideoCapture(str(hamilton_clip))
@@ -160,8 +163,6 @@ class _CameraThatIsUnplugged:
     opened = 0
 
     def __init__(self, clip: Path, frames: int) -> None:
-        import cv2
-
         type(self).opened += 1
         self._cap = cv2.VideoCapture(str(clip))
         self._left = frames if type(self).opened == 1 else 10**9
@@ -173,7 +174,12 @@ class _CameraThatIsUnplugged:
         if self._left <= 0:
             return False, None
         self._left -= 1
-        return self._cap.read()
+        time.sleep(1 / 30)  # a camera delivers at its own rate
+        ok, frame = self._cap.read()
+        if not ok:  # a camera never runs out of pictures: start the clip again
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self._cap.read()
+        return ok, frame
 
     def get(self, prop: int) -> float:
         return 0.0  # a camera states no frame count and, often, no frame rate

@@ -304,3 +304,31 @@ def test_a_new_embedder_needs_a_sync(knn_gallery: Path, models: tuple) -> None:
     # Same weights, same model id: the cache answers everything.
     assert gallery.sync().embedded == 0
     assert gallery.snapshot().model_id == embedder.model_id
+
+
+def test_readers_see_a_consistent_gallery_while_a_worker_syncs(knn_gallery: Path, models: tuple) -> None:
+    gallery = _gallery(knn_gallery, models)
+    errors: list[BaseException] = []
+
+    def sync() -> None:
+        try:
+            gallery.sync()
+        except BaseException as exc:  # handed to the test thread below
+            errors.append(exc)
+
+    worker = threading.Thread(target=sync)
+    worker.start()
+    reads = 0
+    while worker.is_alive() or reads == 0:
+        matrix, labels = gallery.embeddings()
+        assert matrix.shape[0] == len(labels)
+        assert {p.name for p in gallery.people()} == {
+            "alex_lacamoire",
+            "biden",
+            "kit_harington",
+            "obama",
+            "rose_leslie",
+        }
+        reads += 1
+    worker.join()
+    assert errors == [] and len(gallery.embeddings()[1]) == 8

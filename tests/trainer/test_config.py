@@ -51,7 +51,12 @@ def test_original_keys_mean_the_same(tmp_path: Path, caplog: pytest.LogCaptureFi
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
     config = config_from_dict(
-        {"data_path": [str(tmp_path)], "output_dir": str(tmp_path / "out"), "mode": "distill", "max_minutes": 5}
+        {
+            "data_path": [str(tmp_path)],
+            "output_dir": str(tmp_path / "out"),
+            "mode": "distill",
+            "max_minutes": 5,
+        }
     )
     loaded = load_config(save_config(config, tmp_path / "c.json"))
     assert loaded == config
