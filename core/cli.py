@@ -145,11 +145,21 @@ def _annotate(frame: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
     return out
 
 
+def _is_video(path: Path) -> bool:
+    from core._image import IMAGE_SUFFIXES
+
+    return path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES | {".tif", ".tiff"}
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from core.capture import open_source
     from core.pipeline import Pipeline
 
     settings = _settings(args)
+    if Path(args.source).expanduser().exists() and not _is_video(Path(args.source)):
+        # Each image of a folder is its own scene: one decision names a face, and an unknown face is
+        # reported at once (there is no track to vote over or wait on).
+        settings = settings.replace(tracking={"confirm_votes": 1}, events={"unknown_after_s": 0.0})
     source = open_source(args.source, loop=False)
     events_file = None
     writer: cv2.VideoWriter | None = None

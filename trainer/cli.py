@@ -7,10 +7,13 @@ with the remaining command-line arguments (or a parsed namespace).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +71,27 @@ def _parse(args: argparse.Namespace | Sequence[str] | None, add: Any, prog: str)
     return parser.parse_args(list(args) if args is not None else None)
 
 
+@contextlib.contextmanager
+def _graceful_stop(trainer: Any) -> Iterator[None]:
+    """First Ctrl+C / SIGTERM: stop after the current batch and save; a second Ctrl+C aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if trainer.stop and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        _write("stopping after the current batch (the checkpoint is saved; Ctrl+C again aborts)", error=True)
+        trainer.request_stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old_handler in previous.items():
+            signal.signal(sig, old_handler)
+
+
 def main_train(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     """Run ``ghostface train``; returns 0 when done, 130 when stopped (Ctrl+C; resumable), 1 on error."""
     ns = _parse(args, add_train_arguments, "ghostface train")
@@ -87,12 +111,8 @@ def main_train(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             config = config.replace(**changes)
         trainer = Trainer(config, resume=ns.resume, terminal=sys.stderr.isatty())
         _write(f"training {config.mode} into {config.output_dir} (log: train.log there)", error=True)
-        try:
+        with _graceful_stop(trainer):
             result = trainer.fit()
-        except KeyboardInterrupt:
-            trainer.request_stop()
-            _write("interrupted: resume with --resume <output_dir>/last.pt", error=True)
-            return EXIT_STOPPED
         summary: dict[str, Any] = {
             "output_dir": str(result.output_dir),
             "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,

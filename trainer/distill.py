@@ -158,9 +158,9 @@ def compute_teacher_targets(
                 todo.append(i)
         done = n - len(todo)
         log.info(
-            "teacher %s: %d of %d crops need no teacher call (cache %s), %d to compute",
+            "teacher %s: %d of %d crops cached (%s), %d to compute",
             teacher.model_id,
-            done,
+            int(valid.sum()),
             n,
             db_path,
             len(todo),

@@ -229,3 +229,17 @@ def test_the_console_script_module_runs(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "Traceback" not in proc.stderr
+
+
+def test_run_on_an_image_folder_names_each_photo(
+    demo_dir: Path, hamilton_gallery: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(demo_dir / "knn_examples" / "test" / "obama1.jpg", photos / "1.jpg")
+    shutil.copy(demo_dir / "alex-lacamoire.png", photos / "2.png")
+    code = main(["run", "--source", str(photos), "--gallery", str(hamilton_gallery), "--json"])
+    assert code == 0
+    summary = _json_line(capsys.readouterr().out)
+    # One photo is one scene: a single decision names the face (no vote over frames to wait for).
+    assert summary["frames"] == 2 and summary["recognized"] == ["alex_lacamoire", "obama"]
