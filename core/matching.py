@@ -17,8 +17,10 @@ __all__ = ["Matcher", "PersonScores"]
 class _GalleryState:
     """The gallery as the matcher uses it; replaced whole, never mutated (readers on other threads)."""
 
-    # (M, d) float32, L2-normalised rows, sorted so that each person's photos are contiguous.
-    matrix: np.ndarray
+    # (d, M) float32: the L2-normalised photo embeddings as columns, sorted so that each person's photos
+    # are contiguous. Stored transposed because the product with one query then streams the gallery in
+    # memory order, measurably faster (the gallery read dominates matching).
+    matrix_t: np.ndarray
     # (P,) index of each person's first row in ``matrix`` (for ``np.maximum.reduceat``).
     starts: np.ndarray
     people: tuple[str, ...]
@@ -80,13 +82,13 @@ class Matcher:
     def size(self) -> int:
         """Number of photo embeddings in the current gallery."""
         state = self._state
-        return int(state.matrix.shape[0]) if state is not None else 0
+        return int(state.matrix_t.shape[1]) if state is not None else 0
 
     @property
     def dim(self) -> int | None:
         """Embedding size of the current gallery, or None when it is empty."""
         state = self._state
-        return int(state.matrix.shape[1]) if state is not None else None
+        return int(state.matrix_t.shape[0]) if state is not None else None
 
     def set_gallery(self, embeddings: np.ndarray, labels: Sequence[str]) -> None:
         """Replace the gallery.
@@ -112,7 +114,7 @@ class Matcher:
         label_array = np.asarray(list(labels), dtype=object)
         order = np.argsort(label_array, kind="stable")
         sorted_labels = label_array[order]
-        matrix = np.ascontiguousarray(_normalise(matrix[order]), dtype=np.float32)
+        matrix = _normalise(matrix[order]).astype(np.float32, copy=False)
         is_start = np.ones(len(sorted_labels), dtype=bool)
         is_start[1:] = sorted_labels[1:] != sorted_labels[:-1]
         starts = np.flatnonzero(is_start)
@@ -120,7 +122,9 @@ class Matcher:
         sums = np.add.reduceat(matrix, starts, axis=0)
         means = np.ascontiguousarray(_normalise(sums), dtype=np.float32)
         with self._lock:
-            self._state = _GalleryState(matrix=matrix, starts=starts, people=people, means=means)
+            self._state = _GalleryState(
+                matrix_t=np.ascontiguousarray(matrix.T), starts=starts, people=people, means=means
+            )
 
     def person_scores(self, embeddings: np.ndarray) -> PersonScores:
         """Similarity of each embedding to each person.
@@ -140,18 +144,18 @@ class Matcher:
             query = query[None, :]
         if state is None:
             return PersonScores((), np.zeros((query.shape[0], 0), dtype=np.float32))
-        if query.shape[1] != state.matrix.shape[1]:
+        if query.shape[1] != state.matrix_t.shape[0]:
             raise ValueError(
-                f"embedding size {query.shape[1]} does not match the gallery's {state.matrix.shape[1]}"
+                f"embedding size {query.shape[1]} does not match the gallery's {state.matrix_t.shape[0]}"
                 " (the gallery was built with another model; sync it again)"
             )
         query = _normalise(query).astype(np.float32, copy=False)
         if query.shape[0] == 1:
-            # One face (the common live case): a matrix-vector product and a 1-D reduction are
-            # measurably cheaper than their 2-D forms; the gallery read dominates either way.
-            scores = np.maximum.reduceat(state.matrix @ query[0], state.starts)[None, :]
+            # One face (the common live case): a vector-matrix product and a 1-D reduction are
+            # cheaper than their 2-D forms.
+            scores = np.maximum.reduceat(query[0] @ state.matrix_t, state.starts)[None, :]
         else:
-            scores = np.maximum.reduceat(query @ state.matrix.T, state.starts, axis=1)
+            scores = np.maximum.reduceat(query @ state.matrix_t, state.starts, axis=1)
         if self.use_mean:
             np.maximum(scores, query @ state.means.T, out=scores)
         return PersonScores(state.people, scores)

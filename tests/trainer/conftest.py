@@ -56,7 +56,7 @@ def tiny_config(root: Path, out: Path, cache: Path, **overrides: object) -> dict
         "loss": {"weight": 0.1},
         "distill": {"cache_dir": str(cache)},
         "validation": {"holdout_identities": 0},
-        "threads": 2,
+        "threads": 1,
         "log_iters": 1,
     }
     for key, value in overrides.items():
