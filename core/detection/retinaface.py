@@ -23,6 +23,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from core.detection._base import Detector, RawDetections, nms
 from core.errors import CheckpointError
 from core.modelstore import ModelStore, default_store
+from core.runtime import apply_torch_threads
 
 __all__ = ["RetinaFace", "RetinaFaceDetector", "load_retinaface", "prior_boxes"]
 
@@ -260,6 +261,7 @@ class RetinaFaceDetector(Detector):
         max_side: int | None = None,
         store: ModelStore | None = None,
     ) -> None:
+        apply_torch_threads()
         dev = _torch_device(device)
         super().__init__(
             score_threshold=score_threshold, nms_threshold=nms_threshold, device=str(dev), max_side=max_side

@@ -13,6 +13,7 @@ from core.embedding._base import CROP_SIZE, Embedder
 from core.errors import CheckpointError, ModelNotFoundError
 from core.ghostfacenet import load_backbone
 from core.modelstore import ModelStore, default_store, sha256_of
+from core.runtime import apply_torch_threads
 
 __all__ = ["GhostFaceEmbedder", "resolve_device"]
 
@@ -81,6 +82,7 @@ class GhostFaceEmbedder(Embedder):
             if not checkpoint.is_file():
                 raise ModelNotFoundError(f"GhostFaceNetV2 checkpoint not found: {checkpoint}")
             digest = sha256_of(checkpoint)
+        apply_torch_threads()
         torch_device = resolve_device(device)
         model = load_backbone(checkpoint, map_location="cpu")
         if model.arch.get("input_size", CROP_SIZE) != CROP_SIZE:

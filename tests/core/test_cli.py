@@ -187,6 +187,59 @@ def test_bench_reports_both_figures_from_one_run(
     assert summary["match_ms_2k"] > 0
 
 
+_RECORDER_PLUGIN = """
+import json
+from pathlib import Path
+
+NAME = "recorder"
+_out = None
+
+
+def on_start(context):
+    global _out
+    _out = Path(context.data_dir) / "events.jsonl"
+
+
+def on_event(event):
+    with _out.open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"kind": str(event.kind), "person": event.person}) + "\\n")
+"""
+
+
+def test_bench_runs_the_plugins_and_reports_each(
+    hamilton_clip: Path,
+    hamilton_gallery: Path,
+    _fresh_home: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from core.paths import data_dir, plugins_dir
+
+    (plugins_dir() / "recorder.py").write_text(_RECORDER_PLUGIN, encoding="utf-8")
+    args = ["bench", "--source", str(hamilton_clip), "--frames", "10", "--gallery-size", "0"]
+    code = main([*args, "--gallery", str(hamilton_gallery), "--plugins", "--json"])
+    assert code == 0
+    plugins = _json_line(capsys.readouterr().out)["plugins"]
+    recorded = [
+        json.loads(line)
+        for line in (data_dir() / "plugin-data" / "recorder" / "events.jsonl").read_text().splitlines()
+    ]
+    # Every event of the run reached the plugin: Lin-Manuel Miranda is recognised, and leaves at the end.
+    assert plugins["recorder"] == {
+        "enabled": True,
+        "state": "ok",
+        "calls": len(recorded),
+        "dropped": 0,
+        "failures": 0,
+        "abandoned": False,
+    }
+    assert {"kind": "recognized", "person": "lin-manuel-miranda"} in recorded
+    assert recorded[-1]["kind"] == "left"
+    assert plugins["attendance"]["enabled"] and plugins["attendance"]["calls"] == len(recorded)
+    # Without --plugins nothing is run and nothing reported.
+    assert main([*args, "--json"]) == 0
+    assert "plugins" not in _json_line(capsys.readouterr().out)
+
+
 def test_errors_are_one_line_with_exit_status_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["run", "--source", str(tmp_path / "missing.mp4"), "--gallery", str(tmp_path / "g")])
     assert code == 1

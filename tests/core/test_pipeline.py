@@ -138,6 +138,74 @@ def test_threshold_changes_from_another_thread_apply_at_the_next_frame(
     assert results[-1].faces[0].person is None
 
 
+@pytest.fixture(scope="module")
+def hamilton_frames(hamilton_clip: Path) -> list[np.ndarray]:
+    """The first frames of the Hamilton clip (Lin-Manuel Miranda on stage, another face coming and going)."""
+    cap = cv2.VideoCapture(str(hamilton_clip))
+    out = []
+    for _ in range(12):
+        ok, frame = cap.read()
+        assert ok
+        out.append(frame)
+    cap.release()
+    return out
+
+
+@pytest.fixture()
+def hamilton_pipeline(demo_dir: Path, tmp_path: Path) -> Pipeline:
+    """A pipeline whose gallery holds the two people of the clip: Obama and Lin-Manuel Miranda."""
+    root = tmp_path / "gallery"
+    shutil.copytree(demo_dir / "knn_examples" / "train" / "obama", root / "obama")
+    (root / "lin").mkdir()
+    shutil.copy(demo_dir / "lin-manuel-miranda.png", root / "lin")
+    pipe = Pipeline(Settings(), source="hamilton")
+    gallery = Gallery(root, pipe.embedder, pipe.detector, cache_path=tmp_path / "cache.sqlite3")
+    assert gallery.sync().usable == 3
+    pipe.set_gallery(gallery)
+    return pipe
+
+
+def _named(result: FrameResult) -> list[str]:
+    return [f.person for f in result.faces if f.person is not None]
+
+
+def test_a_threshold_change_shows_on_the_very_next_frame_without_embedding(
+    hamilton_pipeline: Pipeline, hamilton_frames: list[np.ndarray]
+) -> None:
+    pipe = hamilton_pipeline
+    before = _run(pipe, hamilton_frames[:5])
+    assert _named(before[-1]) == ["lin"]
+    lin_track = next(f.track_id for f in before[-1].faces if f.person == "lin")
+    default = pipe.settings
+
+    pipe.apply_settings(default.replace(recognition={"similarity_threshold": 0.99}))
+    strict = _run(pipe, hamilton_frames[5:7], start=5)
+    # The very next frame: no name survives, although the confirmed track was not embedded again
+    # (the stored embedding was decided again with the new threshold).
+    assert [_named(r) for r in strict] == [[], []]
+    lin_face = next(f for f in strict[0].faces if f.track_id == lin_track)
+    assert not lin_face.embedded and lin_face.similarity < 0.99
+
+    pipe.apply_settings(default)
+    relaxed = _run(pipe, hamilton_frames[7:9], start=7)
+    assert any(_named(r) == ["lin"] for r in relaxed), "the name did not return within 2 frames"
+    assert next(f for f in relaxed[0].faces if f.track_id == lin_track).person == "lin"
+    # Decided again, not restarted: the same track all along.
+    assert {f.track_id for r in strict + relaxed for f in r.faces if f.person == "lin"} <= {lin_track}
+
+
+def test_a_gallery_change_shows_on_the_very_next_frame(
+    hamilton_pipeline: Pipeline, hamilton_frames: list[np.ndarray]
+) -> None:
+    pipe = hamilton_pipeline
+    gallery = pipe.gallery
+    assert _named(_run(pipe, hamilton_frames[:5])[-1]) == ["lin"]
+    pipe.set_gallery(None)
+    assert _named(pipe.process(hamilton_frames[5], 5, 5 / 30)) == []
+    pipe.set_gallery(gallery)
+    assert _named(pipe.process(hamilton_frames[6], 6, 6 / 30)) == ["lin"]
+
+
 def test_a_new_detector_is_built_and_the_embedder_kept(
     pipeline: Pipeline, frames: dict[str, np.ndarray]
 ) -> None:

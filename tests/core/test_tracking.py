@@ -138,3 +138,51 @@ def test_reset_forgets_tracks_and_never_reuses_an_id() -> None:
     tracker.reset()
     assert tracker.track_count == 0
     assert _step(tracker, 1, [_det(100, 100)], ["A"])[0].track_id != first
+
+
+def test_redecide_replaces_the_vote_from_the_stored_embedding_without_embedding() -> None:
+    from core.matching import Matcher
+
+    rng = np.random.default_rng(3)
+    alice = rng.standard_normal(16).astype(np.float32)
+    face = alice + 0.6 * rng.standard_normal(16).astype(np.float32)  # like Alice, not identical
+    matcher = Matcher(threshold=0.3, margin=0.0)
+    matcher.set_gallery(alice[None, :], ["alice"])
+    tracker = Tracker(TrackingSettings(confirm_votes=2, reembed_interval=10))
+    det = [_det(100, 100)]
+    for frame in range(2):
+        plan = tracker.assign(det, frame)
+        assert plan.to_embed == [0]  # unsettled: embedded every frame
+        faces = tracker.update(plan, det, {0: matcher.match(face[None, :])[0]}, {0: face})
+    assert faces[0].person == "alice"
+    similarity = faces[0].similarity
+
+    matcher.threshold = 0.99
+    assert tracker.redecide(matcher.match) == 1
+    plan = tracker.assign(det, 3)
+    assert plan.to_embed == []  # the decision stays settled: no embedding forced by the change
+    faces = tracker.update(plan, det, {})
+    assert faces[0].person is None and faces[0].similarity == pytest.approx(similarity)
+
+    matcher.threshold = 0.3
+    tracker.redecide(matcher.match)
+    plan = tracker.assign(det, 4)
+    assert plan.to_embed == [] and tracker.update(plan, det, {})[0].person == "alice"
+
+
+def test_redecide_skips_tracks_never_embedded_and_forget_drops_embeddings() -> None:
+    tracker = Tracker(TrackingSettings())
+    calls: list[int] = []
+
+    def decide(embeddings: np.ndarray) -> list[Match]:
+        calls.append(len(embeddings))
+        return [Match(None, 0.0)] * len(embeddings)
+
+    plan = tracker.assign([_det(100, 100)], 0)
+    tracker.update(plan, [_det(100, 100)], {0: Match("A", 0.7)})  # a match but no embedding kept
+    assert tracker.redecide(decide) == 0 and calls == []
+    plan = tracker.assign([_det(100, 100)], 1)
+    tracker.update(plan, [_det(100, 100)], {0: Match("A", 0.7)}, {0: np.ones(8, np.float32)})
+    assert tracker.redecide(decide) == 1 and calls == [1]
+    tracker.forget_embeddings()
+    assert tracker.redecide(decide) == 0
