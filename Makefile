@@ -1,6 +1,9 @@
 # Two commands matter: `make run` starts the app, `make test` runs the whole suite.
 # Both create .venv on first use. PyTorch is installed first from its CPU wheel, so that
 # pip never resolves the multi-GB CUDA build.
+SHELL := /bin/bash
+# pipefail: a failing pip is a failing build, even though its harmless location warnings are filtered.
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,8 +14,8 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install torch==2.13.0 2>&1 | grep -v "is ignored" || true
-	$(PIP) install -e '.[dev]' 2>&1 | grep -v "is ignored" || true
+	$(PIP) install torch==2.13.0 2>&1 | { grep -v "is ignored" || true; }
+	$(PIP) install -e '.[dev]' 2>&1 | { grep -v "is ignored" || true; }
 	$(PY) -c "import torch, cv2, PySide6; assert not torch.version.cuda, 'a CUDA build of torch was installed'"
 	touch $(STAMP)
 
