@@ -138,11 +138,12 @@ _SPECS: dict[str, ModelSpec] = {
         ModelSpec(
             id="ghostfacenetv2",
             filename="ghostfacenetv2.pt",
-            # Not pinned until the shipped checkpoint exists; its actual digest is logged meanwhile.
-            sha256=None,
+            # The checkpoint shipped in core/weights (see its MODEL_CARD.md); retraining changes this pin.
+            sha256="4a6d2d21016876310fdb8bff4a8604c910a44dbcc899fb1c2399a5e6b1d2f6ad",
             resource=("core", "weights/ghostfacenetv2.pt"),
             url=None,
-            licence="MIT",
+            # The code is MIT, but the weights inherit the terms of their training data.
+            licence="non-commercial research use only (trained on CelebA, Glint360K, UTKFace crops)",
             description="GhostFaceNetV2 face recogniser trained by this project, 512-d",
         ),
     )

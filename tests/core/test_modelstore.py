@@ -38,7 +38,9 @@ def test_registry_has_the_models() -> None:
     assert YUNET.licence == "MIT" and get_model_spec("sface").licence == "Apache-2.0"
     assert RETINA.url is not None and RETINA.url.startswith("https://")
     assert RETINA.sha256 == "ed6fa7d45a5179f03cb5ce82c73b0c6711372968e53782e88395acee88d319e1"
-    assert get_model_spec("ghostfacenetv2").sha256 is None
+    # The pinned digest is the one of the checkpoint shipped in the package.
+    shipped = Path(modelstore.__file__).parent / "weights" / "ghostfacenetv2.pt"
+    assert get_model_spec("ghostfacenetv2").sha256 == sha256_of(shipped)
     with pytest.raises(UnknownModelError, match="yunet"):
         get_model_spec("nope")
     with pytest.raises(UnknownModelError):
