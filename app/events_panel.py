@@ -27,6 +27,21 @@ __all__ = ["EventsPanel", "event_pixmap", "kind_label", "person_label"]
 log = logging.getLogger(__name__)
 
 ICON_PX = 48
+
+
+def make_event_table(columns: Sequence[str], parent: QWidget | None = None) -> QTableWidget:
+    """A read-only, row-selecting table with a thumbnail column, as the events panel and history use."""
+    table = QTableWidget(0, len(columns), parent)
+    table.setHorizontalHeaderLabels(list(columns))
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setIconSize(QSize(ICON_PX, ICON_PX))
+    table.verticalHeader().setVisible(False)
+    table.verticalHeader().setDefaultSectionSize(ICON_PX + 4)
+    table.setColumnWidth(0, ICON_PX + 8)
+    return table
+
+
 _KIND_LABELS = {EventKind.RECOGNIZED: "recognised", EventKind.UNKNOWN: "unknown face", EventKind.LEFT: "left"}
 
 
@@ -70,14 +85,8 @@ class EventsPanel(QWidget):
         if max_rows < 1:
             raise ValueError(f"max_rows must be at least 1, not {max_rows}")
         self.max_rows = max_rows
-        self.table = QTableWidget(0, len(self.COLUMNS), self)
+        self.table = make_event_table(self.COLUMNS, self)
         self.table.setObjectName("EventsTable")
-        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setIconSize(QSize(ICON_PX, ICON_PX))
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(ICON_PX + 4)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
         self.table.setColumnWidth(0, ICON_PX + 8)

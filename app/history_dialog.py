@@ -6,10 +6,9 @@ import logging
 from datetime import datetime, time
 from pathlib import Path
 
-from PySide6.QtCore import QDate, QSize, Qt, Slot
+from PySide6.QtCore import QDate, Qt, Slot
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDateEdit,
     QDialog,
@@ -20,13 +19,12 @@ from PySide6.QtWidgets import (
     QLabel,
     QMessageBox,
     QPushButton,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from app.events_panel import ICON_PX, event_pixmap, kind_label, person_label
+from app.events_panel import event_pixmap, kind_label, make_event_table, person_label
 from core.history import History
 from core.types import EventKind, RecognitionEvent
 
@@ -94,14 +92,7 @@ class HistoryDialog(QDialog):
         filters.addWidget(self.reset_button)
         filters.addWidget(self.refresh_button)
 
-        self.table = QTableWidget(0, len(self.COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setIconSize(QSize(ICON_PX, ICON_PX))
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(ICON_PX + 4)
-        self.table.setColumnWidth(0, ICON_PX + 8)
+        self.table = make_event_table(self.COLUMNS)
         header = self.table.horizontalHeader()
         for col in range(1, len(self.COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)

@@ -399,23 +399,13 @@ def open_source(
     """
     factory = capture_factory or _default_factory
     index = _camera_index(spec)
-    if index is not None:
-        if index < 0:
-            raise SourceError(f"camera index must be 0 or more, got {index}")
-        return _CaptureSource(
-            index,
-            is_camera=True,
-            width=width,
-            height=height,
-            loop=False,
-            realtime=False,
-            max_failed_reads=max_failed_reads,
-            factory=factory,
-        )
+    if index is not None and index < 0:
+        raise SourceError(f"camera index must be 0 or more, got {index}")
     text = str(spec)
-    if "://" in text:
+    if index is not None or "://" in text:
+        # A camera index or a network stream: live, so neither looped nor throttled.
         return _CaptureSource(
-            text,
+            index if index is not None else text,
             is_camera=True,
             width=width,
             height=height,
