@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,21 @@ def _fresh_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     home = tmp_path_factory.mktemp("ghostface-home")
     monkeypatch.setenv("GHOSTFACE_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """PyTorch models in tests run on one intra-op thread, as the app runs them (core/runtime.py).
+
+    On few, shared cores, intra-op threads competing with other processes spin and turn a 30 ms
+    forward pass into seconds.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

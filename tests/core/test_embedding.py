@@ -25,15 +25,6 @@ from core.modelstore import ModelSpec, ModelStore, default_store
 SFACE_COSINE_THRESHOLD = 0.363
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # Few shared cores: competing intra-op threads spin and turn milliseconds into seconds.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def module_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A private GHOSTFACE_HOME for module-scoped objects (they are built before the per-test one)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,16 +25,6 @@ def _params(model: nn.Module) -> int:
 
 def _x(n: int = 2, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, 3, 112, 112, generator=torch.Generator().manual_seed(seed))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # The test machines have few, shared cores: intra-op threads competing with other processes spin
-    # and make a 30 ms forward take seconds. One thread keeps the timing predictable.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
