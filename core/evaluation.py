@@ -194,7 +194,7 @@ def _threshold_at_far(dist: np.ndarray, same: np.ndarray, target_far: float) -> 
 
 
 def verification_metrics(
-    similarities: np.ndarray, same: np.ndarray, folds: int = 10, target_far: float = 1e-3
+    similarities: np.ndarray, same: np.ndarray, folds: int | np.ndarray = 10, target_far: float = 1e-3
 ) -> VerificationResult:
     """k-fold accuracy and VAL@FAR from pair similarities (MODEL_SPEC 5.1).
 
@@ -202,7 +202,8 @@ def verification_metrics(
         similarities: ``(P,)`` cosine similarity of each pair (of L2-normalised embeddings), in file
             order; a pair without a face should carry -1 (the worst).
         same: ``(P,)`` bool, whether each pair shows one person.
-        folds: number of contiguous folds.
+        folds: number of contiguous folds, or ``(P,)`` fold ids given per pair (the trainer's
+            identity-disjoint folds).
         target_far: the false accept rate VAL is reported at.
 
     Raises:
@@ -212,12 +213,22 @@ def verification_metrics(
     same = np.asarray(same, dtype=bool).reshape(-1)
     if sims.shape != same.shape:
         raise EvaluationError(f"{sims.size} similarities but {same.size} labels")
-    if folds < 2 or sims.size < folds:
-        raise EvaluationError(f"{sims.size} pairs cannot be split into {folds} folds (need at least 2 folds)")
+    if isinstance(folds, np.ndarray):
+        ids = folds.reshape(-1)
+        if ids.shape != sims.shape:
+            raise EvaluationError(f"{sims.size} similarities but {ids.size} fold ids")
+    else:
+        if folds < 2 or sims.size < folds:
+            raise EvaluationError(
+                f"{sims.size} pairs cannot be split into {folds} folds (need at least 2 folds)"
+            )
+        ids = _fold_ids(sims.size, folds)
+    fold_ids = np.unique(ids)
+    if fold_ids.size < 2:
+        raise EvaluationError("at least 2 folds are needed")
     dist = np.clip(2.0 - 2.0 * sims, 0.0, _WORST_DISTANCE)
-    ids = _fold_ids(sims.size, folds)
     accs, thresholds, vals, fars = [], [], [], []
-    for k in range(folds):
+    for k in fold_ids:
         test = ids == k
         train = ~test
         if same[train].all() or not same[train].any():

@@ -1,8 +1,8 @@
 """Per-epoch verification accuracy of the network being trained (10-fold, MODEL_SPEC 5.1).
 
 The engine's evaluation module targets whole pipelines (detect, align, embed); during training we only
-need the network on already-aligned crops, so the small 10-fold routine lives here. The crops of a pair
-list are decoded once and kept in memory for every epoch.
+need the network on already-aligned crops, scored with the engine's 10-fold arithmetic. The crops of a
+pair list are decoded once and kept in memory for every epoch.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.evaluation import EvaluationError, verification_metrics
 from trainer.data import Pair, load_crop_rgb, normalize
 
 __all__ = ["PairSet", "VerificationResult", "embed_crops", "ten_fold_accuracy"]
@@ -36,34 +37,26 @@ class VerificationResult:
 def ten_fold_accuracy(similarity: np.ndarray, same: np.ndarray, folds: np.ndarray) -> VerificationResult:
     """K-fold verification accuracy: each fold's threshold is the best one on the other folds.
 
-    Thresholds are scanned on the squared L2 distance 2 - 2 cos in steps of 0.01 over [0, 4), as
-    insightface's ``verification.py``.
+    The engine's :func:`core.evaluation.verification_metrics` does the work (thresholds scanned on the
+    squared L2 distance 2 - 2 cos in steps of 0.01, as insightface's ``verification.py``). With fewer
+    than two usable folds (tiny validation sets) the best threshold over all pairs is reported, which
+    is optimistic, and the spread is 0.
 
     Args:
         similarity: ``(P,)`` cosine similarity per pair.
         same: ``(P,)`` bool, True for a same-person pair.
         folds: ``(P,)`` int fold index per pair.
     """
-    distance = 2.0 - 2.0 * np.asarray(similarity, np.float64)
+    similarity = np.asarray(similarity, np.float64)
     same = np.asarray(same, bool)
-    folds = np.asarray(folds)
-    thresholds = np.arange(0.0, 4.0, 0.01)
-    # (T, P) "predicted same" matrix; correct where it equals the label.
-    correct = (distance[None, :] < thresholds[:, None]) == same[None, :]
-    accs: list[float] = []
-    chosen: list[float] = []
-    fold_ids = np.unique(folds)
-    if len(fold_ids) < 2:
+    try:
+        result = verification_metrics(similarity, same, folds=np.asarray(folds))
+    except EvaluationError:
+        thresholds = np.arange(0.0, 4.0, 0.01)
+        correct = ((2.0 - 2.0 * similarity)[None, :] < thresholds[:, None]) == same[None, :]
         best = int(correct.mean(1).argmax())
         return VerificationResult(float(correct[best].mean()), 0.0, 1.0 - thresholds[best] / 2.0, len(same))
-    for fold in fold_ids:
-        test = folds == fold
-        best = int(correct[:, ~test].mean(1).argmax())
-        accs.append(float(correct[best, test].mean()))
-        chosen.append(thresholds[best])
-    return VerificationResult(
-        float(np.mean(accs)), float(np.std(accs)), float(1.0 - np.mean(chosen) / 2.0), int(len(same))
-    )
+    return VerificationResult(result.accuracy, result.std, result.threshold, int(len(same)))
 
 
 @torch.inference_mode()

@@ -212,3 +212,17 @@ def test_identification_on_demo_photos(demo_dir: Path, models: tuple, tmp_path: 
     assert result.dir_at_fpir["0.1"] is not None
     with pytest.raises(EvaluationError, match="does not exist"):
         evaluate_identification(gallery, tmp_path / "nope", detector, embedder)
+
+
+def test_explicit_fold_ids_give_the_same_result_as_contiguous_folds() -> None:
+    rng = np.random.default_rng(3)
+    same = np.tile(np.repeat([True, False], 30), 10)
+    sims = np.where(same, 0.6, 0.1) + rng.normal(0.0, 0.2, same.size)
+    contiguous = verification_metrics(sims, same, folds=10)
+    explicit = verification_metrics(sims, same, folds=np.repeat(np.arange(10), 60))
+    assert explicit == contiguous
+    # Shuffled fold ids change which pairs are held out together, hence the per-fold figures.
+    shuffled = verification_metrics(sims, same, folds=rng.permutation(np.repeat(np.arange(10), 60)))
+    assert shuffled.fold_accuracies != contiguous.fold_accuracies
+    with pytest.raises(EvaluationError, match="fold ids"):
+        verification_metrics(sims, same, folds=np.zeros(5, int))
