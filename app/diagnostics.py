@@ -181,6 +181,11 @@ class DiagnosticsView(QWidget):
                 "Where the embedder really runs; a CUDA request without CUDA falls back to CPU",
             ),
             ("Embedding size", "Dimensions of one face embedding"),
+            (
+                "Similarity threshold",
+                "The cosine threshold faces are matched with: the model's calibrated one, or yours "
+                "(Settings > Recognition)",
+            ),
             ("Gallery", "The gallery folder and how many photo embeddings are in use"),
         ):
             self._add_row(engine_form, key, tip)
@@ -258,6 +263,8 @@ class DiagnosticsView(QWidget):
         set_["Embedder"].setText(info.embedder)
         set_["Embedder device"].setText(info.embedder_device)
         set_["Embedding size"].setText(str(info.embedding_dim))
+        origin = "the model's own" if info.threshold_source == "model" else "set in Settings"
+        set_["Similarity threshold"].setText(f"{info.similarity_threshold:.3f} ({origin})")
         set_["Gallery"].setText(
             f"{info.gallery_dir}: {info.gallery_people} people, {info.gallery_embeddings} embeddings"
         )

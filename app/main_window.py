@@ -848,8 +848,26 @@ class MainWindow(QMainWindow):
             tab.setObjectName("TrainerUnavailable")
             tab.setAlignment(Qt.AlignmentFlag.AlignCenter)
             tab.setWordWrap(True)
+        if hasattr(tab, "use_model"):
+            tab.use_model.connect(self.use_trained_model)
         layout.addWidget(tab)
         self.trainer_tab = tab
+
+    def use_trained_model(self, checkpoint: str) -> None:
+        """ "Use this model": recognise with a trained GhostFaceNetV2 from now on, and save that choice.
+
+        The threshold follows the model (its checkpoint carries the one calibrated on its validation
+        pairs; a hand-set one belonged to the previous model). The worker builds the new embedder and
+        re-embeds the gallery in the background; until then the old model keeps recognising.
+        """
+        new = self._settings.replace(
+            recognition={"embedder": f"ghostfacenetv2:{checkpoint}", "threshold_from_model": True}
+        )
+        self.apply_settings(new, save=True)
+        self.statusBar().showMessage(
+            f"Now recognising with {Path(checkpoint).name}: the gallery is re-embedded for it in the background",
+            8000,
+        )
 
     # -- geometry and closing ---------------------------------------------------------------------
     def _restore_geometry(self) -> None:

@@ -77,6 +77,8 @@ class EngineInfo:
     embedder: str
     embedder_device: str
     embedding_dim: int
+    similarity_threshold: float
+    threshold_source: str  # "model" (calibrated for the embedder) or "settings" (set by hand)
     gallery_dir: str
     gallery_people: int
     gallery_embeddings: int
@@ -242,6 +244,7 @@ class RecognitionWorker(QObject):
         self.source_dropped = 0
         self.display_dropped = 0
         self.errors = 0
+        self._shown_threshold = float("nan")
 
     # -- called from the GUI thread ------------------------------------------------------------
     def request_stop(self) -> None:
@@ -307,6 +310,9 @@ class RecognitionWorker(QObject):
     def _emit_engine(self, settings: Settings, pipeline: Any, gallery: Any) -> None:
         det, emb = pipeline.detector, pipeline.embedder
         people = gallery.people()
+        rec = settings.recognition
+        suggested = getattr(emb, "suggested_threshold", None)
+        self._shown_threshold = float(pipeline.matcher.threshold)
         self.engine_ready.emit(
             EngineInfo(
                 detector=str(getattr(det, "name", settings.detection.detector)),
@@ -314,6 +320,10 @@ class RecognitionWorker(QObject):
                 embedder=str(getattr(emb, "model_id", settings.recognition.embedder)),
                 embedder_device=str(getattr(emb, "device", "cpu")),
                 embedding_dim=int(getattr(emb, "dim", 0)),
+                similarity_threshold=self._shown_threshold,
+                threshold_source="model"
+                if rec.threshold_from_model and suggested is not None
+                else "settings",
                 gallery_dir=str(_gallery_root(settings)),
                 gallery_people=len(people),
                 gallery_embeddings=int(gallery.snapshot().matrix.shape[0]),
@@ -407,6 +417,9 @@ class RecognitionWorker(QObject):
                     self._sync(pipeline)
                     self._emit_engine(settings, pipeline, gallery)
                     self.source_state.emit(SourceState.RUNNING, feed.description)
+                elif pipeline.matcher.threshold != self._shown_threshold:
+                    # New settings (or a new model) moved the threshold: show the one in use.
+                    self._emit_engine(settings, pipeline, gallery)
                 self.processed += 1
                 self.source_dropped = feed_dropped + feed.dropped
                 timings.append(result.timings)

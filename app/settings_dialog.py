@@ -199,6 +199,11 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.error_label)
         layout.addWidget(self.buttons)
         self._load(settings)
+        # The hand-set threshold only applies when the model's own is not used: say so by greying it.
+        follow = self.findChild(QCheckBox, "recognition.threshold_from_model")
+        if follow is not None:
+            follow.toggled.connect(self._follow_model_threshold)
+            self._follow_model_threshold(follow.isChecked())
         if devices is None:
             from app.diagnostics import known_devices
 
@@ -222,6 +227,11 @@ class SettingsDialog(QDialog):
         for device in found:
             if combo.findText(device) < 0:
                 combo.addItem(device)
+
+    def _follow_model_threshold(self, follow: bool) -> None:
+        editor = self.findChild(QWidget, "recognition.similarity_threshold")
+        if editor is not None:
+            editor.setEnabled(not follow)
 
     # -- building -------------------------------------------------------------------------------
     def _choices(self, section: str, key: str) -> list[str] | None:

@@ -69,6 +69,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         recognition["device"] = args.device
     if getattr(args, "threshold", None) is not None:
         recognition["similarity_threshold"] = args.threshold
+        recognition["threshold_from_model"] = False
     if getattr(args, "margin", None) is not None:
         recognition["margin"] = args.margin
     try:
@@ -629,7 +630,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gallery(run, required=True)
     run.add_argument("--events", metavar="FILE.jsonl", help="write recognition events as JSON lines")
     run.add_argument("--output", metavar="FILE.mp4", help="write the video with boxes and names")
-    run.add_argument("--threshold", type=float, help="cosine similarity threshold (default 0.36)")
+    run.add_argument(
+        "--threshold",
+        type=float,
+        help="cosine similarity threshold (default: the embedder's own; 0.36 for SFace)",
+    )
     run.add_argument("--margin", type=float, help="top-1/top-2 margin (default 0.05)")
     run.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N frames")
     _add_models(run)

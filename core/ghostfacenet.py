@@ -315,6 +315,9 @@ class GhostFaceNetV2(nn.Module):
             "input_size": int(input_size),
         }
         self.embedding_size = embedding_size
+        # What the checkpoint says about itself (load_backbone fills it in); the engine reads its
+        # calibrated "similarity_threshold" from here.
+        self.meta: dict[str, Any] = {}
 
         stem = make_divisible(_STEM_CHANNELS * width, 4)
         self.conv_stem = nn.Conv2d(3, stem, 3, stem_stride, 1, bias=False)
@@ -600,7 +603,7 @@ def load_backbone(
     else:
         source = "state dict"
         loaded = path_or_state
-    state, stored_arch, _meta = _as_state_dict(loaded, source)
+    state, stored_arch, meta = _as_state_dict(loaded, source)
     # The original's optional ImageNet-style classifier is not part of the embedding network.
     dropped = [k for k in state if k.startswith("classifier.linear.")]
     for key in dropped:
@@ -619,4 +622,5 @@ def load_backbone(
     # fp16 checkpoints are cast back to the network's dtype (float32).
     state = {k: v.to(dtypes[k].dtype) if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=True)
+    model.meta = meta
     return model.eval()

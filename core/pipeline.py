@@ -16,7 +16,7 @@ from core.embedding import Embedder, create_embedder
 from core.events import EventEmitter
 from core.gallery import Gallery, ProgressCallback, SyncReport
 from core.matching import Matcher
-from core.settings import Settings
+from core.settings import Settings, effective_threshold
 from core.tracking import Tracker
 from core.types import Detection, Face, FrameResult, Match, RecognitionEvent, StageTimings
 
@@ -102,7 +102,9 @@ class Pipeline:
         self._detector = detector if detector is not None else _build_detector(settings)
         self._embedder = embedder if embedder is not None else _build_embedder(settings)
         rec = settings.recognition
-        self._matcher = Matcher(rec.similarity_threshold, rec.margin, rec.use_mean_embedding)
+        self._matcher = Matcher(
+            effective_threshold(rec, self._embedder.suggested_threshold), rec.margin, rec.use_mean_embedding
+        )
         self._tracker = Tracker(settings.tracking)
         self._source = source
         self._emitter = EventEmitter(settings.events, source)
@@ -204,14 +206,14 @@ class Pipeline:
             # The tracks' names and stored embeddings come from the old model: start them afresh.
             self._tracker.reset()
         rec = new.recognition
-        old_rec = old.recognition
-        if (rec.similarity_threshold, rec.margin, rec.use_mean_embedding) != (
-            old_rec.similarity_threshold,
-            old_rec.margin,
-            old_rec.use_mean_embedding,
+        threshold = effective_threshold(rec, embedder.suggested_threshold)
+        if (threshold, rec.margin, rec.use_mean_embedding) != (
+            self._matcher.threshold,
+            self._matcher.margin,
+            self._matcher.use_mean,
         ):
             self._redecide = True
-        self._matcher.threshold = rec.similarity_threshold
+        self._matcher.threshold = threshold
         self._matcher.margin = rec.margin
         self._matcher.use_mean = rec.use_mean_embedding
         self._tracker.settings = new.tracking

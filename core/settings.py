@@ -31,6 +31,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Settings",
     "TrackingSettings",
+    "effective_threshold",
     "load_settings",
     "save_settings",
 ]
@@ -52,23 +53,43 @@ class CameraSettings(_Section):
         description="Camera index (0, 1, ...), a video file or a folder of images.",
     )
     width: int = Field(1280, ge=160, le=7680, title="Width", description="Requested capture width in pixels.")
-    height: int = Field(720, ge=120, le=4320, title="Height", description="Requested capture height in pixels.")
-    max_fps: float = Field(
-        30.0, ge=1.0, le=240.0, title="Maximum frames per second", description="Process at most this many frames per second."
+    height: int = Field(
+        720, ge=120, le=4320, title="Height", description="Requested capture height in pixels."
     )
-    loop_video: bool = Field(True, title="Loop video files", description="Start a video file again when it ends.")
+    max_fps: float = Field(
+        30.0,
+        ge=1.0,
+        le=240.0,
+        title="Maximum frames per second",
+        description="Process at most this many frames per second.",
+    )
+    loop_video: bool = Field(
+        True, title="Loop video files", description="Start a video file again when it ends."
+    )
 
 
 class DetectionSettings(_Section):
     detector: str = Field("yunet", title="Detector", description="Face detector model.")
     score_threshold: float = Field(
-        0.6, ge=0.05, le=0.99, title="Detection threshold", description="Minimum detector confidence for a face."
+        0.6,
+        ge=0.05,
+        le=0.99,
+        title="Detection threshold",
+        description="Minimum detector confidence for a face.",
     )
     nms_threshold: float = Field(
-        0.3, ge=0.05, le=0.95, title="Overlap (NMS) threshold", description="Boxes overlapping more than this are merged."
+        0.3,
+        ge=0.05,
+        le=0.95,
+        title="Overlap (NMS) threshold",
+        description="Boxes overlapping more than this are merged.",
     )
     min_face_px: int = Field(
-        24, ge=8, le=1024, title="Minimum face size", description="Faces smaller than this (pixels, shorter box side) are ignored."
+        24,
+        ge=8,
+        le=1024,
+        title="Minimum face size",
+        description="Faces smaller than this (pixels, shorter box side) are ignored.",
     )
     max_side_px: int = Field(
         640,
@@ -84,12 +105,20 @@ class RecognitionSettings(_Section):
         "sface", title="Embedder", description="Face embedding model: sface, or ghostfacenetv2[:checkpoint]."
     )
     device: str = Field("cpu", title="Device", description="Where PyTorch models run: cpu, or cuda:N.")
+    threshold_from_model: bool = Field(
+        True,
+        title="Use the model's threshold",
+        description="Match with the similarity threshold calibrated for the embedder (each model has its "
+        "own scale: SFace 0.36, GhostFaceNetV2 the value stored in its checkpoint). Turn off to set "
+        "the threshold by hand.",
+    )
     similarity_threshold: float = Field(
         0.36,
         ge=-1.0,
         le=1.0,
         title="Similarity threshold",
-        description="Cosine similarity at or above which a face is taken to be a gallery person.",
+        description="Cosine similarity at or above which a face is taken to be a gallery person (used when "
+        "'Use the model's threshold' is off, or the model has no calibrated threshold).",
     )
     margin: float = Field(
         0.05,
@@ -101,6 +130,13 @@ class RecognitionSettings(_Section):
     use_mean_embedding: bool = Field(
         False, title="Match person means", description="Also compare with each person's mean embedding."
     )
+
+
+def effective_threshold(recognition: RecognitionSettings, suggested: float | None) -> float:
+    """The similarity threshold to match with: the model's own (``suggested``) unless the user set one."""
+    if recognition.threshold_from_model and suggested is not None:
+        return suggested
+    return recognition.similarity_threshold
 
 
 class TrackingSettings(_Section):
@@ -128,23 +164,39 @@ class TrackingSettings(_Section):
 class DisplaySettings(_Section):
     show_boxes: bool = Field(True, title="Show boxes", description="Draw a box around every face.")
     show_landmarks: bool = Field(False, title="Show landmarks", description="Draw the five facial landmarks.")
-    show_similarity: bool = Field(True, title="Show similarity", description="Print the similarity beside each name.")
+    show_similarity: bool = Field(
+        True, title="Show similarity", description="Print the similarity beside each name."
+    )
     show_track_ids: bool = Field(False, title="Show track ids", description="Print each face's track number.")
-    mirror: bool = Field(False, title="Mirror camera", description="Show the picture mirrored, like a mirror.")
+    mirror: bool = Field(
+        False, title="Mirror camera", description="Show the picture mirrored, like a mirror."
+    )
 
 
 class EventSettings(_Section):
     cooldown_s: float = Field(
-        60.0, ge=0.0, le=86400.0, title="Per-person cooldown", description="Seconds before the same person can be recognised again."
+        60.0,
+        ge=0.0,
+        le=86400.0,
+        title="Per-person cooldown",
+        description="Seconds before the same person can be recognised again.",
     )
     unknown_after_s: float = Field(
-        2.0, ge=0.0, le=3600.0, title="Unknown after", description="Seconds a face must stay unknown before an event."
+        2.0,
+        ge=0.0,
+        le=3600.0,
+        title="Unknown after",
+        description="Seconds a face must stay unknown before an event.",
     )
     left_after_s: float = Field(
         3.0, ge=0.0, le=3600.0, title="Left after", description="Seconds unseen before a person has left."
     )
-    history_max_days: int = Field(30, ge=1, le=3650, title="Keep history (days)", description="Older events are removed.")
-    history_max_mb: int = Field(200, ge=1, le=100000, title="History size limit (MB)", description="Oldest events go first.")
+    history_max_days: int = Field(
+        30, ge=1, le=3650, title="Keep history (days)", description="Older events are removed."
+    )
+    history_max_mb: int = Field(
+        200, ge=1, le=100000, title="History size limit (MB)", description="Oldest events go first."
+    )
     attach_frame: bool = Field(
         True,
         title="Attach the frame to events",
@@ -160,14 +212,22 @@ class PluginSettings(_Section):
         default_factory=dict, title="Plugin settings", description="Plugin name to its settings."
     )
     max_failures: int = Field(
-        5, ge=1, le=1000, title="Disable after failures", description="A plugin failing this many times in a row is disabled."
+        5,
+        ge=1,
+        le=1000,
+        title="Disable after failures",
+        description="A plugin failing this many times in a row is disabled.",
     )
-    queue_size: int = Field(64, ge=1, le=10000, title="Plugin queue size", description="Events waiting per plugin.")
+    queue_size: int = Field(
+        64, ge=1, le=10000, title="Plugin queue size", description="Events waiting per plugin."
+    )
 
 
 class Settings(_Section):
     schema_version: int = SCHEMA_VERSION
-    gallery_dir: str = Field("", title="Gallery folder", description="One folder per person. Empty: the default folder.")
+    gallery_dir: str = Field(
+        "", title="Gallery folder", description="One folder per person. Empty: the default folder."
+    )
     camera: CameraSettings = Field(default_factory=CameraSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     recognition: RecognitionSettings = Field(default_factory=RecognitionSettings)
@@ -219,7 +279,9 @@ def _drop_bad_keys(data: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
                     section_type.model_validate({**good, sub_key: sub_value})
                 except ValidationError as exc:
                     msg = exc.errors()[0].get("msg", "invalid")
-                    warnings.append(f"setting '{key}.{sub_key}' = {sub_value!r} is invalid ({msg}); default used")
+                    warnings.append(
+                        f"setting '{key}.{sub_key}' = {sub_value!r} is invalid ({msg}); default used"
+                    )
                     continue
                 good[sub_key] = sub_value
             clean[key] = good

@@ -199,6 +199,11 @@ class TrainConfig(_Section):
     batch_size: int = Field(128, ge=2, le=65536)
     embedding_size: int = Field(512, ge=8, le=4096)
     backbone: BackboneConfig = BackboneConfig()
+    init_backbone: str | None = Field(
+        None,
+        description="Fine-tune: start from this backbone checkpoint (an engine .pt, or a raw state dict of the "
+        "original project) instead of random weights; its shape must match 'backbone'.",
+    )
     optimizer: OptimizerConfig = OptimizerConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     loss: LossConfig = LossConfig()

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from core.embedding import Embedder, create_embedder
 from core.errors import CheckpointError
-from core.ghostfacenet import GhostFaceNetV2, save_backbone
+from core.ghostfacenet import GhostFaceNetV2, load_backbone, save_backbone
 from trainer.callbacks import Callbacks, EarlyStopping, LogFile, TerminalProgress
 from trainer.checkpoints import capture_rng, load_training_checkpoint, restore_rng, save_training_checkpoint
 from trainer.config import ConfigError, TrainConfig, save_config
@@ -63,6 +63,9 @@ class TrainState:
     images_per_s: float = 0.0
     eta_s: float | None = None
     val_accuracy: float | None = None
+    # The cosine threshold that was best on the latest validation: stored in the backbone's meta so the
+    # engine matches with a threshold on this model's own scale.
+    val_threshold: float | None = None
     best_accuracy: float = -1.0
     best_epoch: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -375,7 +378,10 @@ class Trainer:
             prelu=bb.prelu,
             dfc_upsample=bb.dfc_upsample,
             dropout=bb.dropout,
-        ).to(device)
+        )
+        if cfg.init_backbone:
+            self._load_initial_weights(cfg.init_backbone)
+        self.model = self.model.to(device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         modules: list[nn.Module] = [self.model]
@@ -388,11 +394,32 @@ class Trainer:
             modules.append(self.projection)
         self.optimizer = build_optimizer(cfg, modules)
 
+    def _load_initial_weights(self, path: str) -> None:
+        """Fine-tuning: copy a saved backbone's weights into the freshly built network.
+
+        A resumed run does not come here for its weights (the training checkpoint overrides them), so
+        the initial checkpoint only matters for the first start.
+        """
+        assert self.model is not None
+        source = load_backbone(path)
+        mine = self.model.state_dict()
+        theirs = source.state_dict()
+        wrong = [k for k in mine if k not in theirs or theirs[k].shape != mine[k].shape]
+        if wrong:
+            raise ConfigError(
+                f"init_backbone {path} does not fit backbone {self.config.backbone.model_dump()} and "
+                f"embedding_size {self.config.embedding_size}: first mismatching keys {wrong[:3]}"
+            )
+        self.model.load_state_dict(theirs)
+        log.info("starting from the weights of %s", path)
+
     # -- checkpoints ------------------------------------------------------------------------------------
 
-    def _meta(self) -> dict[str, Any]:
+    def _meta(self, threshold: float | None = None) -> dict[str, Any]:
         cfg = self.config
+        threshold = self.state.val_threshold if threshold is None else threshold
         return {
+            "similarity_threshold": round(threshold, 4) if threshold is not None else None,
             "mode": cfg.mode,
             "epochs_trained": len(self.state.history),
             "data_path": [Path(p).name for p in cfg.data_path],
@@ -455,6 +482,9 @@ class Trainer:
         restore_rng(data["rng"])
         s = self.state
         s.history = list(data["history"])
+        s.val_threshold = next(
+            (r["val_threshold"] for r in reversed(s.history) if "val_threshold" in r), None
+        )
         s.best_accuracy = float(data["best_accuracy"])
         s.best_epoch = data["best_epoch"]
         s.global_step = int(data["global_step"])
@@ -652,9 +682,13 @@ class Trainer:
                 s.val_accuracy = result.accuracy
                 record["val_accuracy"] = round(result.accuracy, 5)
                 record["val_std"] = round(result.std, 5)
+                record["val_threshold"] = round(result.threshold_cos, 4)
+                s.val_threshold = result.threshold_cos
                 if result.accuracy > s.best_accuracy + cfg.early_stop.min_delta or s.best_epoch is None:
                     s.best_accuracy, s.best_epoch = result.accuracy, epoch
-                    s.best_backbone = save_backbone(self.model, self.output_dir / BEST_BACKBONE, self._meta())
+                    s.best_backbone = save_backbone(
+                        self.model, self.output_dir / BEST_BACKBONE, self._meta(result.threshold_cos)
+                    )
             s.history.append(record)
             self._save(epoch_done=True)
             if self.validation is None:

@@ -66,11 +66,30 @@ class Embedder(abc.ABC):
     #: Registry name of the model family ("sface", "ghostfacenetv2").
     name: str = ""
 
-    def __init__(self, *, model_id: str, dim: int, device: str, model_path: Path) -> None:
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        dim: int,
+        device: str,
+        model_path: Path,
+        suggested_threshold: float | None = None,
+    ) -> None:
         self._model_id = model_id
         self._dim = dim
         self._device = device
         self._model_path = model_path
+        self._suggested_threshold = suggested_threshold
+
+    @property
+    def suggested_threshold(self) -> float | None:
+        """The cosine-similarity threshold calibrated for this model, or None when it has none.
+
+        Models differ in how spread out their embeddings are, so a threshold only means something for
+        the model it was measured on. The pipeline uses this one unless the user set their own
+        (``recognition.threshold_from_model``).
+        """
+        return self._suggested_threshold
 
     @property
     def model_id(self) -> str:

@@ -15,7 +15,7 @@ from core.ghostfacenet import load_backbone
 from core.modelstore import ModelStore, default_store, sha256_of
 from core.runtime import apply_torch_threads
 
-__all__ = ["GhostFaceEmbedder", "resolve_device"]
+__all__ = ["GhostFaceEmbedder", "calibrated_threshold", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,19 @@ def resolve_device(requested: str) -> torch.device:
     if index >= count:
         raise ValueError(f"device {requested!r} does not exist: {count} CUDA device(s) visible")
     return torch.device("cuda", index)
+
+
+def calibrated_threshold(meta: dict, source: Path) -> float | None:
+    """The ``similarity_threshold`` a checkpoint's meta carries (the trainer stores the one that was best
+    on its held-out validation pairs), or None when it has none or an unusable one."""
+    value = meta.get("similarity_threshold")
+    if value is None:
+        log.info("%s carries no calibrated similarity threshold: the settings' value is used", source)
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 <= float(value) <= 1.0:
+        log.warning("%s: ignored its similarity_threshold %r (not a cosine in [-1, 1])", source, value)
+        return None
+    return float(value)
 
 
 class GhostFaceEmbedder(Embedder):
@@ -105,6 +118,7 @@ class GhostFaceEmbedder(Embedder):
             dim=model.embedding_size,
             device=str(torch_device),
             model_path=checkpoint,
+            suggested_threshold=calibrated_threshold(model.meta, checkpoint),
         )
         log.info("GhostFaceNetV2 %s loaded from %s on %s", model.arch, checkpoint, torch_device)
 

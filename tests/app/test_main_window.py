@@ -216,3 +216,41 @@ def test_history_plugins_and_diagnostics_open_from_the_window(qtbot) -> None:
     }
     assert {"yunet", "sface"} <= ids
     window.close()
+
+
+def test_use_this_model_switches_the_running_pipeline_and_its_threshold_and_is_saved(
+    qtbot,
+    hamilton_clip: Path,
+    hamilton_gallery: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from core.ghostfacenet import load_backbone, save_backbone
+    from core.modelstore import default_store
+
+    # A trained checkpoint as the trainer writes it: the weights plus their calibrated threshold.
+    trained = tmp_path / "run" / "best_backbone.pt"
+    trained.parent.mkdir()
+    save_backbone(
+        load_backbone(default_store().resolve("ghostfacenetv2")), trained, {"similarity_threshold": 0.8125}
+    )
+    path = tmp_path / "settings.json"
+    settings = Settings().replace(camera={"source": str(hamilton_clip)}, gallery_dir=str(hamilton_gallery))
+    window = _window(qtbot, settings, settings_path=path, autostart=True)
+    qtbot.waitUntil(lambda: window.diagnostics.value("Embedder").startswith("sface@"), timeout=RUN_TIMEOUT_MS)
+    assert window.diagnostics.value("Similarity threshold") == "0.360 (the model's own)"
+
+    window.tabs.setCurrentWidget(window.trainer_holder)
+    window.trainer_tab.use_model.emit(str(trained))
+
+    assert window.settings.recognition.embedder == f"ghostfacenetv2:{trained}"
+    assert load_settings(path).settings.recognition.embedder == f"ghostfacenetv2:{trained}"
+    # The running worker builds the new model, re-embeds the gallery with it and matches on its scale.
+    qtbot.waitUntil(
+        lambda: window.diagnostics.value("Embedder").startswith("ghostfacenetv2@"), timeout=RUN_TIMEOUT_MS
+    )
+    qtbot.waitUntil(
+        lambda: window.diagnostics.value("Similarity threshold") == "0.812 (the model's own)", timeout=10_000
+    )
+    assert window.diagnostics.value("Gallery").endswith("2 people, 3 embeddings")
+    assert window.controller.is_running()
+    window.close()

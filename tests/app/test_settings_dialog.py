@@ -37,6 +37,18 @@ def test_edits_go_live_and_cancel_restores_what_was_live(qtbot) -> None:
     assert live[-1] == start
 
 
+def test_the_hand_set_threshold_is_editable_only_when_the_model_threshold_is_off(qtbot) -> None:
+    dialog, live = _dialog(qtbot, Settings())
+    threshold = dialog.editor("recognition.similarity_threshold")
+    assert dialog.editor("recognition.threshold_from_model").isChecked()
+    assert not threshold.isEnabled()
+    dialog.set_value("recognition.threshold_from_model", False)
+    assert threshold.isEnabled()
+    dialog.set_value("recognition.similarity_threshold", 0.5)
+    qtbot.waitUntil(lambda: bool(live) and live[-1].recognition.similarity_threshold == 0.5, timeout=2000)
+    assert live[-1].recognition.threshold_from_model is False
+
+
 def test_slider_drives_the_value(qtbot) -> None:
     dialog, live = _dialog(qtbot, Settings())
     edit = dialog.editor("recognition.margin")

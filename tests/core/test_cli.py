@@ -296,3 +296,14 @@ def test_run_on_an_image_folder_names_each_photo(
     summary = _json_line(capsys.readouterr().out)
     # One photo is one scene: a single decision names the face (no vote over frames to wait for).
     assert summary["frames"] == 2 and summary["recognized"] == ["alex_lacamoire", "obama"]
+
+
+def test_a_threshold_on_the_command_line_replaces_the_models_own() -> None:
+    from core.cli import _settings, build_parser
+
+    given = _settings(
+        build_parser().parse_args(["run", "--source", "x.mp4", "--gallery", "g", "--threshold", "0.5"])
+    )
+    assert given.recognition.threshold_from_model is False and given.recognition.similarity_threshold == 0.5
+    default = _settings(build_parser().parse_args(["run", "--source", "x.mp4", "--gallery", "g"]))
+    assert default.recognition.threshold_from_model is True

@@ -228,6 +228,28 @@ def test_ghostfacenet_preprocessing_is_rgb_scaled_to_plus_minus_one(
     assert np.max(np.abs(swapped - ref)) > 1e-3
 
 
+@pytest.mark.parametrize(
+    ("meta", "expected"),
+    [
+        ({"similarity_threshold": 0.6125}, 0.6125),
+        ({}, None),
+        ({"similarity_threshold": "high"}, None),
+        ({"similarity_threshold": 3.0}, None),
+    ],
+)
+def test_a_checkpoint_brings_its_calibrated_threshold(
+    ghost_checkpoint: Path, tmp_path: Path, meta: dict, expected: float | None
+) -> None:
+    from core.ghostfacenet import load_backbone
+
+    path = save_backbone(load_backbone(ghost_checkpoint), tmp_path / "m.pt", meta)
+    assert create_embedder(f"ghostfacenetv2:{path}").suggested_threshold == expected
+
+
+def test_sface_suggests_its_documented_threshold(sface: Embedder) -> None:
+    assert sface.suggested_threshold == pytest.approx(0.36)
+
+
 def test_model_id_changes_with_the_weights(ghost_checkpoint: Path, tmp_path: Path) -> None:
     torch.manual_seed(1)
     other = save_backbone(GhostFaceNetV2().eval(), tmp_path / "other.pt", {}, half=True)

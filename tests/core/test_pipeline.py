@@ -242,8 +242,11 @@ def test_a_new_embedder_needs_a_gallery_sync(
 ) -> None:
     from core.ghostfacenet import GhostFaceNetV2, save_backbone
 
-    checkpoint = save_backbone(GhostFaceNetV2(width=0.5), tmp_path / "tiny.pt", {"note": "untrained"})
+    checkpoint = save_backbone(
+        GhostFaceNetV2(width=0.5), tmp_path / "tiny.pt", {"note": "untrained", "similarity_threshold": 0.9}
+    )
     assert pipeline.gallery is not None and not pipeline.needs_gallery_sync
+    assert pipeline.matcher.threshold == pytest.approx(0.36)  # SFace's own
     for person in ("biden", "kit_harington"):  # fewer photos to embed again
         shutil.rmtree(pipeline.gallery.root / person)
     pipeline.apply_settings(
@@ -251,6 +254,8 @@ def test_a_new_embedder_needs_a_gallery_sync(
     )
     result = pipeline.process(frames["obama"], 0, 0.0)
     assert pipeline.embedder.dim == 512
+    # The threshold follows the model: the new one matches on its own calibrated scale.
+    assert pipeline.matcher.threshold == pytest.approx(0.9)
     assert pipeline.needs_gallery_sync
     assert result.faces[0].person is None  # the 128-d gallery is not used with a 512-d model
     report = pipeline.sync_gallery()
@@ -259,6 +264,12 @@ def test_a_new_embedder_needs_a_gallery_sync(
     assert pipeline.gallery is not None and pipeline.gallery.embeddings()[0].shape[1] == 512
     pipeline.process(frames["obama"], 1, 0.03)
     assert pipeline.matcher.dim == 512
+    # A hand-set threshold wins once the user turns the model's off.
+    pipeline.apply_settings(
+        pipeline.settings.replace(recognition={"threshold_from_model": False, "similarity_threshold": 0.5})
+    )
+    pipeline.process(frames["obama"], 2, 0.06)
+    assert pipeline.matcher.threshold == pytest.approx(0.5)
 
 
 def test_reset_starts_new_tracks(pipeline: Pipeline, frames: dict[str, np.ndarray]) -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core.embedding import create_embedder
-from core.errors import CheckpointError
+from core.errors import CheckpointError, ModelNotFoundError
 from tests.trainer.conftest import tiny_config
 from trainer.checkpoints import load_training_checkpoint
 from trainer.config import ConfigError, config_from_dict
@@ -160,6 +160,12 @@ def test_arcface_with_holdout_validation_and_early_stopping(
     }
     assert held.isdisjoint(Path(p).parent.name for p in trainer.samples.paths)
     assert result.best_backbone.is_file() and "train.log" in {p.name for p in (tmp_path / "run").iterdir()}
+    # The best checkpoint carries the threshold that was best on its validation pairs, and the engine
+    # adopts it: each model matches on its own similarity scale.
+    best = max(result.history, key=lambda rec: rec["val_accuracy"])
+    embedder = create_embedder(f"ghostfacenetv2:{result.best_backbone}")
+    assert embedder.suggested_threshold == pytest.approx(best["val_threshold"], abs=1e-4)
+    assert -1.0 <= embedder.suggested_threshold <= 1.0
 
 
 def test_bad_inputs_are_clear_errors_and_write_nothing(
@@ -181,3 +187,24 @@ def test_resume_refuses_a_foreign_checkpoint(reference, tmp_path: Path) -> None:
     wider = {**config, "output_dir": str(tmp_path / "b"), "backbone": {"width": 1.0, "stem_stride": 2}}
     with pytest.raises(CheckpointError, match="backbone"):
         _run(wider, resume=result.last_checkpoint)
+
+
+def test_fine_tuning_starts_from_the_given_backbone(reference, tmp_path: Path) -> None:
+    config, result, _grads, _trainer = reference
+    start: dict[str, torch.Tensor] = {}
+
+    def record_start(trainer: Trainer) -> None:
+        start.update({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
+
+    tuned = {**config, "output_dir": str(tmp_path / "tuned"), "init_backbone": str(result.best_backbone)}
+    _run({**tuned, "epochs": 1, "max_steps_per_epoch": 1}, hooks={"on_train_start": record_start})
+    source = torch.load(result.best_backbone, map_location="cpu", weights_only=True)["state_dict"]
+    assert start.keys() == source.keys()
+    for name, value in source.items():
+        assert torch.equal(start[name].float(), value.float()), name
+
+    wider = {**tuned, "output_dir": str(tmp_path / "wider"), "backbone": {"width": 1.0, "stem_stride": 2}}
+    with pytest.raises(ConfigError, match="does not fit"):
+        _run(wider)
+    with pytest.raises(ModelNotFoundError, match="checkpoint not found"):
+        _run({**tuned, "output_dir": str(tmp_path / "none"), "init_backbone": str(tmp_path / "missing.pt")})
