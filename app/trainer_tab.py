@@ -161,6 +161,23 @@ class TrainerTab(QWidget):
             self.width_combo.addItem(f"GhostFaceNetV2-{width}", float(width))
         form.addRow("Model width", self.width_combo)
 
+        # Fine-tuning: start from a trained backbone instead of random weights.
+        self.init_edit = QLineEdit()
+        self.init_edit.setPlaceholderText("empty: random weights (train from scratch)")
+        self.init_edit.setToolTip(
+            "A backbone checkpoint to fine-tune (its width and stride must match the model above)"
+        )
+        pick_init = QPushButton("Browse…")
+        pick_init.clicked.connect(self._browse_init)
+        installed = QPushButton("Installed model")
+        installed.setToolTip("Fine-tune the GhostFaceNetV2 that ships with the app")
+        installed.clicked.connect(self.use_installed_model_as_start)
+        row = QHBoxLayout()
+        row.addWidget(self.init_edit, 1)
+        row.addWidget(pick_init)
+        row.addWidget(installed)
+        form.addRow("Start from", row)
+
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 1000)
         self.epochs_spin.setValue(10)
@@ -244,6 +261,24 @@ class TrainerTab(QWidget):
         if folder:
             self.set_data_folder(folder)
 
+    def _browse_init(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Backbone checkpoint to fine-tune", self.init_edit.text(), "PyTorch (*.pt *.pth)"
+        )
+        if path:
+            self.init_edit.setText(path)
+
+    def use_installed_model_as_start(self) -> None:
+        """Fill "Start from" with the shipped GhostFaceNetV2 (width 1.0, stride 2) and match the width."""
+        from core.modelstore import default_store
+
+        path = default_store().locate("ghostfacenetv2")
+        if path is None:
+            QMessageBox.warning(self, "No installed model", "No GhostFaceNetV2 checkpoint is installed.")
+            return
+        self.init_edit.setText(str(path))
+        self.width_combo.setCurrentIndex(max(0, self.width_combo.findData(1.0)))
+
     def _browse_config(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Training config", "", "JSON (*.json)")
         if path:
@@ -271,6 +306,7 @@ class TrainerTab(QWidget):
         self.epochs_spin.setValue(config.epochs)
         self.lr_spin.setValue(config.optimizer.base_lr)
         self.batch_spin.setValue(config.batch_size)
+        self.init_edit.setText(config.init_backbone or "")
         self.config_label.setText(str(path))
         return True
 
@@ -297,6 +333,7 @@ class TrainerTab(QWidget):
         backbone = dict(base.get("backbone") or {})
         backbone["width"] = self.width_combo.currentData()
         base["backbone"] = backbone
+        base["init_backbone"] = self.init_edit.text().strip() or None
         optimizer = dict(base.get("optimizer") or {"name": "adamw"})
         name = optimizer.get("name", "adamw")
         section = dict(optimizer.get(name) or {})

@@ -85,6 +85,13 @@ def test_loading_a_config_fills_the_form(qtbot, tmp_path: Path) -> None:
     assert config.backbone.stem_stride == 1 and config.loss.weight == 0.05
     tab.epochs_spin.setValue(3)
     assert tab.build_config().epochs == 3
+    assert tab.build_config().init_backbone is None
+    # The shipped model's config fine-tunes from a first stage; "Installed model" starts from the app's.
+    assert tab.load_config_file(configs / "shipped_ghostfacenetv2.json")
+    assert tab.build_config().init_backbone == "runs/stage1/best_backbone.pt"
+    tab.use_installed_model_as_start()
+    config = tab.build_config()
+    assert Path(config.init_backbone).name == "ghostfacenetv2.pt" and config.backbone.width == 1.0
 
 
 def test_close_stops_a_running_training(qtbot, crops: Path, tmp_path: Path, no_leaked_threads) -> None:  # noqa: F811
