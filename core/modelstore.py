@@ -139,7 +139,7 @@ _SPECS: dict[str, ModelSpec] = {
             id="ghostfacenetv2",
             filename="ghostfacenetv2.pt",
             # The checkpoint shipped in core/weights (see its MODEL_CARD.md); retraining changes this pin.
-            sha256="4a6d2d21016876310fdb8bff4a8604c910a44dbcc899fb1c2399a5e6b1d2f6ad",
+            sha256="a68e060a27ea0063dc2e8a9f9174d24394c9a7c5647844ae22618b1b2448465b",
             resource=("core", "weights/ghostfacenetv2.pt"),
             url=None,
             # The code is MIT, but the weights inherit the terms of their training data.
