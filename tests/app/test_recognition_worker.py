@@ -84,7 +84,9 @@ def test_threshold_change_while_running_changes_the_names_within_a_few_frames(
         timeout=START_TIMEOUT_MS,
     )
     applied_at = len(results)
-    controller.apply_settings(settings.replace(recognition={"similarity_threshold": 0.99}))
+    controller.apply_settings(
+        settings.replace(recognition={"threshold_from_model": False, "similarity_threshold": 0.99})
+    )
 
     def everyone_unknown_since() -> int | None:
         for i in range(applied_at, len(results)):

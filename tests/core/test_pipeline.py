@@ -124,7 +124,8 @@ def test_threshold_changes_from_another_thread_apply_at_the_next_frame(
     detector, embedder = pipeline.detector, pipeline.embedder
     _run(pipeline, [frames["obama"]] * 3)
     strict = pipeline.settings.replace(
-        recognition={"similarity_threshold": 0.99}, tracking={"reembed_interval": 1}
+        recognition={"threshold_from_model": False, "similarity_threshold": 0.99},
+        tracking={"reembed_interval": 1},
     )
     thread = threading.Thread(target=pipeline.apply_settings, args=(strict,))
     thread.start()
@@ -178,7 +179,9 @@ def test_a_threshold_change_shows_on_the_very_next_frame_without_embedding(
     lin_track = next(f.track_id for f in before[-1].faces if f.person == "lin")
     default = pipe.settings
 
-    pipe.apply_settings(default.replace(recognition={"similarity_threshold": 0.99}))
+    pipe.apply_settings(
+        default.replace(recognition={"threshold_from_model": False, "similarity_threshold": 0.99})
+    )
     strict = _run(pipe, hamilton_frames[5:7], start=5)
     # The very next frame: no name survives, although the confirmed track was not embedded again
     # (the stored embedding was decided again with the new threshold).
