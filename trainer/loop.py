@@ -241,6 +241,7 @@ class Trainer:
         self.model: GhostFaceNetV2 | None = None
         self.head: MarginHead | None = None
         self.projection: StudentWithProjection | None = None
+        self._initial_state: dict[str, torch.Tensor] | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: Schedule | None = None
         self.validation: PairSet | None = None
@@ -367,20 +368,24 @@ class Trainer:
             raise ConfigError(f"only {len(kept)} crops have a teacher target: fewer than one batch")
         return kept
 
-    def _build(self, samples: Samples) -> None:
-        cfg = self.config
-        device = torch.device(cfg.device)
-        bb = cfg.backbone
-        self.model = GhostFaceNetV2(
+    def _new_network(self) -> GhostFaceNetV2:
+        bb = self.config.backbone
+        return GhostFaceNetV2(
             width=bb.width,
             stem_stride=bb.stem_stride,
-            embedding_size=cfg.embedding_size,
+            embedding_size=self.config.embedding_size,
             prelu=bb.prelu,
             dfc_upsample=bb.dfc_upsample,
             dropout=bb.dropout,
         )
-        if cfg.init_backbone:
-            self._load_initial_weights(cfg.init_backbone)
+
+    def _build(self, samples: Samples) -> None:
+        cfg = self.config
+        device = torch.device(cfg.device)
+        self.model = self._new_network()
+        if self._initial_state is not None:
+            self.model.load_state_dict(self._initial_state)
+            log.info("starting from the weights of %s", cfg.init_backbone)
         self.model = self.model.to(device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -394,30 +399,30 @@ class Trainer:
             modules.append(self.projection)
         self.optimizer = build_optimizer(cfg, modules)
 
-    def _load_initial_weights(self, path: str) -> None:
-        """Fine-tuning: copy a saved backbone's weights into the freshly built network.
+    def _read_initial_weights(self, path: str) -> dict[str, torch.Tensor]:
+        """Fine-tuning: the weights of a saved backbone, checked against the configured network.
 
-        A resumed run does not come here for its weights (the training checkpoint overrides them), so
-        the initial checkpoint only matters for the first start.
+        Read before anything is written or the teacher runs, so a wrong file costs nothing.
+
+        Raises:
+            ModelNotFoundError, CheckpointError: the file is missing or unreadable.
+            ConfigError: its shapes do not fit ``backbone`` / ``embedding_size``.
         """
-        assert self.model is not None
-        source = load_backbone(path)
-        mine = self.model.state_dict()
-        theirs = source.state_dict()
+        theirs = load_backbone(path).state_dict()
+        mine = self._new_network().state_dict()
         wrong = [k for k in mine if k not in theirs or theirs[k].shape != mine[k].shape]
         if wrong:
             raise ConfigError(
                 f"init_backbone {path} does not fit backbone {self.config.backbone.model_dump()} and "
                 f"embedding_size {self.config.embedding_size}: first mismatching keys {wrong[:3]}"
             )
-        self.model.load_state_dict(theirs)
-        log.info("starting from the weights of %s", path)
+        return theirs
 
     # -- checkpoints ------------------------------------------------------------------------------------
 
-    def _meta(self, threshold: float | None = None) -> dict[str, Any]:
+    def _meta(self) -> dict[str, Any]:
         cfg = self.config
-        threshold = self.state.val_threshold if threshold is None else threshold
+        threshold = self.state.val_threshold
         return {
             "similarity_threshold": round(threshold, 4) if threshold is not None else None,
             "mode": cfg.mode,
@@ -550,6 +555,9 @@ class Trainer:
         for path in cfg.data_path:
             if not Path(path).is_dir():
                 raise ConfigError(f"data_path {path} is not a folder")
+        # A resumed run takes its weights from the training checkpoint: the initial ones do not matter.
+        if cfg.init_backbone and self.resume_path is None:
+            self._initial_state = self._read_initial_weights(cfg.init_backbone)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, self.output_dir / "config.json")
 
@@ -686,9 +694,7 @@ class Trainer:
                 s.val_threshold = result.threshold_cos
                 if result.accuracy > s.best_accuracy + cfg.early_stop.min_delta or s.best_epoch is None:
                     s.best_accuracy, s.best_epoch = result.accuracy, epoch
-                    s.best_backbone = save_backbone(
-                        self.model, self.output_dir / BEST_BACKBONE, self._meta(result.threshold_cos)
-                    )
+                    s.best_backbone = save_backbone(self.model, self.output_dir / BEST_BACKBONE, self._meta())
             s.history.append(record)
             self._save(epoch_done=True)
             if self.validation is None:

@@ -208,3 +208,5 @@ def test_fine_tuning_starts_from_the_given_backbone(reference, tmp_path: Path) -
         _run(wider)
     with pytest.raises(ModelNotFoundError, match="checkpoint not found"):
         _run({**tuned, "output_dir": str(tmp_path / "none"), "init_backbone": str(tmp_path / "missing.pt")})
+    # Both are found before the run writes anything or runs the teacher.
+    assert not (tmp_path / "wider").exists() and not (tmp_path / "none").exists()
