@@ -11,6 +11,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from core import engine
+from core.detection import Detector
+from core.embedding import Embedder
 from core.errors import GhostFaceError
 from core.gallery import Gallery
 from core.settings import Settings, load_settings
@@ -79,11 +82,14 @@ def progress(label: str, every: float = 0.1) -> Callable[[int, int, str], None]:
     return report
 
 
-def open_gallery(args: argparse.Namespace, detector: Any, embedder: Any) -> Gallery:
-    return Gallery(
-        Path(args.gallery),
-        embedder,
+def open_gallery(
+    args: argparse.Namespace, settings: Settings, detector: Detector, embedder: Embedder
+) -> Gallery:
+    """The gallery of ``--gallery``, built by the engine's factory as the app builds it."""
+    return engine.open_gallery(
+        settings.replace(gallery_dir=str(args.gallery)),
         detector,
+        embedder,
         cache_path=Path(args.cache) if getattr(args, "cache", None) else None,
         allow_largest=getattr(args, "allow_largest", False),
     )

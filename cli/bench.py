@@ -84,7 +84,7 @@ def bench(args: argparse.Namespace) -> int:
     gallery_info = None
     gallery = None
     if args.gallery:
-        gallery = open_gallery(args, tracked.detector, tracked.embedder)
+        gallery = open_gallery(args, settings, tracked.detector, tracked.embedder)
         gallery_info, _ = sync_gallery(gallery)
         tracked.set_gallery(gallery)
     # The baseline shares the models and sees the very same decoded frames, one after the other.

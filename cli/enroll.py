@@ -18,8 +18,7 @@ from cli._common import (
     say,
     settings_from_args,
 )
-from core.detection import create_detector
-from core.embedding import create_embedder
+from core.engine import build_detector, build_embedder
 from core.gallery import validate_person_name
 
 
@@ -38,15 +37,7 @@ def enroll(args: argparse.Namespace) -> int:
     """Add ``photos`` to ``--person``'s folder of the gallery, with a report per photo."""
     name = validate_person_name(args.person)
     settings = settings_from_args(args)
-    detector = create_detector(
-        settings.detection.detector,
-        score_threshold=settings.detection.score_threshold,
-        nms_threshold=settings.detection.nms_threshold,
-        device=settings.recognition.device,
-        max_side=settings.detection.max_side_px,
-    )
-    embedder = create_embedder(settings.recognition.embedder, device=settings.recognition.device)
-    gallery = open_gallery(args, detector, embedder)
+    gallery = open_gallery(args, settings, build_detector(settings), build_embedder(settings))
     report = gallery.add_photos(name, [Path(p) for p in args.photos], progress=progress("enrol"))
     results = [
         {"photo": str(r.path), "status": str(r.status), "faces": r.faces, "message": r.message}

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from cli._common import EXIT_OK, add_common, add_models, emit, progress, settings_from_args
-from core.detection import create_detector
-from core.embedding import create_embedder
+from core.detection import Detector
+from core.embedding import Embedder
+from core.engine import build_detector, build_embedder
 from core.evaluation import evaluate_identification, evaluate_lfw
 
 
@@ -33,18 +34,10 @@ def register(sub: Any) -> None:
     ident.set_defaults(func=eval_ident)
 
 
-def _eval_models(args: argparse.Namespace) -> tuple[Any, Any]:
+def _eval_models(args: argparse.Namespace) -> tuple[Detector, Embedder]:
     settings = settings_from_args(args)
-    # Evaluation photos are small (LFW is 250x250): detect at full resolution, never downscaled.
-    detector = create_detector(
-        settings.detection.detector,
-        score_threshold=settings.detection.score_threshold,
-        nms_threshold=settings.detection.nms_threshold,
-        device=settings.recognition.device,
-        max_side=None,
-    )
-    embedder = create_embedder(settings.recognition.embedder, device=settings.recognition.device)
-    return detector, embedder
+    # Evaluation photos are small (LFW is 250x250): never downscaled below the model's own size.
+    return build_detector(settings, evaluation=True), build_embedder(settings)
 
 
 def eval_lfw(args: argparse.Namespace) -> int:

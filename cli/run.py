@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     interrupted = False
     try:
         pipeline = Pipeline(settings, source=str(args.source))
-        gallery = open_gallery(args, pipeline.detector, pipeline.embedder)
+        gallery = open_gallery(args, settings, pipeline.detector, pipeline.embedder)
         gallery_info, _ = sync_gallery(gallery)
         pipeline.set_gallery(gallery)
         if gallery_info["usable"] == 0:
