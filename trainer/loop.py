@@ -30,7 +30,6 @@ from trainer.data import (
     Samples,
     augment_batch,
     balanced_sampler,
-    jitter_uint8,
     make_holdout_pairs,
     normalize,
     read_pairs,
@@ -715,8 +714,16 @@ class Trainer:
         if self._initial_state is not None and self.projection is not None and self.resume_path is None:
             self._fit_projection(samples)
 
+        online = self._online_dim is not None
         dataset = CropDataset(
-            samples, flip=cfg.data.flip, shift_px=cfg.data.shift_px, degrade=cfg.data.degrade
+            samples,
+            flip=cfg.data.flip,
+            shift_px=cfg.data.shift_px,
+            degrade=cfg.data.degrade,
+            jitter=cfg.data.color_jitter if online else 0.0,
+            # In the main process the given teacher serves; loader workers each build one from its name.
+            teacher=self.teacher if online and cfg.data.num_workers == 0 else None,
+            teacher_spec=cfg.distill.teacher if online and cfg.data.num_workers > 0 else None,
         )
         weighted = balanced_sampler(samples, seed=cfg.seed) if cfg.data.balanced_sampler else None
         sampler = _EpochSampler(
@@ -760,6 +767,9 @@ class Trainer:
                 num_workers=cfg.data.num_workers,
                 drop_last=True,
                 persistent_workers=False,
+                # Workers that run a teacher are spawned, not forked: a fork copies OpenCV's and torch's
+                # thread pools in a locked state, and the first forward in the child never returns.
+                multiprocessing_context="spawn" if online and cfg.data.num_workers > 0 else None,
                 # Its own generator: creating the iterator must not draw from the global torch RNG,
                 # whose state a checkpoint restores.
                 generator=torch.Generator().manual_seed(cfg.seed + epoch),
@@ -769,15 +779,13 @@ class Trainer:
             losses: list[float] = list(self._resumed_losses) if epoch == start_epoch else []
             self._epoch_losses = losses
             t_epoch = time.monotonic()
-            for images_u8, labels, index, mirrored in loader:
+            for batch in loader:
+                images_u8, labels, index, mirrored = batch[:4]
                 online_targets = None
-                if self._online_dim is not None:
-                    assert self.teacher is not None
-                    seen = jitter_uint8(images_u8, cfg.data.color_jitter)
-                    # The teacher takes BGR (N, 112, 112, 3); the student the same pixels as RGB CHW.
-                    bgr = np.ascontiguousarray(seen.permute(0, 2, 3, 1).numpy()[..., ::-1])
-                    online_targets = self.teacher.embed(bgr)
-                    images = normalize(seen).to(device)
+                if online:
+                    # The dataset jittered the pixels and had the teacher embed exactly those.
+                    online_targets = batch[4].numpy()
+                    images = normalize(images_u8).to(device)
                 else:
                     images = augment_batch(images_u8, cfg.data.color_jitter).to(device)
                 if cfg.channels_last:
