@@ -41,6 +41,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_RUNTIME_NAMES = {"opencv-dnn": "OpenCV DNN (ONNX)", "pytorch": "PyTorch"}
+
 
 def runtime_summary() -> dict[str, str]:
     """Versions and accelerators, read without building any model (imports torch: seconds, cold)."""
@@ -180,6 +182,11 @@ class DiagnosticsView(QWidget):
                 "Embedder device",
                 "Where the embedder really runs; a CUDA request without CUDA falls back to CPU",
             ),
+            (
+                "Embedder runtime",
+                "What executes the embedder: OpenCV DNN (GhostFaceNetV2 exported to ONNX, the fastest on a "
+                "CPU) or PyTorch (CUDA, or when the export failed)",
+            ),
             ("Embedding size", "Dimensions of one face embedding"),
             (
                 "Similarity threshold",
@@ -262,6 +269,7 @@ class DiagnosticsView(QWidget):
         set_["Detector device"].setText(info.detector_device)
         set_["Embedder"].setText(info.embedder)
         set_["Embedder device"].setText(info.embedder_device)
+        set_["Embedder runtime"].setText(_RUNTIME_NAMES.get(info.embedder_runtime, info.embedder_runtime))
         set_["Embedding size"].setText(str(info.embedding_dim))
         origin = "the model's own" if info.threshold_source == "model" else "set in Settings"
         set_["Similarity threshold"].setText(f"{info.similarity_threshold:.3f} ({origin})")

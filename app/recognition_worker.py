@@ -76,6 +76,7 @@ class EngineInfo:
     detector_device: str
     embedder: str
     embedder_device: str
+    embedder_runtime: str  # what executes the embedder: "opencv-dnn" (deployed ONNX) or "pytorch"
     embedding_dim: int
     similarity_threshold: float
     threshold_source: str  # "model" (calibrated for the embedder) or "settings" (set by hand)
@@ -298,6 +299,7 @@ class RecognitionWorker(QObject):
                 detector_device=str(getattr(det, "device", "cpu")),
                 embedder=str(getattr(emb, "model_id", settings.recognition.embedder)),
                 embedder_device=str(getattr(emb, "device", "cpu")),
+                embedder_runtime=str(getattr(emb, "runtime", "")),
                 embedding_dim=int(getattr(emb, "dim", 0)),
                 similarity_threshold=self._shown_threshold,
                 threshold_source="model"

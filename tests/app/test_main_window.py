@@ -48,6 +48,7 @@ def test_running_window_shows_named_faces_people_and_figures_then_closes_without
     top = window.people.topLevelItem(0)
     assert top.text(0) == "Lin-Manuel Miranda" and top.text(2) and top.text(3)
     assert window.diagnostics.value("Embedder device") == "cpu"
+    assert window.diagnostics.value("Embedder runtime") == "OpenCV DNN (ONNX)"
     # The recognition events reach the events panel (and, through the event bus, the history).
     qtbot.waitUntil(lambda: window.events_panel.row_count() > 0, timeout=RUN_TIMEOUT_MS)
     thread = window.controller._thread
@@ -252,5 +253,7 @@ def test_use_this_model_switches_the_running_pipeline_and_its_threshold_and_is_s
         lambda: window.diagnostics.value("Similarity threshold") == "0.812 (the model's own)", timeout=10_000
     )
     assert window.diagnostics.value("Gallery").endswith("2 people, 3 embeddings")
+    # Diagnostics says what executes it: the deployed ONNX form through OpenCV, not eager PyTorch.
+    assert window.diagnostics.value("Embedder runtime") == "OpenCV DNN (ONNX)"
     assert window.controller.is_running()
     window.close()

@@ -50,6 +50,7 @@ def test_worker_emits_results_for_a_video_and_stops_cleanly(
     info = engine.args[0]
     assert info.gallery_people == 2 and info.gallery_embeddings == 3
     assert info.detector_device == "cpu" and info.embedder_device == "cpu"
+    assert info.embedder_runtime == "opencv-dnn"
     qtbot.waitUntil(lambda: len(results) >= 20 and len(stats) >= 2, timeout=START_TIMEOUT_MS)
     indexes = [r.frame_index for r in results]
     assert indexes == sorted(indexes) and len(set(indexes)) == len(indexes)
