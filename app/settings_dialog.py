@@ -35,6 +35,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.detection import list_detectors
+from core.embedding import list_embedders
 from core.settings import Settings
 
 __all__ = ["SettingsDialog", "available_devices", "field_bounds"]
@@ -82,15 +84,6 @@ def available_devices(current: str = "cpu") -> list[str]:
     if current and current not in devices:
         devices.append(current)
     return devices
-
-
-def _list_names(factory_module: str, func: str) -> list[str]:
-    try:
-        module = __import__(factory_module, fromlist=[func])
-        return list(getattr(module, func)())
-    except Exception as exc:  # noqa: BLE001 - the dialog still works with a free-text entry
-        log.debug("cannot list %s.%s: %s", factory_module, func, exc)
-        return []
 
 
 class _FloatEdit(QWidget):
@@ -236,9 +229,9 @@ class SettingsDialog(QDialog):
     # -- building -------------------------------------------------------------------------------
     def _choices(self, section: str, key: str) -> list[str] | None:
         if (section, key) == ("detection", "detector"):
-            return _list_names("core.detection", "list_detectors") or ["yunet", "retinaface-mnet025"]
+            return list_detectors()
         if (section, key) == ("recognition", "embedder"):
-            return _list_names("core.embedding", "list_embedders") or ["sface"]
+            return list_embedders()
         if (section, key) == ("recognition", "device"):
             return self._devices
         if (section, key) == ("camera", "source"):
@@ -404,7 +397,7 @@ class SettingsDialog(QDialog):
     def _emit_now(self) -> None:
         try:
             settings = self.current_settings()
-        except Exception as exc:  # noqa: BLE001 - the editor keeps the bad value, the pipeline keeps the old one
+        except ValueError as exc:  # pydantic's ValidationError too: the editor keeps the bad value, the pipeline the old one
             self.error_label.setText(f"Not applied: {exc}")
             self.error_label.show()
             return
@@ -443,7 +436,7 @@ class SettingsDialog(QDialog):
         self.flush()
         try:
             final = self.current_settings()
-        except Exception as exc:  # noqa: BLE001
+        except ValueError as exc:
             self.error_label.setText(f"Cannot save: {exc}")
             self.error_label.show()
             return
