@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.main_window import MainWindow, create_window
 from core.settings import Settings, load_settings
-from tests.app._fixtures import hamilton_gallery  # noqa: F401 - fixture
+from tests.app.test_video_view import landmark_dots_drawn
 
 RUN_TIMEOUT_MS = 60_000
 
@@ -31,7 +31,7 @@ def _named(window: MainWindow) -> set[str]:
 def test_running_window_shows_named_faces_people_and_figures_then_closes_without_threads(
     qtbot,
     hamilton_clip: Path,
-    hamilton_gallery: Path,  # noqa: F811
+    hamilton_gallery: Path,
 ) -> None:
     before = set(threading.enumerate())
     settings = Settings().replace(camera={"source": str(hamilton_clip)}, gallery_dir=str(hamilton_gallery))
@@ -124,17 +124,27 @@ def test_settings_dialog_changes_reach_the_running_worker_and_cancel_restores(
     dialog.set_value("display.show_landmarks", True)
     dialog.set_value("recognition.margin", 0.3)
     qtbot.waitUntil(lambda: window.controller.settings.recognition.margin == 0.3, timeout=5000)
-    assert window.video_view._display.show_landmarks is True
+    # What is drawn, read from the view's pixels: the landmarks of the faces on screen.
+    qtbot.waitUntil(
+        lambda: _faces_shown(window) and all(landmark_dots_drawn(window.video_view)), timeout=10_000
+    )
     dialog.reject()
-    assert window.controller.settings == settings
-    assert window.settings == settings and window.video_view._display == settings.display
+    assert window.controller.settings == settings and window.settings == settings
+    qtbot.waitUntil(
+        lambda: _faces_shown(window) and not any(landmark_dots_drawn(window.video_view)), timeout=10_000
+    )
     window.close()
+
+
+def _faces_shown(window: MainWindow) -> bool:
+    result = window.video_view.result
+    return result is not None and bool(result.faces)
 
 
 def test_main_entry_point_starts_recognising_with_source_and_gallery(
     qtbot,
     hamilton_clip: Path,
-    hamilton_gallery: Path,  # noqa: F811
+    hamilton_gallery: Path,
     tmp_path: Path,
 ) -> None:
     from app.main import main
@@ -221,7 +231,7 @@ def test_history_plugins_and_diagnostics_open_from_the_window(qtbot) -> None:
 def test_use_this_model_switches_the_running_pipeline_and_its_threshold_and_is_saved(
     qtbot,
     hamilton_clip: Path,
-    hamilton_gallery: Path,  # noqa: F811
+    hamilton_gallery: Path,
     tmp_path: Path,
 ) -> None:
     from core.ghostfacenet import load_backbone, save_backbone
