@@ -41,6 +41,7 @@ from app.gallery_worker import (
     RenamePerson,
     SyncGallery,
 )
+from app.icons import icon
 from core.engine import gallery_root
 from core.settings import Settings
 
@@ -110,8 +111,6 @@ class GalleryPanel(QWidget):
         self.empty_label.setObjectName("EmptyMessage")
         self.empty_label.setWordWrap(True)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-
-        from app.main_window import icon
 
         # A tool bar, not a row of buttons: on a narrow window the last actions fold into its ">>" menu.
         self.toolbar = QToolBar()

@@ -397,7 +397,8 @@ class SettingsDialog(QDialog):
     def _emit_now(self) -> None:
         try:
             settings = self.current_settings()
-        except ValueError as exc:  # pydantic's ValidationError too: the editor keeps the bad value, the pipeline the old one
+        except ValueError as exc:
+            # pydantic's ValidationError is one: the editor keeps the bad value, the pipeline the old one.
             self.error_label.setText(f"Not applied: {exc}")
             self.error_label.show()
             return
