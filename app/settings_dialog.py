@@ -176,17 +176,7 @@ class SettingsDialog(QDialog):
         self.error_label.setWordWrap(True)
         self.error_label.hide()
 
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok
-            | QDialogButtonBox.StandardButton.Cancel
-            | QDialogButtonBox.StandardButton.RestoreDefaults
-        )
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-        restore = self.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
-        restore.setToolTip("Put every setting back to its default value (asks first).")
-        restore.clicked.connect(self.restore_defaults)
-
+        self.buttons = self._build_buttons()
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         layout.addWidget(self.error_label)
@@ -198,14 +188,31 @@ class SettingsDialog(QDialog):
             follow.toggled.connect(self._follow_model_threshold)
             self._follow_model_threshold(follow.isChecked())
         if devices is None:
-            from app.diagnostics import known_devices
+            self._poll_devices()
 
-            if known_devices() is None:
-                # The device list arrives from the background probe; add the CUDA devices then.
-                self._device_poll = QTimer(self)
-                self._device_poll.setInterval(300)
-                self._device_poll.timeout.connect(self._refresh_devices)
-                self._device_poll.start()
+    def _build_buttons(self) -> QDialogButtonBox:
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok
+            | QDialogButtonBox.StandardButton.Cancel
+            | QDialogButtonBox.StandardButton.RestoreDefaults
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        restore = buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
+        restore.setToolTip("Put every setting back to its default value (asks first).")
+        restore.clicked.connect(self.restore_defaults)
+        return buttons
+
+    def _poll_devices(self) -> None:
+        """Add the CUDA devices to the list once the background probe has found them."""
+        from app.diagnostics import known_devices
+
+        if known_devices() is None:
+            # The device list arrives from the background probe; add the CUDA devices then.
+            self._device_poll = QTimer(self)
+            self._device_poll.setInterval(300)
+            self._device_poll.timeout.connect(self._refresh_devices)
+            self._device_poll.start()
 
     def _refresh_devices(self) -> None:
         from app.diagnostics import known_devices
