@@ -207,8 +207,9 @@ class _CaptureSource(FrameSource):
             raise SourceError(f"cannot read {target}: it contains no decodable frame")
         self._pending: tuple[np.ndarray, float] | None = first
         h, w = first[0].shape[:2]
-        details = [f"{w}x{h}"] + [f"{self.fps:.2f} fps"] * bool(self.fps)
-        details += [f"{self.frame_count} frames"] * bool(self.frame_count)
+        details = [f"{w}x{h}"]
+        details += [f"{self.fps:.2f} fps"] if self.fps else []
+        details += [f"{self.frame_count} frames"] if self.frame_count else []
         self.description = f"{label} ({', '.join(details)})"
         self._started = time.monotonic()
 
