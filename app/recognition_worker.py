@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QObject, Signal, Slot
 
 from app.threads import ThreadController, ThreadWorker
-from core.capture import CaptureFactory, Frame
+from core.capture import CaptureFactory, Frame, is_live_source
 from core.detection import Detector
 from core.embedding import Embedder
 from core.engine import build_detector, build_embedder, gallery_root, open_gallery
@@ -104,10 +104,6 @@ def _mean_timings(window: deque[StageTimings]) -> StageTimings:
         match_ms=sum(t.match_ms for t in window) / n,
         track_ms=sum(t.track_ms for t in window) / n,
     )
-
-
-def _is_camera_spec(spec: str) -> bool:
-    return spec.strip().isdigit() or "://" in spec
 
 
 # What _next_frame returns when the loop must end (a video file or image folder came to its end).
@@ -296,7 +292,7 @@ class RecognitionWorker(ThreadWorker):
                 state.running = state.ever_ran = True
                 self.source_state.emit(SourceState.RUNNING, feed.description)
             return item
-        is_camera = feed.is_camera or _is_camera_spec(state.settings.camera.source)
+        is_camera = feed.is_camera or is_live_source(state.settings.camera.source)
         was_running = state.running or state.ever_ran
         self._close_feed(state)
         if isinstance(item, FeedEnded) and not is_camera:

@@ -25,8 +25,7 @@ from cli._common import (
     settings_from_args,
     sync_gallery,
 )
-from core._image import IMAGE_SUFFIXES
-from core.capture import open_source
+from core.capture import IMAGE_EXTENSIONS, open_source
 from core.pipeline import Pipeline
 from core.settings import Settings
 from core.types import Face, RecognitionEvent
@@ -74,7 +73,7 @@ def _annotate(frame: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
 
 
 def _is_video(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES | {".tif", ".tiff"}
+    return path.is_file() and path.suffix.lower() not in IMAGE_EXTENSIONS
 
 
 class _Outputs:

@@ -20,6 +20,8 @@ from core.errors import SourceError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "camera_index",
+    "is_live_source",
     "CaptureFactory",
     "Frame",
     "FrameSource",
@@ -359,7 +361,13 @@ def _read_image(path: Path) -> np.ndarray | None:
     return image
 
 
-def _camera_index(spec: Any) -> int | None:
+def is_live_source(spec: Any) -> bool:
+    """True for a camera or a network stream: live sources, never looped, ended only when lost."""
+    return camera_index(spec) is not None or "://" in str(spec)
+
+
+def camera_index(spec: Any) -> int | None:
+    """The camera index a source names (``0``, ``"1"``), or None for a file, folder or stream."""
     if isinstance(spec, bool):
         return None
     if isinstance(spec, int):
@@ -416,11 +424,11 @@ def open_source(
             or the camera cannot be opened.
     """
     factory = capture_factory or _default_factory
-    index = _camera_index(spec)
+    index = camera_index(spec)
     if index is not None and index < 0:
         raise SourceError(f"camera index must be 0 or more, got {index}")
     text = str(spec)
-    if index is not None or "://" in text:
+    if is_live_source(spec):
         # A camera index or a network stream: live, so neither looped nor throttled.
         return _CaptureSource(
             index if index is not None else text,
