@@ -225,6 +225,11 @@ def test_history_plugins_and_diagnostics_open_from_the_window(qtbot) -> None:
         for i in range(window.diagnostics.models.topLevelItemCount())
     }
     assert {"yunet", "sface"} <= ids
+    # The runtime, read off the GUI thread: versions, and the devices PyTorch can use.
+    form = window.diagnostics.runtime_form
+    qtbot.waitUntil(lambda: form.rowCount() > 0, timeout=60_000)
+    labels = {form.itemAt(row, form.ItemRole.LabelRole).widget().text() for row in range(form.rowCount())}
+    assert {"Python", "OpenCV", "PyTorch", "PySide6"} <= labels
     window.close()
 
 
