@@ -18,6 +18,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,11 +83,17 @@ def _box_tuple(box: np.ndarray | Sequence[float]) -> tuple[float, float, float, 
     return (x1, y1, x2, y2)
 
 
+def new_visit_id() -> str:
+    """A visit id: random, so that visits of different runs and stations never collide."""
+    return uuid.uuid4().hex[:16]
+
+
 @dataclass(slots=True)
 class _TrackState:
     last_seen: float
     unknown_since: float | None = None
     unknown_emitted: bool = False
+    unknown_wall: float = 0.0
 
 
 @dataclass(slots=True)
@@ -101,6 +108,11 @@ class _Presence:
     box: tuple[float, float, float, float]
     similarity: float
     thumbnail: bytes
+    visit_id: str
+    first_wall: float
+    # What the last recognized/updated event reported, to decide whether a sighting is "better".
+    reported_similarity: float = -1.0
+    reported_area: float = 0.0
 
 
 class EventEmitter:
@@ -117,17 +129,24 @@ class EventEmitter:
       learns the last-seen time). Its time, frame, box and stream time are those of the last sighting.
     - ``unknown``: once per track that has been unknown for ``unknown_after_s`` without a break.
 
-    Stream time going backwards (a looping video, a new file) ends every presence with ``left`` and
-    starts afresh, cooldowns included. Not thread-safe: one emitter belongs to one pipeline.
+    - ``updated`` (only with ``emit_updates``): the visit's match got better by ``update_min_gain`` or
+      its face grew by half, compared with what was last reported.
+
+    Each presence is a visit: its events share a ``visit_id`` and carry ``first_seen`` and
+    ``duration_s``. Stream time going backwards (a looping video, a new file) is a new stream: it ends
+    every visit with ``left`` and starts afresh, cooldowns included. Not thread-safe: one emitter
+    belongs to one pipeline.
 
     Args:
-        settings: the event settings (cooldown, delays, whether to attach the frame).
+        settings: the event settings (cooldown, delays, whether to attach the frame, the source label).
         source: what is being watched, copied into every event.
+        source_label: the user's name for the source; default ``settings.source_label``.
     """
 
-    def __init__(self, settings: EventSettings, source: str) -> None:
+    def __init__(self, settings: EventSettings, source: str, source_label: str | None = None) -> None:
         self._settings = settings
         self._source = str(source)
+        self._label = settings.source_label if source_label is None else source_label
         self._tracks: dict[int, _TrackState] = {}
         self._present: dict[str, _Presence] = {}
         self._last_recognized: dict[str, float] = {}
@@ -146,8 +165,14 @@ class EventEmitter:
         """The people in view now, in order of arrival."""
         return tuple(self._present)
 
+    @property
+    def source_label(self) -> str:
+        return self._label
+
     def apply_settings(self, settings: EventSettings) -> None:
         """Use new delays from the next frame on; who is in view is kept."""
+        if settings.source_label != self._settings.source_label:
+            self._label = settings.source_label
         self._settings = settings
 
     def reset(self) -> None:
@@ -200,6 +225,7 @@ class EventEmitter:
             if person is None:
                 if track.unknown_since is None:
                     track.unknown_since = stream_time
+                    track.unknown_wall = now
                 if not track.unknown_emitted and stream_time - track.unknown_since >= s.unknown_after_s:
                     track.unknown_emitted = True
                     events.append(
@@ -214,6 +240,10 @@ class EventEmitter:
                             thumbnail=encode_thumbnail(frame, box),
                             frame_index=frame_index,
                             stream_time=stream_time,
+                            visit_id=new_visit_id(),
+                            first_seen=track.unknown_wall,
+                            duration_s=stream_time - track.unknown_since,
+                            source_label=self._label,
                             frame_jpeg=attached(),
                         )
                     )
@@ -228,10 +258,22 @@ class EventEmitter:
                 presence.last_frame = frame_index
                 presence.box = box
                 presence.similarity = float(face.similarity)
+                if s.emit_updates and presence.reported_area > 0 and self._better(presence, box):
+                    presence.thumbnail = encode_thumbnail(frame, box)
+                    events.append(self._visit_event(EventKind.UPDATED, person, presence, now, attached()))
                 continue
             thumbnail = encode_thumbnail(frame, box)
-            self._present[person] = _Presence(
-                tid, stream_time, stream_time, now, frame_index, box, float(face.similarity), thumbnail
+            presence = self._present[person] = _Presence(
+                tid,
+                stream_time,
+                stream_time,
+                now,
+                frame_index,
+                box,
+                float(face.similarity),
+                thumbnail,
+                new_visit_id(),
+                now,
             )
             last = self._last_recognized.get(person)
             if last is not None and stream_time - last < s.cooldown_s:
@@ -240,21 +282,7 @@ class EventEmitter:
                 )
                 continue
             self._last_recognized[person] = stream_time
-            events.append(
-                RecognitionEvent(
-                    kind=EventKind.RECOGNIZED,
-                    time=now,
-                    source=self._source,
-                    track_id=tid,
-                    person=person,
-                    similarity=float(face.similarity),
-                    box=box,
-                    thumbnail=thumbnail,
-                    frame_index=frame_index,
-                    stream_time=stream_time,
-                    frame_jpeg=attached(),
-                )
-            )
+            events.append(self._visit_event(EventKind.RECOGNIZED, person, presence, now, attached()))
 
         for person in [p for p in self._present if p not in seen_people]:
             presence = self._present[person]
@@ -281,6 +309,35 @@ class EventEmitter:
         self._tracks.clear()
         return events
 
+    def _better(self, p: _Presence, box: tuple[float, float, float, float]) -> bool:
+        area = max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+        return p.similarity >= p.reported_similarity + self._settings.update_min_gain or (
+            area >= 1.5 * p.reported_area
+        )
+
+    def _visit_event(
+        self, kind: EventKind, person: str, p: _Presence, now: float, frame_jpeg: bytes
+    ) -> RecognitionEvent:
+        p.reported_similarity = p.similarity
+        p.reported_area = max(0.0, p.box[2] - p.box[0]) * max(0.0, p.box[3] - p.box[1])
+        return RecognitionEvent(
+            kind=kind,
+            time=now,
+            source=self._source,
+            track_id=p.track_id,
+            person=person,
+            similarity=p.similarity,
+            box=p.box,
+            thumbnail=p.thumbnail,
+            frame_index=p.last_frame,
+            stream_time=p.last_seen,
+            visit_id=p.visit_id,
+            first_seen=p.first_wall,
+            duration_s=p.last_seen - p.started,
+            source_label=self._label,
+            frame_jpeg=frame_jpeg,
+        )
+
     def _left(self, person: str, p: _Presence) -> RecognitionEvent:
         return RecognitionEvent(
             kind=EventKind.LEFT,
@@ -293,6 +350,10 @@ class EventEmitter:
             thumbnail=p.thumbnail,
             frame_index=p.last_frame,
             stream_time=p.last_seen,
+            visit_id=p.visit_id,
+            first_seen=p.first_wall,
+            duration_s=p.last_seen - p.started,
+            source_label=self._label,
         )
 
 

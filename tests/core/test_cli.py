@@ -62,7 +62,7 @@ def test_run_names_the_right_people_in_the_hamilton_clip(
     assert set(summary["recognized"]) == named
     # Obama is in the audience only in the last two seconds of the clip.
     obama = [e for e in events if e["person"] == "obama" and e["kind"] == "recognized"]
-    assert all(e["time"] > 6.5 for e in obama)
+    assert all(e["stream_time"] > 6.5 for e in obama)
     # Every recognised presence ends with a "left" (flushed at the end of the stream).
     left = [e["person"] for e in events if e["kind"] == "left"]
     assert sorted(left) == sorted(e["person"] for e in events if e["kind"] == "recognized")
