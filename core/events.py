@@ -7,14 +7,21 @@ same events; the events' ``time`` is the wall clock.
 
 The bus gives each plugin its own dispatch thread and bounded queue: ``publish`` never blocks, a plugin
 that raises is logged, counted and after N failures in a row disabled, a plugin that hangs only loses its
-own events (counted as dropped) and is abandoned at ``stop``.
+own events (counted as dropped) and is abandoned at ``stop``. An isolated plugin's dispatch thread talks to
+the plugin's own process (:mod:`core._plugin_host`); a crash of that process is one more failure.
+
+:func:`create_event_bus` is the one place that assembles the bus from the settings (discovery, the
+history recorder, isolation, safe mode), for the app and the command line alike.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import inspect
 import itertools
 import logging
+import os
 import queue
 import threading
 import time
@@ -29,13 +36,15 @@ import cv2
 import numpy as np
 
 from core import paths
-from core.plugins import LoadedPlugin
-from core.settings import EventSettings
-from core.types import EVENT_API_VERSION, EventKind, Face, RecognitionEvent
+from core.plugins import LoadedPlugin, PluginContext
+from core.settings import EventSettings, Settings
+from core.types import EventKind, Face, RecognitionEvent
 
 __all__ = [
     "BusContext",
     "EventBus",
+    "create_event_bus",
+    "plugin_report",
     "EventEmitter",
     "PluginContext",
     "PluginState",
@@ -389,6 +398,7 @@ class PluginState(enum.StrEnum):
     FAILED = "failed"  # its last call raised; it still gets events
     DISABLED = "disabled"  # switched off after too many failures in a row, or its on_start raised
     BROKEN = "broken"  # could not be loaded at all (only in discovery results shown by the GUI)
+    REFUSED = "refused"  # not loaded on purpose: a file another user could have written
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,10 +413,13 @@ class PluginStatus:
         last_error: the last failure, ``"hook: Type: message"``, or "".
         calls: events handed to ``on_event`` so far.
         failures: calls of any hook that raised, in total.
-        dropped: events not delivered because its queue was full.
+        dropped: events not delivered: its queue was full, or they were still queued when the drain
+            time at stop ran out.
         consecutive_failures: failures since its last success.
         running: whether its dispatch thread is alive.
-        abandoned: it did not stop in time and its thread was left behind.
+        abandoned: it did not stop in time and its thread was left behind (its process killed).
+        isolated: it runs in a process of its own.
+        problems: what was wrong with the user's settings for it.
     """
 
     name: str
@@ -420,6 +433,8 @@ class PluginStatus:
     consecutive_failures: int = 0
     running: bool = False
     abandoned: bool = False
+    isolated: bool = False
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,31 +451,6 @@ class BusContext:
     extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
-@dataclass(frozen=True, slots=True)
-class PluginContext:
-    """What a plugin's ``on_start(context)`` receives.
-
-    Attributes:
-        name: the plugin's name.
-        settings: its effective settings (its ``SETTINGS`` overridden by the user's), read-only.
-        data_dir: a folder of its own for files it keeps (it exists).
-        logger: a logger named after it; what it logs shows in the app's log.
-        session_started: wall-clock seconds when the bus started.
-        app_data_dir: the app's data folder.
-        extras: what the app added (see :class:`BusContext`).
-        api_version: :data:`core.types.EVENT_API_VERSION`.
-    """
-
-    name: str
-    settings: Mapping[str, Any]
-    data_dir: Path
-    logger: logging.Logger
-    session_started: float
-    app_data_dir: Path
-    extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    api_version: int = EVENT_API_VERSION
-
-
 _STOP = object()
 
 
@@ -475,6 +465,12 @@ class _Test:
 
 
 def _describe(hook: str, exc: BaseException) -> str:
+    from core._plugin_host import PluginCrashed, RemoteError
+
+    if isinstance(exc, RemoteError):  # already "Type: message" as raised in the plugin's process
+        return f"{hook}: {exc.one_line}"
+    if isinstance(exc, PluginCrashed):
+        return f"{hook}: crashed: {exc}"
     text = str(exc).strip().splitlines()
     return f"{hook}: {type(exc).__name__}: {text[0]}" if text else f"{hook}: {type(exc).__name__}"
 
@@ -501,6 +497,7 @@ class _Worker:
         self.stopping = False
         self.thread: threading.Thread | None = None
         self.settings = plugin.settings
+        self.loop: asyncio.AbstractEventLoop | None = None  # for async hooks, made on first use
 
     # -- state, read from any thread
     def status(self) -> PluginStatus:
@@ -517,6 +514,8 @@ class _Worker:
                 consecutive_failures=self.consecutive,
                 running=self.thread is not None and self.thread.is_alive(),
                 abandoned=self.abandoned,
+                isolated=hasattr(self.plugin.plugin, "terminate"),
+                problems=self.plugin.problems,
             )
 
     @property
@@ -544,6 +543,20 @@ class _Worker:
                 log.warning("plugin %r is not keeping up: %d events dropped so far", self.name, dropped)
             return False
 
+    def discard_queued(self) -> int:
+        """Empty the queue; the events in it count as dropped. Returns how many there were."""
+        undelivered = 0
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, RecognitionEvent | _Test):
+                undelivered += 1
+        with self.lock:
+            self.dropped += undelivered
+        return undelivered
+
     # -- the dispatch thread
     def _run(self, context: PluginContext) -> None:
         self._start(context)
@@ -554,6 +567,8 @@ class _Worker:
             if item is _STOP:
                 if self.started:
                     self._call("on_stop")
+                if self.loop is not None:
+                    self.loop.close()
                 return
             if isinstance(item, _Restart):
                 if self.started:
@@ -584,7 +599,13 @@ class _Worker:
         if not callable(fn):
             return True
         try:
-            fn(*args)
+            result = fn(*args)
+            if inspect.isawaitable(result):
+                # An async hook runs to completion on the plugin's own loop, kept for its whole life
+                # so that what on_start creates can still be awaited in on_event.
+                if self.loop is None:
+                    self.loop = asyncio.new_event_loop()
+                self.loop.run_until_complete(result)
         except (Exception, SystemExit) as exc:  # SystemExit: a plugin must not end the app's thread
             self._failed(hook, exc)
             return False
@@ -602,7 +623,11 @@ class _Worker:
 
     def _failed(self, hook: str, exc: BaseException) -> None:
         message = _describe(hook, exc)
-        log.error("plugin %r failed in %s", self.name, hook, exc_info=exc)
+        remote = getattr(exc, "details", "")
+        if remote:  # the traceback from the plugin's own process says more than ours
+            log.error("plugin %r failed in %s:\n%s", self.name, hook, remote.rstrip())
+        else:
+            log.error("plugin %r failed in %s", self.name, hook, exc_info=exc)
         with self.lock:
             if hook == "on_event":
                 self.calls += 1
@@ -629,9 +654,16 @@ class EventBus:
         plugins: the plugins to run; those not enabled get no thread until enabled.
         queue_size: events waiting per plugin before new ones are dropped for it.
         max_failures: failures in a row after which a plugin is disabled.
+        drain_s: the default time :meth:`stop` gives plugins to take what is queued.
     """
 
-    def __init__(self, plugins: Sequence[LoadedPlugin], queue_size: int = 64, max_failures: int = 5) -> None:
+    def __init__(
+        self,
+        plugins: Sequence[LoadedPlugin],
+        queue_size: int = 64,
+        max_failures: int = 5,
+        drain_s: float = 5.0,
+    ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, not {queue_size}")
         if max_failures < 1:
@@ -640,7 +672,12 @@ class EventBus:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"plugin names must be unique; repeated: {', '.join(duplicates)}")
+        self._queue_size = queue_size
+        self._max_failures = max_failures
+        self.drain_s = drain_s
+        # Replaced, never mutated, when plugins are added: publish() iterates a dict nobody changes.
         self._workers = {p.name: _Worker(self, p, queue_size, max_failures) for p in plugins}
+        self.discovered: tuple[Any, ...] = ()  # what discovery found, broken and refused included
         self._listeners: dict[int, Callable[[PluginStatus], None]] = {}
         self._listener_ids = itertools.count()
         self._lock = threading.Lock()
@@ -674,6 +711,26 @@ class EventBus:
         for worker in self._workers.values():
             if worker.enabled:
                 worker.launch(self._plugin_context(worker))
+
+    def add(self, plugins: Sequence[LoadedPlugin]) -> None:
+        """Add plugins (discovered later, off the GUI thread); started at once when the bus runs.
+
+        Raises:
+            ValueError: a name is already on the bus.
+        """
+        with self._lock:
+            taken = [p.name for p in plugins if p.name in self._workers]
+            if taken:
+                raise ValueError(f"plugin names must be unique; already on the bus: {', '.join(taken)}")
+            added = {p.name: _Worker(self, p, self._queue_size, self._max_failures) for p in plugins}
+            self._workers = {**self._workers, **added}
+            running = self._running
+        if running:
+            for worker in added.values():
+                if worker.enabled:
+                    worker.launch(self._plugin_context(worker))
+        for worker in added.values():
+            self._notify(worker)
 
     def publish(self, event: RecognitionEvent) -> None:
         """Queue the event for every enabled plugin; never blocks. Full queues drop it (counted)."""
@@ -781,11 +838,14 @@ class EventBus:
             worker.launch(self._plugin_context(worker))
         return worker.offer(_Test(event or make_test_event()))
 
-    def stop(self, timeout: float = 2.0) -> list[str]:
-        """Deliver what is queued, call every ``on_stop`` and end the threads, within ``timeout`` seconds.
+    def stop(self, timeout: float | None = None, grace_s: float = 2.0) -> list[str]:
+        """Deliver what is queued, call every ``on_stop`` and end the threads. Never hangs.
 
-        A plugin still busy at the deadline is abandoned (its daemon thread is left behind and
-        delivers nothing more) with a warning. Never hangs.
+        Plugins get ``timeout`` seconds (default: the bus's ``drain_s``) to take their queued events.
+        Events still queued then are not delivered and count as dropped; the plugin then gets
+        ``on_stop`` as soon as its current call returns, within ``grace_s`` more. A plugin still busy
+        after that is abandoned with a warning: its thread is left behind (delivering nothing more)
+        and an isolated plugin's process is killed.
 
         Returns:
             The names of the abandoned plugins.
@@ -796,29 +856,54 @@ class EventBus:
                 return []
             self._running = False
             self._stopped = True
-        deadline = time.monotonic() + max(0.0, timeout)
+        drain = self.drain_s if timeout is None else max(0.0, timeout)
+        deadline = time.monotonic() + drain
         live = [w for w in self._workers.values() if w.thread is not None]
-        pending: list[_Worker] = []
+        queued_stop: set[str] = set()
         for worker in live:
             worker.stopping = True
             try:
                 worker.queue.put_nowait(_STOP)
+                queued_stop.add(worker.name)
             except queue.Full:
-                pending.append(worker)
-        for worker in pending:
-            try:
-                worker.queue.put(_STOP, timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Full:
-                pass
-        abandoned: list[str] = []
+                pass  # placed after the drain, once what it could not take is discarded
         for worker in live:
             assert worker.thread is not None
+            while worker.name not in queued_stop and worker.thread.is_alive():
+                # A full queue: wait for room until the deadline.
+                try:
+                    worker.queue.put(_STOP, timeout=min(0.05, max(0.0, deadline - time.monotonic())))
+                    queued_stop.add(worker.name)
+                except queue.Full:
+                    if time.monotonic() >= deadline:
+                        break
             worker.thread.join(max(0.0, deadline - time.monotonic()))
+        late = [w for w in live if w.thread is not None and w.thread.is_alive()]
+        for worker in late:
+            undelivered = worker.discard_queued()
+            if undelivered:
+                log.warning(
+                    "plugin %r: %d events not delivered within the drain time of %g s",
+                    worker.name,
+                    undelivered,
+                    drain,
+                )
+            worker.queue.put(_STOP)  # room now: the queue was just emptied
+        grace_end = time.monotonic() + max(0.0, grace_s)
+        abandoned: list[str] = []
+        for worker in late:
+            assert worker.thread is not None
+            worker.thread.join(max(0.0, grace_end - time.monotonic()))
             if worker.thread.is_alive():
                 with worker.lock:
                     worker.abandoned = True
-                    worker.last_error = worker.last_error or f"did not stop within {timeout:g} s"
-                log.warning("plugin %r did not stop within %g s; abandoned", worker.name, timeout)
+                    worker.last_error = worker.last_error or (
+                        f"did not stop within {drain + grace_s:g} s; on_stop not called"
+                    )
+                terminate = getattr(worker.plugin.plugin, "terminate", None)
+                if callable(terminate):  # its own process: end it rather than leave it running
+                    terminate()
+                log.warning("plugin %r did not stop within %g s; abandoned", worker.name, drain + grace_s)
                 abandoned.append(worker.name)
                 self._notify(worker)
         return abandoned
@@ -856,3 +941,167 @@ class EventBus:
                 listener(status)
             except Exception:  # a listener's bug must not take a plugin's thread down
                 log.exception("plugin status listener failed")
+
+
+# ------------------------------------------------------------------------------------------ assembly
+
+SAFE_MODE_ENV = "GHOSTFACE_SAFE_MODE"
+
+
+def safe_mode_requested() -> bool:
+    """Whether ``GHOSTFACE_SAFE_MODE`` asks to start without folder and entry-point plugins."""
+    return os.environ.get(SAFE_MODE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def create_event_bus(
+    settings: Settings,
+    *,
+    plugins: bool = True,
+    history: Any = True,
+    folder: Path | None = None,
+    extra_builtins: Sequence[object] = (),
+    context: BusContext | None = None,
+    background: bool = False,
+    on_ready: Callable[[EventBus], None] | None = None,
+) -> EventBus:
+    """The event bus as GhostFace runs it, for the app and the command line alike; started.
+
+    Built-ins, the user's plugins folder and the ``ghostface.plugins`` entry points are discovered
+    (folder and entry-point plugins each in a process of its own when ``settings.plugins.isolate``),
+    loaded with the user's settings, and joined by the history recorder, which writes every event
+    into the history database.
+
+    Args:
+        settings: the whole settings (plugins, events).
+        plugins: False for safe mode (``--no-plugins``, or ``GHOSTFACE_SAFE_MODE=1``): no folder or
+            entry-point plugin is imported at all; the built-ins and the history still run.
+        history: True for the default history file, a :class:`core.history.History`, or False for none.
+        folder: the plugins folder; default :func:`core.paths.plugins_dir`.
+        extra_builtins: built-ins that live outside ``core`` (the app's desktop notification).
+        context: what the plugins' contexts are made from.
+        background: find the folder and entry-point plugins on a thread of their own and add them to
+            the bus when they are loaded (the app: no plugin import can delay the first frame); the
+            built-ins and the history start at once.
+        on_ready: called (on the discovery thread when ``background``) once every plugin is on the bus.
+    """
+    from core import plugins as registry
+
+    ps = settings.plugins
+    external = plugins and not safe_mode_requested()
+    if not external:
+        log.warning("safe mode: folder and installed plugins are not loaded")
+    found = registry.discover_plugins(
+        folder,
+        extra_builtins=extra_builtins,
+        external=external and not background,
+        isolate=ps.isolate,
+        timeout_s=ps.load_timeout_s,
+    )
+    # In the background case the user's plugin names are checked once everything is found.
+    loaded = registry.load_plugins(found, ps, warn_unknown=not background)
+    recorder = _history_recorder(settings, history)
+    if recorder is not None:
+        loaded.append(recorder)
+    bus = EventBus(loaded, ps.queue_size, ps.max_failures, ps.drain_s)
+    bus.discovered = tuple(found)
+    bus.start(context)
+    if not (background and external):
+        if on_ready is not None:
+            on_ready(bus)
+        return bus
+
+    def discover_rest() -> None:
+        try:
+            more = registry.discover_plugins(
+                folder, builtins=False, isolate=ps.isolate, timeout_s=ps.load_timeout_s
+            )
+            everything = registry.remember_discovery([*found, *more])
+            registry.warn_unknown_names(everything, ps)
+            later = [d for d in everything[len(found) :]]
+            bus.add(registry.load_plugins(later, ps, warn_unknown=False))
+            bus.discovered = tuple(everything)
+        except Exception:  # noqa: BLE001 - the app runs on without external plugins
+            log.exception("plugins could not be discovered")
+        if on_ready is not None:
+            on_ready(bus)
+
+    threading.Thread(target=discover_rest, name="plugin-discovery", daemon=True).start()
+    return bus
+
+
+def _history_recorder(settings: Settings, history: Any) -> LoadedPlugin | None:
+    if history is False or history is None:
+        return None
+    from core.history import History
+
+    ev = settings.events
+    try:
+        store = History() if history is True else history
+        return store.recorder(ev.history_max_days, ev.history_max_mb)
+    except Exception as exc:  # noqa: BLE001 - recognition and the plugins run without a history
+        log.warning("the history cannot be recorded: %s", exc)
+        return None
+
+
+def plugin_report(bus: EventBus | None, discovered: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """Every plugin found, with its state and last error, as JSON-ready dicts (``plugins list``,
+    ``--json``); secret settings are masked.
+
+    Args:
+        bus: the running (or stopped) bus, or None when only discovery ran.
+        discovered: discovery results; default ``bus.discovered``.
+    """
+    from core.plugins import settings_schema
+
+    found = list(discovered) or list(bus.discovered if bus is not None else ())
+    on_bus = {s.name: s for s in bus.status()} if bus is not None else {}
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for item in found:
+        status = on_bus.get(item.name) if item.ok else None
+        row: dict[str, Any] = {
+            "name": item.name,
+            "origin": item.origin,
+            "location": item.location,
+            "isolated": item.isolated,
+            "state": item.state,
+            "enabled": False,
+            "last_error": item.error or "",
+        }
+        if status is not None:
+            seen.add(item.name)
+            row.update(_status_row(status))
+            schema = settings_schema(item.plugin) if item.plugin is not None else {}
+            current = dict(bus.current_settings(item.name)) if bus is not None else {}
+            row["settings"] = {
+                k: ("***" if schema.get(k) is not None and schema[k].secret and v else v)
+                for k, v in current.items()
+            }
+        rows.append(row)
+    for name, status in on_bus.items():
+        if name not in seen and not any(r["name"] == name for r in rows):
+            row = {"name": name, "location": "", "settings": {}}
+            row.update(_status_row(status))
+            rows.append(row)
+    return rows
+
+
+def _status_row(status: PluginStatus) -> dict[str, Any]:
+    if status.abandoned:
+        state = "abandoned"
+    elif status.state in (PluginState.DISABLED, PluginState.FAILED):
+        state = str(status.state)
+    else:
+        state = "ok" if status.enabled else "off"
+    return {
+        "origin": status.origin,
+        "isolated": status.isolated,
+        "state": state,
+        "enabled": status.enabled,
+        "last_error": status.last_error,
+        "calls": status.calls,
+        "failures": status.failures,
+        "dropped": status.dropped,
+        "abandoned": status.abandoned,
+        "problems": list(status.problems),
+    }

@@ -104,9 +104,7 @@ class StageTimings:
 
     @property
     def total_ms(self) -> float:
-        return (
-            self.decode_ms + self.detect_ms + self.align_ms + self.embed_ms + self.match_ms + self.track_ms
-        )
+        return self.decode_ms + self.detect_ms + self.align_ms + self.embed_ms + self.match_ms + self.track_ms
 
     def as_dict(self) -> dict[str, float]:
         return {
