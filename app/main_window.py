@@ -288,9 +288,7 @@ class MainWindow(QMainWindow):
     # -- building ---------------------------------------------------------------------------------
     def _make_event_bus(self, settings: Settings) -> Any:
         try:
-            from core.events import EventBus
-            from core.history import History
-            from core.plugins import discover_plugins, load_plugins
+            from core.events import create_event_bus
 
             extra: list[object] = []
             try:
@@ -304,12 +302,9 @@ class MainWindow(QMainWindow):
                 extra.append(notifier)
             except Exception as exc:  # noqa: BLE001 - no notifications is not a reason to stop
                 log.warning("desktop notifications unavailable: %s", exc)
-            plugins = load_plugins(discover_plugins(extra_builtins=extra), settings.plugins)
-            ev = settings.events
-            plugins.append(History().recorder(ev.history_max_days, ev.history_max_mb))
-            bus = EventBus(plugins, settings.plugins.queue_size, settings.plugins.max_failures)
-            bus.start()
-            return bus
+            # The same assembly as `ghostface run --plugins`; folder and installed plugins are found
+            # on a thread of their own (each imported in its own process), so none delays the window.
+            return create_event_bus(settings, extra_builtins=extra, background=True)
         except Exception as exc:  # noqa: BLE001 - recognition works without plugins
             log.warning("plugins are not available: %s", exc)
             self._errors.append(f"Plugins are not available: {exc}")

@@ -187,7 +187,7 @@ class PluginsDialog(QDialog):
         for item in self.broken:
             self._set_row(row, item.name, item.origin, checkable=False, key=None)
             status_item = self.table.item(row, 3)
-            status_item.setText(f"broken: {item.error}")
+            status_item.setText(f"{item.state}: {item.error}")
             status_item.setToolTip(item.details or item.location)
             row += 1
         self.table.blockSignals(False)

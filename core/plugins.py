@@ -512,7 +512,7 @@ def _import_file(stem: str, file: Path) -> ModuleType:
 
 def _refused(name: str, origin: str, location: str, reason: str) -> DiscoveredPlugin:
     log.warning("plugin %r (%s) refused: %s", name, location, reason)
-    return DiscoveredPlugin(name, origin, None, f"refused: {reason}", location, refused=True)
+    return DiscoveredPlugin(name, origin, None, reason, location, refused=True)
 
 
 def _folder_specs(folder: Path) -> tuple[list[DiscoveredPlugin], list[tuple[str, Path, str]]]:
