@@ -48,6 +48,8 @@ def status_text(status: PluginStatus) -> str:
     """One line a user understands: "ok", "failed: ...", "disabled after 5 failures: ..."."""
     if status.abandoned:
         return "not responding (left behind at stop)"
+    if status.stuck:
+        return f"busy: in {status.busy_hook} for {status.busy_s:.0f} s ({status.dropped} events dropped)"
     if status.state is PluginState.DISABLED:
         if status.last_error.startswith("on_start"):
             return f"could not start: {status.last_error}"

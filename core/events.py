@@ -420,6 +420,8 @@ class PluginStatus:
         abandoned: it did not stop in time and its thread was left behind (its process killed).
         isolated: it runs in a process of its own.
         problems: what was wrong with the user's settings for it.
+        busy_hook: the hook it is in now, or "".
+        busy_s: seconds it has been in that hook (a stuck plugin shows here, not as "ok").
     """
 
     name: str
@@ -435,6 +437,17 @@ class PluginStatus:
     abandoned: bool = False
     isolated: bool = False
     problems: tuple[str, ...] = ()
+    busy_hook: str = ""
+    busy_s: float = 0.0
+
+    @property
+    def stuck(self) -> bool:
+        """In one call for longer than :data:`STUCK_AFTER_S`."""
+        return self.busy_s >= STUCK_AFTER_S
+
+
+# A call this long is reported as "busy" (dialog, plugins list) instead of "ok".
+STUCK_AFTER_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,6 +511,7 @@ class _Worker:
         self.thread: threading.Thread | None = None
         self.settings = plugin.settings
         self.loop: asyncio.AbstractEventLoop | None = None  # for async hooks, made on first use
+        self.busy: tuple[str, float] | None = None  # (hook, monotonic start) while in a call
 
     # -- state, read from any thread
     def status(self) -> PluginStatus:
@@ -516,6 +530,8 @@ class _Worker:
                 abandoned=self.abandoned,
                 isolated=hasattr(self.plugin.plugin, "terminate"),
                 problems=self.plugin.problems,
+                busy_hook=self.busy[0] if self.busy else "",
+                busy_s=time.monotonic() - self.busy[1] if self.busy else 0.0,
             )
 
     @property
@@ -598,6 +614,7 @@ class _Worker:
         fn = getattr(self.plugin.plugin, hook, None)
         if not callable(fn):
             return True
+        self.busy = (hook, time.monotonic())
         try:
             result = fn(*args)
             if inspect.isawaitable(result):
@@ -607,8 +624,10 @@ class _Worker:
                     self.loop = asyncio.new_event_loop()
                 self.loop.run_until_complete(result)
         except (Exception, SystemExit) as exc:  # SystemExit: a plugin must not end the app's thread
+            self.busy = None
             self._failed(hook, exc)
             return False
+        self.busy = None
         changed = False
         with self.lock:
             if hook == "on_event":
@@ -1089,6 +1108,8 @@ def plugin_report(bus: EventBus | None, discovered: Sequence[Any] = ()) -> list[
 def _status_row(status: PluginStatus) -> dict[str, Any]:
     if status.abandoned:
         state = "abandoned"
+    elif status.stuck:
+        state = "busy"
     elif status.state in (PluginState.DISABLED, PluginState.FAILED):
         state = str(status.state)
     else:
@@ -1104,4 +1125,5 @@ def _status_row(status: PluginStatus) -> dict[str, Any]:
         "dropped": status.dropped,
         "abandoned": status.abandoned,
         "problems": list(status.problems),
+        "busy": f"{status.busy_hook} for {status.busy_s:.0f} s" if status.stuck else "",
     }
