@@ -625,6 +625,8 @@ class _Worker:
                 self.loop.run_until_complete(result)
         except (Exception, SystemExit) as exc:  # SystemExit: a plugin must not end the app's thread
             self.busy = None
+            if self.abandoned:  # killed by stop(): its status already says why
+                return False
             self._failed(hook, exc)
             return False
         self.busy = None

@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import Any
 
 from core.plugins import HOOKS, PluginContext, Setting, resolve_settings, settings_schema
-from core.types import EVENT_API_VERSION, EventKind, RecognitionEvent
+from core.types import EVENT_API_VERSION, EventKind, RecognitionEvent, parse_kind
 
 __all__ = [
     "API_VERSION",
@@ -57,7 +57,7 @@ def make_event(
     """
     from core.events import make_test_event
 
-    kind = EventKind(kind) if not isinstance(kind, EventKind) else kind
+    kind = parse_kind(kind)
     base = make_test_event()
     if kind is EventKind.UNKNOWN and person == "Test Person":
         person = None

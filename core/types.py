@@ -20,6 +20,7 @@ __all__ = [
     "RecognitionEvent",
     "StageTimings",
     "EVENT_API_VERSION",
+    "parse_kind",
 ]
 
 # Bumped whenever RecognitionEvent or the plugin API changes; a plugin declares the version it needs
@@ -126,6 +127,21 @@ class EventKind(enum.StrEnum):
     LEFT = "left"
 
 
+def parse_kind(value: EventKind | str) -> EventKind:
+    """The :class:`EventKind` named ``value``.
+
+    Raises:
+        ValueError: not a kind (``"recognised"`` included), with the known kinds in the message.
+    """
+    if isinstance(value, EventKind):
+        return value
+    try:
+        return EventKind(value)
+    except ValueError:
+        known = ", ".join(k.value for k in EventKind)
+        raise ValueError(f"unknown event kind {value!r}; known kinds: {known}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class RecognitionEvent:
     """The only thing a plugin sees. Events come from tracks, not from frames.
@@ -181,11 +197,7 @@ class RecognitionEvent:
         # A plain string is accepted when it is a known kind; a misspelling ("recognised") fails here,
         # where the author made it, instead of never matching anything later.
         if not isinstance(self.kind, EventKind):
-            try:
-                object.__setattr__(self, "kind", EventKind(self.kind))
-            except ValueError:
-                known = ", ".join(k.value for k in EventKind)
-                raise ValueError(f"unknown event kind {self.kind!r}; known kinds: {known}") from None
+            object.__setattr__(self, "kind", parse_kind(self.kind))
 
     def to_dict(self, *, with_thumbnail: bool = False) -> dict[str, object]:
         """A JSON-ready dict (the ``ghostface run --events`` line format)."""

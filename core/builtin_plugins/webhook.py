@@ -158,7 +158,7 @@ class Webhook:
             try:
                 # The socket timeout bounds each wait for data; the loop bounds the whole answer.
                 with urllib.request.urlopen(request, timeout=remaining) as response:
-                    while response.read(65536):
+                    while response.read1(65536):
                         if time.monotonic() > deadline:
                             raise TimeoutError(f"the answer took longer than {self._timeout:g} s")
                 self.sent += 1

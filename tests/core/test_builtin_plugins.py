@@ -286,7 +286,10 @@ def test_webhook_posts_then_gives_up_cleanly_when_the_server_is_gone(server: Thr
     bus = EventBus(
         [
             LoadedPlugin(
-                "webhook", "built-in", hook, {**plugin_defaults(Webhook), "url": url, "retries": 2, "backoff_s": 0.05}
+                "webhook",
+                "built-in",
+                hook,
+                {**plugin_defaults(Webhook), "url": url, "retries": 2, "backoff_s": 0.05},
             )
         ],
         max_failures=3,
@@ -317,7 +320,13 @@ def test_webhook_posts_then_gives_up_cleanly_when_the_server_is_gone(server: Thr
 def test_webhook_does_not_retry_a_client_error_and_can_send_thumbnails(server: ThreadingHTTPServer) -> None:
     url = f"http://127.0.0.1:{server.server_port}/"
     hook = Webhook()
-    settings = {**plugin_defaults(Webhook), "url": url, "backoff_s": 0.01, "include_thumbnail": True, "kinds": "left"}
+    settings = {
+        **plugin_defaults(Webhook),
+        "url": url,
+        "backoff_s": 0.01,
+        "include_thumbnail": True,
+        "kinds": "left",
+    }
     server.answers.append(404)  # type: ignore[attr-defined]
     bus = run_plugin(
         hook,
