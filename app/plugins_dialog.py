@@ -124,7 +124,7 @@ class PluginsDialog(QDialog):
         self.apply_button = QPushButton("Apply settings")
         self.apply_button.setToolTip("Restart the plugin with these settings and save them")
         self.test_button = QPushButton("Send test event")
-        self.test_button.setToolTip("Hand this plugin a made-up 'recognised' event to check that it works")
+        self.test_button.setToolTip("Hand this plugin a made-up 'recognized' event to check that it works")
         self.message_label = QLabel()
         self.message_label.setWordWrap(True)
         box_buttons = QHBoxLayout()
