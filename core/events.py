@@ -43,8 +43,11 @@ from core.types import EventKind, Face, RecognitionEvent
 __all__ = [
     "BusContext",
     "EventBus",
+    "PluginTestResult",
     "create_event_bus",
+    "list_plugins",
     "plugin_report",
+    "test_plugin",
     "EventEmitter",
     "PluginContext",
     "PluginState",
@@ -1088,6 +1091,11 @@ def plugin_report(bus: EventBus | None, discovered: Sequence[Any] = ()) -> list[
             "state": item.state,
             "enabled": False,
             "last_error": item.error or "",
+            "calls": 0,
+            "failures": 0,
+            "dropped": 0,
+            "problems": [],
+            "settings": {},
         }
         if status is not None:
             seen.add(item.name)
@@ -1129,3 +1137,113 @@ def _status_row(status: PluginStatus) -> dict[str, Any]:
         "problems": list(status.problems),
         "busy": f"{status.busy_hook} for {status.busy_s:.0f} s" if status.stuck else "",
     }
+
+
+def list_plugins(
+    settings: Settings, *, folder: Path | None = None, plugins: bool = True
+) -> list[dict[str, Any]]:
+    """Every plugin found, as ``ghostface plugins list`` shows it, without starting any.
+
+    Each is imported as the app would import it (in its own process when ``plugins.isolate``), its
+    settings checked against the user's; no hook is called, so listing has no side effect.
+    """
+    from core import plugins as registry
+
+    ps = settings.plugins
+    found = registry.discover_plugins(
+        folder,
+        external=plugins and not safe_mode_requested(),
+        isolate=ps.isolate,
+        timeout_s=ps.load_timeout_s,
+    )
+    loaded = registry.load_plugins(found, ps)
+    bus = EventBus(loaded, ps.queue_size, ps.max_failures, ps.drain_s)
+    bus.discovered = tuple(found)
+    try:
+        return plugin_report(bus)
+    finally:
+        for item in loaded:
+            suspend = getattr(item.plugin, "suspend", None)
+            if callable(suspend):  # nothing runs after a listing
+                suspend()
+
+
+@dataclass(frozen=True, slots=True)
+class PluginTestResult:
+    """What ``ghostface plugins test NAME`` found out.
+
+    Attributes:
+        name: the plugin.
+        ok: its ``on_start``, ``on_event`` (with a made-up ``recognized`` event) and ``on_stop`` ran
+            without an error within the time limit.
+        state: its state afterwards (see :func:`plugin_report`), or ``missing``.
+        message: one line for the user.
+        seconds: how long the test took.
+        report: its row of :func:`plugin_report`.
+    """
+
+    name: str
+    ok: bool
+    state: str
+    message: str
+    seconds: float
+    report: Mapping[str, Any] = field(default_factory=dict)
+
+
+def test_plugin(
+    settings: Settings,
+    name: str,
+    *,
+    folder: Path | None = None,
+    event: RecognitionEvent | None = None,
+    timeout_s: float = 10.0,
+) -> PluginTestResult:
+    """Hand one plugin one test event, as the Plugins dialog's "Send test event" does, and report.
+
+    The plugin is loaded as the app loads it (its process, its settings), started even when switched
+    off, given the event and stopped; no other plugin is started and nothing is written to the history.
+    """
+    from core import plugins as registry
+
+    ps = settings.plugins
+    start = time.monotonic()
+    found = registry.discover_plugins(folder, isolate=ps.isolate, timeout_s=ps.load_timeout_s)
+    match = [d for d in found if d.name == name]
+    known = ", ".join(sorted(d.name for d in found)) or "none"
+    for item in found:
+        suspend = getattr(item.plugin, "suspend", None)
+        if callable(suspend) and item.name != name:
+            suspend()
+    if not match:
+        return PluginTestResult(name, False, "missing", f"no plugin named {name!r} (found: {known})", 0.0)
+    item = next((d for d in match if d.ok), match[0])
+    if not item.ok:
+        row = plugin_report(None, [item])[0]
+        return PluginTestResult(name, False, item.state, f"{item.state}: {item.error}", 0.0, row)
+    loaded = registry.load_plugins([item], ps, warn_unknown=False)
+    bus = EventBus(loaded, ps.queue_size, ps.max_failures, min(ps.drain_s, timeout_s))
+    bus.discovered = (item,)
+    bus.start()
+    bus.send_test_event(name, event)
+    deadline = start + timeout_s
+    while time.monotonic() < deadline:
+        status = bus.status_of(name)
+        if status.calls or status.state is PluginState.DISABLED:
+            break
+        time.sleep(0.01)
+    bus.stop(timeout=max(0.5, deadline - time.monotonic()))
+    status = bus.status_of(name)
+    row = plugin_report(bus)[0]
+    seconds = time.monotonic() - start
+    if status.calls == 0 and status.state is not PluginState.DISABLED:
+        message = f"no answer within {timeout_s:g} s"
+    elif status.failures:
+        message = f"failed: {status.last_error}"
+    else:
+        message = f"ok: on_event took the test event ({seconds:.2f} s in all)"
+    return PluginTestResult(
+        name, status.calls > 0 and status.failures == 0, row["state"], message, seconds, row
+    )
+
+
+test_plugin.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, whatever its name

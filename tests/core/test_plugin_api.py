@@ -281,6 +281,36 @@ def test_an_author_tests_a_plugin_with_the_public_factories(plugins_dir: Path, t
     }
 
 
+def test_list_and_test_a_plugin_as_the_command_line_does(
+    installed: Path, plugins_dir: Path, tmp_path: Path
+) -> None:
+    from core.events import list_plugins, test_plugin
+
+    write(plugins_dir, "jsonl_log.py", FOLDER_PLUGIN)
+    write(plugins_dir, "typo.py", "def on_evnt(e): pass\n")
+    write(plugins_dir, "raises.py", "def on_event(e):\n    raise RuntimeError('no bell')\n")
+    settings = Settings().replace(
+        plugins={
+            "enabled": {"doorbell": False},
+            "options": {"doorbell": {"log": str(tmp_path / "r.jsonl"), "token": "t0k"}},
+        }
+    )
+    rows = {r["name"]: r for r in list_plugins(settings, folder=plugins_dir)}
+    assert rows["doorbell"]["state"] == "off" and rows["doorbell"]["settings"]["token"] == "***"
+    assert rows["typo"]["state"] == "broken" and rows["jsonl-log"]["isolated"]
+    assert not (tmp_path / "r.jsonl").exists()  # listing calls no hook
+    # The doorbell is switched off, yet its test runs: on_start, the test event, on_stop.
+    result = test_plugin(settings, "doorbell", folder=plugins_dir)
+    assert result.ok and result.message.startswith("ok"), result
+    assert [r.get("person") for r in read_jsonl(tmp_path / "r.jsonl")] == ["Test Person", None]
+    failed = test_plugin(settings, "raises", folder=plugins_dir)
+    assert not failed.ok and failed.message == "failed: on_event: RuntimeError: no bell"
+    assert test_plugin(settings, "typo", folder=plugins_dir).message.startswith(
+        "broken: unknown hook on_evnt"
+    )
+    assert "no plugin named 'dorbell'" in test_plugin(settings, "dorbell", folder=plugins_dir).message
+
+
 def test_a_plugin_needing_a_newer_api_is_refused_with_a_clear_message(plugins_dir: Path) -> None:
     write(plugins_dir, "future.py", f"API_VERSION = {EVENT_API_VERSION + 1}\ndef on_event(e): pass\n")
     (found,) = discover_plugins(plugins_dir, builtins=False, entry_points=False, isolate=True)
