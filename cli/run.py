@@ -25,6 +25,7 @@ from cli._common import (
     settings_from_args,
     sync_gallery,
 )
+from cli.plugins import plugin_lines, plugins_summary, user_settings
 from core._image import IMAGE_SUFFIXES
 from core.capture import open_source
 from core.pipeline import Pipeline
@@ -49,6 +50,15 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--margin", type=float, help="top-1/top-2 margin (default 0.05)")
     parser.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N frames")
+    parser.add_argument(
+        "--plugins",
+        action="store_true",
+        help="fire the plugins as the app does (built-ins, the plugins folder, installed ones, with the "
+        "user's plugin settings) and record the history; --json lists every plugin with its state",
+    )
+    parser.add_argument(
+        "--source-label", metavar="TEXT", help='a name for the source in every event ("Front door")'
+    )
     add_models(parser)
     add_common(parser)
     parser.set_defaults(func=run)
@@ -79,6 +89,11 @@ def _is_video(path: Path) -> bool:
 def run(args: argparse.Namespace) -> int:
     """Recognise every frame of ``--source`` against ``--gallery``; events and video as asked."""
     settings = settings_from_args(args)
+    if args.plugins and not args.settings:
+        # The station's own plugin switches and settings, as the app would use them.
+        settings = settings.replace(plugins=user_settings(args).plugins)
+    if args.source_label is not None:
+        settings = settings.replace(events={"source_label": args.source_label})
     if Path(args.source).expanduser().exists() and not _is_video(Path(args.source)):
         # Each image of a folder is its own scene: one decision names a face, and an unknown face is
         # reported at once (there is no track to vote over or wait on).
@@ -91,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     frames = 0
     start = time.perf_counter()
     interrupted = False
+    bus = None
+    plugin_rows: list[dict[str, Any]] | None = None
     try:
         pipeline = Pipeline(settings, source=str(args.source))
         gallery = open_gallery(args, settings, pipeline.detector, pipeline.embedder)
@@ -102,7 +119,15 @@ def run(args: argparse.Namespace) -> int:
             Path(args.events).parent.mkdir(parents=True, exist_ok=True)
             events_file = open(args.events, "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
 
+        if args.plugins:
+            from core.events import create_event_bus
+
+            # The one assembly the app uses too: same discovery, isolation and history recorder.
+            bus = create_event_bus(settings)
+
         def write_events(result_events: Sequence[Any]) -> None:
+            if bus is not None:
+                bus.publish_many(result_events)
             for event in result_events:
                 kinds[str(event.kind)] += 1
                 if event.person and str(event.kind) == "recognized":
@@ -140,6 +165,11 @@ def run(args: argparse.Namespace) -> int:
             writer.release()
         if events_file is not None:
             events_file.close()
+        if bus is not None:
+            from core.events import plugin_report
+
+            bus.stop()  # drains within plugins.drain_s; what is left counts as dropped
+            plugin_rows = plugin_report(bus)
     seconds = time.perf_counter() - start
     summary = {
         "frames": frames,
@@ -149,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
         "recognized": sorted(recognised),
         "gallery": gallery_info,
         "events_file": args.events,
+        **({"plugins": plugins_summary(plugin_rows)} if plugin_rows is not None else {}),
         "output": args.output,
         "interrupted": interrupted,
     }
@@ -157,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
         f"recognised: {', '.join(sorted(recognised)) or 'nobody'}",
         f"events: {', '.join(f'{k} {v}' for k, v in sorted(kinds.items())) or 'none'}",
     ]
+    if plugin_rows is not None:
+        human += ["plugins:", *plugin_lines(plugin_rows)]
     if args.events:
         human.append(f"events written to {args.events}")
     if args.output:
