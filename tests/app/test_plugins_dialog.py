@@ -1,0 +1,41 @@
+"""The Plugins dialog shows refused and broken plugins with the reason, and treats secrets as secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QLineEdit
+
+from app.plugins_dialog import PluginsDialog
+from core.events import create_event_bus
+from core.settings import PluginSettings, Settings
+
+
+def test_refused_and_broken_plugins_are_listed_with_the_reason(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "plugins"
+    folder.mkdir(mode=0o700)
+    shared = folder / "shared.py"
+    shared.write_text("def on_event(e): pass\n")
+    shared.chmod(0o666)
+    (folder / "typo.py").write_text("def on_evnt(e): pass\n")
+    bus = create_event_bus(Settings(), folder=folder, history=False)
+    try:
+        dialog = PluginsDialog(bus, settings=PluginSettings(), discovered=bus.discovered)
+        qtbot.addWidget(dialog)
+        assert (
+            dialog.status_of("shared")
+            == f"refused: {shared} is writable by group and others (fix: chmod go-w {shared})"
+        )
+        assert dialog.status_of("typo").startswith("broken: unknown hook on_evnt")
+        # The webhook's URL (a token, often) is a secret: typed as a password, never shown.
+        dialog.select("webhook")
+        editor = dialog.findChild(QLineEdit, "setting-url")
+        assert editor is not None and editor.echoMode() is QLineEdit.EchoMode.Password
+        assert editor.toolTip() == "http(s) URL to POST each event to; empty sends nothing"
+        # A bad value is refused in the dialog, not saved.
+        timeout = dialog._editors["timeout_s"]
+        timeout.setValue(0.0)  # type: ignore[attr-defined]
+        dialog.apply_settings()
+        assert "timeout_s" in dialog.message_label.text() and "at least 0.1" in dialog.message_label.text()
+    finally:
+        bus.stop()
