@@ -17,6 +17,7 @@ history recorder, isolation, safe mode), for the app and the command line alike.
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import inspect
 import itertools
@@ -702,6 +703,7 @@ class EventBus:
         # Replaced, never mutated, when plugins are added: publish() iterates a dict nobody changes.
         self._workers = {p.name: _Worker(self, p, queue_size, max_failures) for p in plugins}
         self.discovered: tuple[Any, ...] = ()  # what discovery found, broken and refused included
+        self._late: collections.deque[RecognitionEvent] | None = None  # see hold_for_late_plugins
         self._listeners: dict[int, Callable[[PluginStatus], None]] = {}
         self._listener_ids = itertools.count()
         self._lock = threading.Lock()
@@ -736,8 +738,17 @@ class EventBus:
             if worker.enabled:
                 worker.launch(self._plugin_context(worker))
 
+    def hold_for_late_plugins(self) -> None:
+        """Keep the events published from now on (up to ``queue_size``) until :meth:`add`, which hands
+        them to the plugins it adds first: a plugin found in the background misses nothing it could
+        have queued."""
+        with self._lock:
+            self._late = collections.deque(maxlen=self._queue_size)
+
     def add(self, plugins: Sequence[LoadedPlugin]) -> None:
         """Add plugins (discovered later, off the GUI thread); started at once when the bus runs.
+
+        Events kept since :meth:`hold_for_late_plugins` are queued for them first, in order.
 
         Raises:
             ValueError: a name is already on the bus.
@@ -747,6 +758,12 @@ class EventBus:
             if taken:
                 raise ValueError(f"plugin names must be unique; already on the bus: {', '.join(taken)}")
             added = {p.name: _Worker(self, p, self._queue_size, self._max_failures) for p in plugins}
+            # Queued before the new workers are visible to publish(), so that the order holds.
+            for event in self._late or ():
+                for worker in added.values():
+                    if worker.accepting:
+                        worker.offer(event)
+            self._late = None
             self._workers = {**self._workers, **added}
             running = self._running
         if running:
@@ -760,7 +777,13 @@ class EventBus:
         """Queue the event for every enabled plugin; never blocks. Full queues drop it (counted)."""
         if not self._running:
             return
-        for worker in self._workers.values():
+        workers = self._workers
+        if self._late is not None:  # only while plugins are still being found
+            with self._lock:
+                if self._late is not None:
+                    self._late.append(event)
+                workers = self._workers
+        for worker in workers.values():
             if worker.accepting:
                 worker.offer(event)
 
@@ -1028,6 +1051,8 @@ def create_event_bus(
         loaded.append(recorder)
     bus = EventBus(loaded, ps.queue_size, ps.max_failures, ps.drain_s)
     bus.discovered = tuple(found)
+    if background and external:
+        bus.hold_for_late_plugins()
     bus.start(context)
     if not (background and external):
         if on_ready is not None:
@@ -1046,6 +1071,7 @@ def create_event_bus(
             bus.discovered = tuple(everything)
         except Exception:  # noqa: BLE001 - the app runs on without external plugins
             log.exception("plugins could not be discovered")
+            bus.add([])  # stop holding events
         if on_ready is not None:
             on_ready(bus)
 

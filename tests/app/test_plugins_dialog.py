@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QLineEdit
 from app.plugins_dialog import PluginsDialog
 from core.events import create_event_bus
 from core.settings import PluginSettings, Settings
+from tests.app._fixtures import hamilton_gallery  # noqa: F401 - fixture
 
 
 def test_refused_and_broken_plugins_are_listed_with_the_reason(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -64,3 +65,64 @@ def test_the_window_opens_although_a_plugin_ends_its_process_on_import(qtbot) ->
     assert dialog.status_of("killer").startswith("broken: crashed while loading")
     dialog.close()
     window.close()
+
+
+def test_the_app_and_ghostface_run_give_plugins_the_same_visits(
+    qtbot,
+    hamilton_clip,
+    hamilton_gallery,  # noqa: F811 - the fixture
+    tmp_path,
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 15: the app and `ghostface run --plugins` fire a folder plugin with the same events."""
+    from app.main_window import MainWindow
+    from cli.main import main
+    from core.paths import plugins_dir
+    from tests.core._plugin_kit import FOLDER_PLUGIN, read_jsonl, write
+
+    write(plugins_dir(), "jsonl_log.py", FOLDER_PLUGIN)
+    app_log, cli_log = tmp_path / "app.jsonl", tmp_path / "cli.jsonl"
+    settings = Settings().replace(
+        camera={"source": str(hamilton_clip), "loop_video": False},
+        gallery_dir=str(hamilton_gallery),
+        plugins={"options": {"jsonl-log": {"path": str(app_log)}}},
+    )
+    window = MainWindow(settings, system_trash=False, autostart=True)
+    qtbot.addWidget(window)
+    window.controller.realtime = False  # every frame, as fast as it goes (as `ghostface run` does)
+    window.show()
+    qtbot.waitUntil(lambda: window.events_panel.row_count() > 0, timeout=120_000)
+    qtbot.waitUntil(lambda: not window.controller.is_running(), timeout=120_000)
+    window.close()  # stops the bus: the plugin's on_stop closes its file
+    from_app = read_jsonl(app_log)
+    assert from_app and from_app[-1] == {"stopped": True}
+
+    settings_file = tmp_path / "settings.json"
+    settings_file.write_text(
+        Settings().replace(plugins={"options": {"jsonl-log": {"path": str(cli_log)}}}).model_dump_json()
+    )
+    code = main(
+        [
+            "run",
+            "--source",
+            str(hamilton_clip),
+            "--gallery",
+            str(hamilton_gallery),
+            "--plugins",
+            "--settings",
+            str(settings_file),
+        ]
+    )
+    assert code == 0
+    from_cli = read_jsonl(cli_log)
+
+    def visits(rows: list[dict]) -> list[tuple[str, str]]:
+        return sorted(
+            (str(r["kind"]), str(r["person"])) for r in rows if r.get("kind") in ("recognized", "left")
+        )
+
+    assert visits(from_app) == visits(from_cli)
+    assert ("recognized", "Lin-Manuel Miranda") in visits(from_app)
+    for rows in (from_app, from_cli):  # each visit's recognized and left share their visit id
+        for person in {r["person"] for r in rows if r.get("kind") == "left"}:
+            ids = {(r["kind"], r["visit_id"]) for r in rows if r.get("person") == person}
+            assert len({v for _, v in ids}) == 1, (person, ids)

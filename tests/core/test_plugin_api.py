@@ -470,8 +470,10 @@ def test_background_discovery_does_not_wait_for_a_slow_import(plugins_dir: Path)
     )
     assert time.monotonic() - t < 2.5  # the built-ins run at once; the folder joins later
     assert "slow_import" not in bus.names
+    bus.publish(ghostface_api.make_event())  # before the plugin is loaded: kept for it
     assert ready.wait(20.0)
     assert "slow_import" in bus.names and bus.status_of("slow_import").running
+    wait_until(lambda: bus.status_of("slow_import").calls == 1)
     assert any(d.name == "slow_import" for d in bus.discovered)
     bus.stop()
 
