@@ -282,6 +282,13 @@ class MainWindow(QMainWindow):
             self.show_warning(
                 "The settings file had problems; defaults were used for them: " + "; ".join(warnings)
             )
+        from core.events import safe_mode_requested
+
+        if safe_mode_requested():
+            self.show_warning(
+                "Safe mode: plugins from the plugins folder and installed packages are not loaded "
+                "(started with --no-plugins or GHOSTFACE_SAFE_MODE)."
+            )
         if autostart:
             QTimer.singleShot(0, self.start)
 

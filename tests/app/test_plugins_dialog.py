@@ -126,3 +126,16 @@ def test_the_app_and_ghostface_run_give_plugins_the_same_visits(
         for person in {r["person"] for r in rows if r.get("kind") == "left"}:
             ids = {(r["kind"], r["visit_id"]) for r in rows if r.get("person") == person}
             assert len({v for _, v in ids}) == 1, (person, ids)
+
+
+def test_safe_mode_says_so_in_the_window(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from app.main_window import create_window
+    from core.paths import plugins_dir
+
+    (plugins_dir() / "mine.py").write_text("def on_event(e): pass\n")
+    monkeypatch.setenv("GHOSTFACE_SAFE_MODE", "1")  # what --no-plugins sets
+    window = create_window(system_trash=False)
+    qtbot.addWidget(window)
+    assert window.banner_label.text().startswith("Safe mode: plugins from the plugins folder")
+    assert window.event_bus is not None and "mine" not in window.event_bus.names
+    window.close()
