@@ -328,6 +328,12 @@ class IsolatedPlugin:
         self._forward("on_event", event)
 
     def on_stop(self) -> None:
+        process = self._process
+        if process is None or not process.alive:
+            # The process that on_start set up is gone (it crashed): there is nothing to stop, and
+            # starting a new one only to stop it would run on_start for nothing.
+            self.suspend()
+            return
         try:
             self._forward("on_stop")
         finally:

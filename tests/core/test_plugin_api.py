@@ -421,8 +421,11 @@ def test_a_plugin_that_ends_its_process_cannot_end_the_app(
     assert status.state is PluginState.OK  # the next event ran in a new process, after a new on_start
     assert crasher.pid not in (None, first_pid)  # type: ignore[attr-defined]
     assert caplog.text.count("started in") == 2  # its log reaches the app's log, from both processes
+    bus.publish(ghostface_api.make_event(person="boom"))  # a crash on the last event
+    wait_until(lambda: bus.status_of("exits_in_hook").failures == 2)
     assert bus.stop() == []
-    assert [r.get("person") for r in read_jsonl(tmp_path / "l.jsonl")] == ["ada", "boom", "bob", None]
+    assert caplog.text.count("started in") == 2  # no new process just to call on_stop
+    assert [r.get("person") for r in read_jsonl(tmp_path / "l.jsonl")] == ["ada", "boom", "bob", "boom", None]
 
 
 def test_a_hung_isolated_plugin_is_killed_at_stop(plugins_dir: Path) -> None:
