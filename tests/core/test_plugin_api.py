@@ -383,6 +383,7 @@ CRASHES = {
         "import os\nstarts = []\n"
         "def on_start(context):\n    starts.append(1)\n    context.logger.info('started in %d', os.getpid())\n"
         "def on_event(event):\n    if event.person == 'boom':\n        os._exit(7)\n"
+        "def on_stop():\n    pass\n"
     ),
 }
 
