@@ -647,6 +647,10 @@ def discover_plugins(
     found: list[DiscoveredPlugin] = []
     found.extend(_discover_builtins(BUILTIN_PLUGINS if builtins else (), extra_builtins))
     where = Path(folder) if folder is not None else paths.plugins_dir()
+    if isolate and os.name != "posix":
+        # The plugin host speaks over POSIX file descriptors; elsewhere plugins run on threads.
+        log.info("plugin isolation is not available on this system: plugins run in the app's process")
+        isolate = False
     if external and isolate:
         found.extend(_discover_isolated(where, entry_points, timeout_s))
     elif external:
