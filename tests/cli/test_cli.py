@@ -188,6 +188,18 @@ def test_bench_reports_both_figures_from_one_run(
     # Tracking embeds fewer faces than the every-frame baseline on the same frames.
     assert summary["embeds_per_frame"] < summary["embeds_per_frame_every_frame"]
     assert summary["match_ms_2k"] > 0
+    # The embedder's cost per face is the every-face embed time over the faces it embedded.
+    per_face = summary["stage_ms_every_frame"]["embed"] / summary["embeds_per_frame_every_frame"]
+    assert summary["embed_ms_per_face"] == pytest.approx(per_face, rel=0.01)
+    assert summary["embedder_runtime"] == "opencv-dnn"
+
+
+def test_bench_runs_ghostfacenetv2_deployed(hamilton_clip: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "--source", str(hamilton_clip), "--frames", "5", "--gallery-size", "0"]
+    assert main([*argv, "--embedder", "ghostfacenetv2", "--json"]) == 0
+    summary = _json_line(capsys.readouterr().out)
+    assert summary["embedder"].startswith("ghostfacenetv2@")
+    assert summary["embedder_runtime"] == "opencv-dnn" and summary["embed_ms_per_face"] > 0
 
 
 _RECORDER_PLUGIN = """
