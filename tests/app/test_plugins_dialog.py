@@ -44,23 +44,20 @@ def test_refused_and_broken_plugins_are_listed_with_the_reason(qtbot, tmp_path: 
 
 def test_the_window_opens_although_a_plugin_ends_its_process_on_import(qtbot) -> None:  # type: ignore[no-untyped-def]
     """Issue 12: os._exit(9) in a plugin module used to end every start of the app within 0.3 s."""
-    import time
-
     from app.main_window import create_window
     from core.paths import plugins_dir
 
     (plugins_dir() / "killer.py").write_text("import os\nos._exit(9)\n")
-    (plugins_dir() / "slow.py").write_text("import time\ntime.sleep(3)\ndef on_event(e): pass\n")
-    t = time.monotonic()
+    (plugins_dir() / "slow.py").write_text("import time\ntime.sleep(6)\ndef on_event(e): pass\n")
     window = create_window(system_trash=False)
     qtbot.addWidget(window)
-    assert time.monotonic() - t < 3.0  # the slow import does not hold the window up
     bus = window.event_bus
     assert bus is not None
+    assert "slow" not in bus.names  # the window is there while the slow import still runs
     qtbot.waitUntil(lambda: any(d.name == "killer" for d in bus.discovered), timeout=20000)
     killer = next(d for d in bus.discovered if d.name == "killer")
     assert killer.error == "crashed while loading: its process exited with code 9"
-    qtbot.waitUntil(lambda: "slow" in bus.names, timeout=20000)
+    qtbot.waitUntil(lambda: "slow" in bus.names, timeout=30000)
     dialog = window.open_plugins()
     assert dialog.status_of("killer").startswith("broken: crashed while loading")
     dialog.close()

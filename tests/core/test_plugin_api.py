@@ -344,7 +344,7 @@ def test_stop_calls_on_stop_and_counts_what_the_drain_time_did_not_deliver() -> 
     bus.publish_many(sent)
     t = time.monotonic()
     assert bus.stop() == []  # the bus's own drain time (a setting: plugins.drain_s)
-    assert time.monotonic() - t < 0.5 + 1.0
+    assert time.monotonic() - t < 0.5 + 2.0  # the drain time, then on_stop after the running call
     status = bus.status_of("slow")
     assert slow.stopped.is_set()  # on_stop came, after the call that was running
     assert 1 <= len(slow.seen) < 20
@@ -466,13 +466,13 @@ def test_safe_mode_imports_no_folder_or_installed_plugin(
 
 
 def test_background_discovery_does_not_wait_for_a_slow_import(plugins_dir: Path) -> None:
-    write(plugins_dir, "slow_import.py", "import time\ntime.sleep(3)\ndef on_event(e): pass\n")
+    write(plugins_dir, "slow_import.py", "import time\ntime.sleep(5)\ndef on_event(e): pass\n")
     ready = threading.Event()
     t = time.monotonic()
     bus = create_event_bus(
         Settings(), folder=plugins_dir, history=False, background=True, on_ready=lambda b: ready.set()
     )
-    assert time.monotonic() - t < 2.5  # the built-ins run at once; the folder joins later
+    assert time.monotonic() - t < 4.5  # the built-ins run at once; the folder joins later
     assert "slow_import" not in bus.names
     bus.publish(ghostface_api.make_event())  # before the plugin is loaded: kept for it
     assert ready.wait(20.0)
@@ -589,7 +589,7 @@ def test_webhook_timeout_is_a_deadline_and_its_url_secrets_never_show(
     t = time.monotonic()
     bus.publish(ghostface_api.make_event())
     wait_until(lambda: bus.status_of("webhook").failures == 1, timeout=10.0)
-    assert time.monotonic() - t < 1.0 + 1.0  # one deadline for every attempt, not 1 s per read
+    assert time.monotonic() - t < 1.0 + 2.0  # one deadline for every attempt, not 1 s per read
     error = bus.status_of("webhook").last_error
     assert "took longer than 1 s" in error
     shown = redact_url(url)
