@@ -765,7 +765,12 @@ class EventBus:
                         worker.offer(event)
             self._late = None
             self._workers = {**self._workers, **added}
-            running = self._running
+            running, stopped = self._running, self._stopped
+        if stopped:  # found after the app stopped the bus: end their processes, nothing will run
+            for worker in added.values():
+                suspend = getattr(worker.plugin.plugin, "suspend", None)
+                if callable(suspend):
+                    suspend()
         if running:
             for worker in added.values():
                 if worker.enabled:
@@ -1066,7 +1071,7 @@ def create_event_bus(
             )
             everything = registry.remember_discovery([*found, *more])
             registry.warn_unknown_names(everything, ps)
-            later = [d for d in everything[len(found) :]]
+            later = list(everything[len(found) :])
             bus.add(registry.load_plugins(later, ps, warn_unknown=False))
             bus.discovered = tuple(everything)
         except Exception:  # noqa: BLE001 - the app runs on without external plugins
