@@ -372,9 +372,19 @@ class EventEmitter:
     ) -> RecognitionEvent:
         p.reported_similarity = p.similarity
         p.reported_area = max(0.0, p.box[2] - p.box[0]) * max(0.0, p.box[3] - p.box[1])
+        return self._presence_event(kind, person, p, now, frame_jpeg)
+
+    def _left(self, person: str, p: _Presence) -> RecognitionEvent:
+        # Dated by the last sighting: the person left then, not when the absence was noticed.
+        return self._presence_event(EventKind.LEFT, person, p, p.last_wall, b"")
+
+    def _presence_event(
+        self, kind: EventKind, person: str, p: _Presence, when: float, frame_jpeg: bytes
+    ) -> RecognitionEvent:
+        """An event of a person's visit, as it stands: one visit id from recognized to left."""
         return RecognitionEvent(
             kind=kind,
-            time=now,
+            time=when,
             source=self._source,
             track_id=p.track_id,
             person=person,
@@ -388,24 +398,6 @@ class EventEmitter:
             duration_s=p.last_seen - p.started,
             source_label=self._label,
             frame_jpeg=frame_jpeg,
-        )
-
-    def _left(self, person: str, p: _Presence) -> RecognitionEvent:
-        return RecognitionEvent(
-            kind=EventKind.LEFT,
-            time=p.last_wall,
-            source=self._source,
-            track_id=p.track_id,
-            person=person,
-            similarity=p.similarity,
-            box=p.box,
-            thumbnail=p.thumbnail,
-            frame_index=p.last_frame,
-            stream_time=p.last_seen,
-            visit_id=p.visit_id,
-            first_seen=p.first_wall,
-            duration_s=p.last_seen - p.started,
-            source_label=self._label,
         )
 
 
