@@ -298,7 +298,7 @@ class MainWindow(QMainWindow):
         return self.trainer_holder.tab
 
     def use_trained_model(self, checkpoint: str) -> None:
-        """ "Use this model": recognise with a trained GhostFaceNetV2 from now on, and save that choice.
+        """Recognise with a trained GhostFaceNetV2 from now on ("Use this model"), and save that choice.
 
         The threshold follows the model (its checkpoint carries the one calibrated on its validation
         pairs; a hand-set one belonged to the previous model). The worker builds the new embedder and
