@@ -16,7 +16,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from core.errors import SourceError
+from core._image import IMAGE_SUFFIXES, read_image
+from core.errors import ImageReadError, SourceError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -32,7 +33,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+# The photo formats, and TIFF: a folder of frames from a camera or a microscope is often TIFF, which
+# OpenCV decodes; the gallery keeps to the common photo formats.
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES | {".tif", ".tiff"}
 
 # A camera that fails this many reads in a row is taken as lost (unplugged, taken by another app).
 DEFAULT_MAX_FAILED_READS = 25
@@ -348,17 +351,11 @@ def _to_bgr(image: np.ndarray) -> np.ndarray:
 
 
 def _read_image(path: Path) -> np.ndarray | None:
-    # imdecode on the raw bytes: cv2.imread cannot open non-ASCII paths on Windows.
+    """The image as ``(H, W, 3) uint8`` BGR, or None when it cannot be read (a folder source skips it)."""
     try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError:
+        return read_image(path)
+    except ImageReadError:
         return None
-    if data.size == 0:
-        return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        return None
-    return image
 
 
 def is_live_source(spec: Any) -> bool:
