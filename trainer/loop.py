@@ -1,5 +1,8 @@
-"""The training loop: ArcFace-family and/or distillation training of GhostFaceNetV2, with callbacks,
-a stop flag checked between batches, per-epoch validation, checkpoints and exact resume."""
+"""The training loop: ArcFace-family and/or distillation training of GhostFaceNetV2.
+
+With callbacks, a stop flag checked between batches, per-epoch validation, checkpoints, exact resume and
+data-parallel runs under torchrun.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from core.embedding import Embedder, create_embedder
 from core.errors import CheckpointError
-from core.ghostfacenet import GhostFaceNetV2, load_backbone, save_backbone
+from core.ghostfacenet import GhostFaceNetV2, load_backbone, save_backbone, to_memory_format
 from trainer.callbacks import Callbacks, EarlyStopping, LogFile, TerminalProgress
 from trainer.checkpoints import capture_rng, load_training_checkpoint, restore_rng, save_training_checkpoint
 from trainer.config import ConfigError, TrainConfig, save_config
@@ -136,8 +139,10 @@ def lr_factor(config: TrainConfig, global_step: int, steps_per_epoch: int, elaps
 
 
 class Schedule:
-    """Sets every parameter group's LR from (global step, training seconds): a pure function of the two,
-    so a resumed run continues with exactly the LR it stopped at."""
+    """Sets every parameter group's LR from (global step, training seconds).
+
+    A pure function of the two, so a resumed run continues with exactly the LR it stopped at.
+    """
 
     def __init__(self, optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int) -> None:
         self.optimizer = optimizer
@@ -166,7 +171,8 @@ def build_optimizer(config: TrainConfig, modules: list[nn.Module]) -> torch.opti
     BatchNorm scales and shifts, PReLU slopes and biases (every parameter of rank <= 1) get no decay,
     unlike the original, which exempted only parameters whose *name* contained "bn" (MODEL_SPEC P5).
     """
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for module in modules:
         for param in module.parameters():
             if param.requires_grad:
@@ -221,6 +227,19 @@ class _EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(range(self.rank, self.n, self.world_size)) - self.skip
+
+
+@dataclass
+class _RunClock:
+    """What the batches of one fit() share: the schedule's shape, the device and the time spent."""
+
+    steps_per_epoch: int
+    device: torch.device
+    budget_s: float | None = None
+    started: float = 0.0
+    elapsed_before: float = 0.0
+    batches: int = 0
+    out_of_time: bool = False
 
 
 class Trainer:
@@ -420,7 +439,7 @@ class Trainer:
             log.info("starting from the weights of %s", cfg.init_backbone)
         self.model = self.model.to(device)
         if cfg.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self.model = to_memory_format(self.model, torch.channels_last)
         modules: list[nn.Module] = [self.model]
         if cfg.uses_margin_loss:
             self.head = make_margin_head(cfg.loss, cfg.embedding_size, samples.num_classes).to(device)
@@ -446,10 +465,9 @@ class Trainer:
 
     @torch.no_grad()
     def _fit_projection(self, samples: Samples, count: int = 1024) -> None:
-        """Fine-tuning: start the projection at the least-squares map of the student's embeddings onto
-        the teacher's, on ``count`` clean crops.
+        """Fine-tuning: start the projection at the least-squares map from student to teacher.
 
-        A random projection would turn the first hundreds of steps into gradients that drag a trained
+        Fitted on ``count`` clean crops. A random projection would turn the first hundreds of steps into gradients that drag a trained
         backbone towards a random target space; the fitted one starts where the checkpoint already is.
         """
         assert self.model is not None and self.projection is not None
@@ -665,6 +683,53 @@ class Trainer:
 
     def _fit(self) -> TrainResult:
         cfg = self.config
+        self._set_up_run()
+        samples = self._prepare_samples()
+        if cfg.uses_teacher:
+            teached = self._prepare_targets(samples)
+            if teached is None:  # stopped while the teacher ran
+                self.state.stopped = True
+                self.run_callbacks("on_train_end")
+                return self._result()
+            samples = teached
+        self._build(samples)
+        assert self.model is not None and self.optimizer is not None
+        if self._initial_state is not None and self.projection is not None and self.resume_path is None:
+            self._fit_projection(samples)
+        dataset = self._dataset(samples)
+        weighted = balanced_sampler(samples, seed=cfg.seed) if cfg.data.balanced_sampler else None
+        sampler = _EpochSampler(
+            len(samples), cfg.seed, weighted, rank=self.dist.rank, world_size=self.dist.world_size
+        )
+        run = _RunClock(steps_per_epoch=self._steps_per_epoch(samples), device=self._device())
+        run.budget_s = cfg.max_minutes * 60.0 if cfg.max_minutes else None
+        self.state.steps_per_epoch = run.steps_per_epoch
+        self.state.total_steps = run.steps_per_epoch * cfg.epochs
+        self.scheduler = Schedule(self.optimizer, cfg, run.steps_per_epoch)
+        start_epoch, start_step = self._resume() if self.resume_path is not None else (0, 0)
+        self.state.epoch = start_epoch
+        self.run_callbacks("on_train_start")
+        run.started, run.elapsed_before = time.monotonic(), self.state.elapsed_s
+        for epoch in range(start_epoch, cfg.epochs):
+            if self.stop:
+                break
+            resumed_mid_epoch = epoch == start_epoch and start_step > 0
+            self.state.epoch, self.state.step = epoch, start_step if epoch == start_epoch else 0
+            sampler.epoch, sampler.skip = epoch, self.state.step * cfg.batch_size
+            # Flip/shift draws per epoch depend only on (seed, epoch, position) after a resume too.
+            if not resumed_mid_epoch:
+                random.seed(cfg.seed * 7919 + epoch + 1_000_003 * self.dist.rank)
+            losses: list[float] = list(self._resumed_losses) if epoch == start_epoch else []
+            if not self._run_epoch(epoch, self._loader(dataset, sampler, epoch), losses, run):
+                break
+        if self.stop and not self.state.early_stopped:
+            self.state.stopped = True
+        self.run_callbacks("on_train_end")
+        return self._result()
+
+    def _set_up_run(self) -> None:
+        """Threads and seeds; the initial weights read and checked; the run folder and its config."""
+        cfg = self.config
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         random.seed(cfg.seed)
@@ -680,6 +745,7 @@ class Trainer:
         if self.dist.is_main:
             save_config(cfg, self.output_dir / "config.json")
 
+    def _prepare_samples(self) -> Samples:
         samples = self._prepare_data()
         self.samples = samples
         self.state.num_classes = samples.num_classes
@@ -690,32 +756,33 @@ class Trainer:
             samples.num_labelled,
             samples.num_classes,
             len(samples) - samples.num_labelled,
-            cfg.mode,
+            self.config.mode,
         )
-        if cfg.uses_teacher and cfg.distill.online:
+        return samples
+
+    def _prepare_targets(self, samples: Samples) -> Samples | None:
+        """The teacher: online (it embeds every view), or cached targets; None when stopped meanwhile."""
+        cfg = self.config
+        if cfg.distill.online:
             self.teacher = self.teacher or create_embedder(cfg.distill.teacher)
             self._online_dim = self.teacher.dim
             log.info("teacher %s runs online on every augmented batch", self.teacher.model_id)
-        elif cfg.uses_teacher:
-            try:
-                # One teacher pass for the run: rank 0 fills the shared cache, the others then read it.
-                if not self.dist.is_main:
-                    self.dist.barrier()
-                self.targets = self._prepare_teacher(samples)
-                if self.dist.is_main:
-                    self.dist.barrier()
-            except InterruptedError:
-                self.state.stopped = True
-                self.run_callbacks("on_train_end")
-                return self._result()
-            samples = self._keep_targeted(samples)
-        self._build(samples)
-        assert self.model is not None and self.optimizer is not None
-        if self._initial_state is not None and self.projection is not None and self.resume_path is None:
-            self._fit_projection(samples)
+            return samples
+        try:
+            # One teacher pass for the run: rank 0 fills the shared cache, the others then read it.
+            if not self.dist.is_main:
+                self.dist.barrier()
+            self.targets = self._prepare_teacher(samples)
+            if self.dist.is_main:
+                self.dist.barrier()
+        except InterruptedError:
+            return None
+        return self._keep_targeted(samples)
 
+    def _dataset(self, samples: Samples) -> CropDataset:
+        cfg = self.config
         online = self._online_dim is not None
-        dataset = CropDataset(
+        return CropDataset(
             samples,
             flip=cfg.data.flip,
             shift_px=cfg.data.shift_px,
@@ -725,10 +792,9 @@ class Trainer:
             teacher=self.teacher if online and cfg.data.num_workers == 0 else None,
             teacher_spec=cfg.distill.teacher if online and cfg.data.num_workers > 0 else None,
         )
-        weighted = balanced_sampler(samples, seed=cfg.seed) if cfg.data.balanced_sampler else None
-        sampler = _EpochSampler(
-            len(samples), cfg.seed, weighted, rank=self.dist.rank, world_size=self.dist.world_size
-        )
+
+    def _steps_per_epoch(self, samples: Samples) -> int:
+        cfg = self.config
         # batch_size is per process: an epoch is one pass over the data by all processes together.
         full_steps = len(samples) // (cfg.batch_size * self.dist.world_size)
         if full_steps < 1:
@@ -736,152 +802,142 @@ class Trainer:
                 f"batch_size {cfg.batch_size} x {self.dist.world_size} process(es) is larger than the "
                 f"{len(samples)} training crops"
             )
-        steps_per_epoch = min(full_steps, cfg.max_steps_per_epoch or full_steps)
-        self.state.steps_per_epoch = steps_per_epoch
-        self.state.total_steps = steps_per_epoch * cfg.epochs
-        self.scheduler = Schedule(self.optimizer, cfg, steps_per_epoch)
-        budget_s = cfg.max_minutes * 60.0 if cfg.max_minutes else None
-        start_epoch, start_step = 0, 0
-        if self.resume_path is not None:
-            start_epoch, start_step = self._resume()
-        self.state.epoch = start_epoch
-        self.run_callbacks("on_train_start")
-        device = self._device()
-        batches_run = 0
-        started = time.monotonic()
-        elapsed_before = self.state.elapsed_s
-        out_of_time = False
-        for epoch in range(start_epoch, cfg.epochs):
-            if self.stop:
+        return min(full_steps, cfg.max_steps_per_epoch or full_steps)
+
+    def _loader(self, dataset: CropDataset, sampler: _EpochSampler, epoch: int) -> DataLoader:
+        cfg = self.config
+        return DataLoader(
+            dataset,
+            batch_size=cfg.batch_size,
+            sampler=sampler,
+            num_workers=cfg.data.num_workers,
+            drop_last=True,
+            persistent_workers=False,
+            # Workers that run a teacher are spawned, not forked: a fork copies OpenCV's and torch's
+            # thread pools in a locked state, and the first forward in the child never returns.
+            multiprocessing_context="spawn" if dataset.online and cfg.data.num_workers > 0 else None,
+            # Its own generator: creating the iterator must not draw from the global torch RNG,
+            # whose state a checkpoint restores.
+            generator=torch.Generator().manual_seed(cfg.seed + epoch),
+        )
+
+    def _run_epoch(self, epoch: int, loader: DataLoader, losses: list[float], run: _RunClock) -> bool:
+        """Train one epoch (or what is left of it), validate and save; False when the run ends here."""
+        assert self.model is not None
+        s = self.state
+        self.model.train()
+        self.run_callbacks("on_epoch_start")
+        self._epoch_losses = losses
+        t_epoch = time.monotonic()
+        for batch in loader:
+            self._train_step(epoch, batch, losses, run)
+            # Checked before the next batch is drawn, so a saved RNG state resumes exactly.
+            if self.dist.enabled:
+                # All ranks stop together (a stop request or a spent budget on any of them).
+                run.out_of_time = self.dist.any(run.out_of_time)
+                if self.dist.any(self.stop) and not self.stop:
+                    self.stop = True
+            if self.stop or run.out_of_time or s.step >= run.steps_per_epoch:
                 break
-            s = self.state
-            s.epoch, s.step = epoch, start_step if epoch == start_epoch else 0
-            sampler.epoch, sampler.skip = epoch, s.step * cfg.batch_size
-            # Flip/shift draws per epoch depend only on (seed, epoch, position) after a resume too.
-            if not (epoch == start_epoch and s.step > 0):
-                random.seed(cfg.seed * 7919 + epoch + 1_000_003 * self.dist.rank)
-            loader = DataLoader(
-                dataset,
-                batch_size=cfg.batch_size,
-                sampler=sampler,
-                num_workers=cfg.data.num_workers,
-                drop_last=True,
-                persistent_workers=False,
-                # Workers that run a teacher are spawned, not forked: a fork copies OpenCV's and torch's
-                # thread pools in a locked state, and the first forward in the child never returns.
-                multiprocessing_context="spawn" if online and cfg.data.num_workers > 0 else None,
-                # Its own generator: creating the iterator must not draw from the global torch RNG,
-                # whose state a checkpoint restores.
-                generator=torch.Generator().manual_seed(cfg.seed + epoch),
+        self.dist.sync_buffers(self.model)
+        # A spent time budget ends the run like a last (shorter) epoch: validated and saved.
+        epoch_done = s.step >= run.steps_per_epoch or (run.out_of_time and s.step > 0)
+        if not epoch_done:
+            if run.batches:
+                self._save(epoch_done=False)
+            s.stopped = True
+            return False
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "loss": round(float(np.mean(losses)) if losses else float("nan"), 5),
+            "lr": round(s.lr, 8),
+            "seconds": round(time.monotonic() - t_epoch, 1),
+            "images_per_s": round(s.images_per_s, 1),
+        }
+        if run.out_of_time and s.step < run.steps_per_epoch:
+            record["partial"] = True
+        self._validate(epoch, record, last_epoch=epoch + 1 == self.config.epochs or run.out_of_time)
+        s.history.append(record)
+        self._save(epoch_done=True)
+        if self.validation is None:
+            s.best_backbone = self.output_dir / LAST_BACKBONE
+        self.run_callbacks("on_validation_end")
+        self.run_callbacks("on_epoch_end")
+        s.epoch = epoch + 1
+        if run.out_of_time:
+            log.info("time budget of %.1f min spent after %d epochs", self.config.max_minutes, len(s.history))
+            return False
+        return True
+
+    def _train_step(self, epoch: int, batch: Sequence[Any], losses: list[float], run: _RunClock) -> None:
+        """One optimizer step on ``batch`` (skipped on every rank when the loss is not finite)."""
+        assert self.optimizer is not None and self.scheduler is not None
+        cfg, s = self.config, self.state
+        images_u8, labels, index, mirrored = batch[:4]
+        online_targets = None
+        if self._online_dim is not None:
+            # The dataset jittered the pixels and had the teacher embed exactly those.
+            online_targets = batch[4].numpy()
+            images = normalize(images_u8).to(run.device)
+        else:
+            images = augment_batch(images_u8, cfg.data.color_jitter).to(run.device)
+        if cfg.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        loss, parts = self._loss(images, labels, index, mirrored, online_targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        # Skipped on every rank or none: a rank that skips backward would leave the others waiting.
+        if self.dist.any(not bool(torch.isfinite(loss))):
+            log.warning("non-finite loss at epoch %d step %d; batch skipped", epoch + 1, s.step + 1)
+            return
+        loss.backward()
+        if cfg.grad_clip:
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        s.lr = self.scheduler.apply(s.global_step, s.elapsed_s)
+        self.optimizer.step()
+        s.step += 1
+        s.global_step += 1
+        run.batches += 1
+        s.loss = float(loss.detach())
+        s.loss_parts = parts
+        losses.append(s.loss)
+        elapsed = time.monotonic() - run.started
+        s.elapsed_s = run.elapsed_before + elapsed
+        s.images_per_s = run.batches * cfg.batch_size * self.dist.world_size / max(elapsed, 1e-9)
+        if run.budget_s is not None:
+            s.eta_s = max(0.0, run.budget_s - s.elapsed_s)
+            run.out_of_time = s.elapsed_s >= run.budget_s
+        else:
+            s.eta_s = elapsed / run.batches * (s.total_steps - s.global_step)
+        self.run_callbacks("on_batch_end")
+
+    def _validate(self, epoch: int, record: dict[str, Any], *, last_epoch: bool) -> None:
+        """Held-out verification and identification into ``record``; the best epoch's backbone saved."""
+        assert self.model is not None
+        cfg, s = self.config, self.state
+        s.val_accuracy = None
+        if self.validation is None or not ((epoch + 1) % cfg.validation.every == 0 or last_epoch):
+            return
+        result = self.validation.evaluate(
+            self.model, flip=cfg.validation.flip, channels_last=cfg.channels_last
+        )
+        s.val_accuracy = result.accuracy
+        record["val_accuracy"] = round(result.accuracy, 5)
+        record["val_std"] = round(result.std, 5)
+        record["val_threshold"] = round(result.threshold_cos, 4)
+        s.val_threshold = result.threshold_cos
+        if self.identification is not None:
+            ident = self.identification.evaluate(
+                self.model, flip=cfg.validation.flip, channels_last=cfg.channels_last
             )
-            self.model.train()
-            self.run_callbacks("on_epoch_start")
-            losses: list[float] = list(self._resumed_losses) if epoch == start_epoch else []
-            self._epoch_losses = losses
-            t_epoch = time.monotonic()
-            for batch in loader:
-                images_u8, labels, index, mirrored = batch[:4]
-                online_targets = None
-                if online:
-                    # The dataset jittered the pixels and had the teacher embed exactly those.
-                    online_targets = batch[4].numpy()
-                    images = normalize(images_u8).to(device)
-                else:
-                    images = augment_batch(images_u8, cfg.data.color_jitter).to(device)
-                if cfg.channels_last:
-                    images = images.contiguous(memory_format=torch.channels_last)
-                loss, parts = self._loss(images, labels, index, mirrored, online_targets)
-                # Skipped on every rank or none: a rank that skips backward would leave the others waiting.
-                if self.dist.any(not bool(torch.isfinite(loss))):
-                    log.warning("non-finite loss at epoch %d step %d; batch skipped", epoch + 1, s.step + 1)
-                    self.optimizer.zero_grad(set_to_none=True)
-                    if self.stop:
-                        break
-                    continue
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip:
-                    params = [p for g in self.optimizer.param_groups for p in g["params"]]
-                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                s.lr = self.scheduler.apply(s.global_step, s.elapsed_s)
-                self.optimizer.step()
-                s.step += 1
-                s.global_step += 1
-                batches_run += 1
-                s.loss = float(loss.detach())
-                s.loss_parts = parts
-                losses.append(s.loss)
-                elapsed = time.monotonic() - started
-                s.elapsed_s = elapsed_before + elapsed
-                s.images_per_s = batches_run * cfg.batch_size * self.dist.world_size / max(elapsed, 1e-9)
-                if budget_s is not None:
-                    s.eta_s = max(0.0, budget_s - s.elapsed_s)
-                    out_of_time = s.elapsed_s >= budget_s
-                else:
-                    s.eta_s = elapsed / batches_run * (s.total_steps - s.global_step)
-                self.run_callbacks("on_batch_end")
-                # Checked before the next batch is drawn, so a saved RNG state resumes exactly.
-                if self.dist.enabled:
-                    # All ranks stop together (a stop request or a spent budget on any of them).
-                    out_of_time = self.dist.any(out_of_time)
-                    if self.dist.any(self.stop) and not self.stop:
-                        self.stop = True
-                if self.stop or out_of_time or s.step >= steps_per_epoch:
-                    break
-            self.dist.sync_buffers(self.model)
-            # A spent time budget ends the run like a last (shorter) epoch: validated and saved.
-            epoch_done = s.step >= steps_per_epoch or (out_of_time and s.step > 0)
-            if not epoch_done:
-                if batches_run:
-                    self._save(epoch_done=False)
-                s.stopped = True
-                break
-            record: dict[str, Any] = {
-                "epoch": epoch + 1,
-                "loss": round(float(np.mean(losses)) if losses else float("nan"), 5),
-                "lr": round(s.lr, 8),
-                "seconds": round(time.monotonic() - t_epoch, 1),
-                "images_per_s": round(s.images_per_s, 1),
-            }
-            s.val_accuracy = None
-            last_epoch = epoch + 1 == cfg.epochs or out_of_time
-            if out_of_time and s.step < steps_per_epoch:
-                record["partial"] = True
-            if self.validation is not None and ((epoch + 1) % cfg.validation.every == 0 or last_epoch):
-                result = self.validation.evaluate(
-                    self.model, flip=cfg.validation.flip, channels_last=cfg.channels_last
-                )
-                s.val_accuracy = result.accuracy
-                record["val_accuracy"] = round(result.accuracy, 5)
-                record["val_std"] = round(result.std, 5)
-                record["val_threshold"] = round(result.threshold_cos, 4)
-                s.val_threshold = result.threshold_cos
-                if self.identification is not None:
-                    ident = self.identification.evaluate(
-                        self.model, flip=cfg.validation.flip, channels_last=cfg.channels_last
-                    )
-                    s.val_rank1, s.val_rank1_small = ident.rank1, ident.rank1_small
-                    record["val_rank1"] = round(ident.rank1, 5)
-                    record["val_rank1_small"] = round(ident.rank1_small, 5)
-                if result.accuracy > s.best_accuracy + cfg.early_stop.min_delta or s.best_epoch is None:
-                    s.best_accuracy, s.best_epoch = result.accuracy, epoch
-                    s.best_backbone = self.output_dir / BEST_BACKBONE
-                    if self.dist.is_main:
-                        save_backbone(self.model, s.best_backbone, self._meta())
-            s.history.append(record)
-            self._save(epoch_done=True)
-            if self.validation is None:
-                s.best_backbone = self.output_dir / LAST_BACKBONE
-            self.run_callbacks("on_validation_end")
-            self.run_callbacks("on_epoch_end")
-            s.epoch = epoch + 1
-            if out_of_time:
-                log.info("time budget of %.1f min spent after %d epochs", cfg.max_minutes, len(s.history))
-                break
-        if self.stop and not self.state.early_stopped:
-            self.state.stopped = True
-        self.run_callbacks("on_train_end")
-        return self._result()
+            s.val_rank1, s.val_rank1_small = ident.rank1, ident.rank1_small
+            record["val_rank1"] = round(ident.rank1, 5)
+            record["val_rank1_small"] = round(ident.rank1_small, 5)
+        if result.accuracy > s.best_accuracy + cfg.early_stop.min_delta or s.best_epoch is None:
+            s.best_accuracy, s.best_epoch = result.accuracy, epoch
+            s.best_backbone = self.output_dir / BEST_BACKBONE
+            if self.dist.is_main:
+                save_backbone(self.model, s.best_backbone, self._meta())
 
     def _result(self) -> TrainResult:
         s = self.state

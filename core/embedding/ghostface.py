@@ -23,7 +23,7 @@ from core import paths
 from core._atomic import atomic_write_text
 from core.embedding._base import CROP_SIZE, Embedder
 from core.errors import CheckpointError, ModelNotFoundError
-from core.ghostfacenet import GhostFaceNetV2, export_onnx, load_backbone
+from core.ghostfacenet import GhostFaceNetV2, export_onnx, load_backbone, to_memory_format
 from core.modelstore import ModelStore, default_store, sha256_of
 from core.runtime import apply_torch_threads
 
@@ -64,8 +64,11 @@ def resolve_device(requested: str) -> torch.device:
 
 
 def calibrated_threshold(meta: dict, source: Path) -> float | None:
-    """The ``similarity_threshold`` a checkpoint's meta carries (the trainer stores the one that was best
-    on its held-out validation pairs), or None when it has none or an unusable one."""
+    """The ``similarity_threshold`` a checkpoint's meta carries, or None when it has none or an unusable one.
+
+    The trainer stores the one that was best on its held-out validation pairs; ``ghostface calibrate``
+    one matched to SFace's false-accept rate.
+    """
     value = meta.get("similarity_threshold")
     if value is None:
         log.info("%s carries no calibrated similarity threshold: the settings' value is used", source)
@@ -197,7 +200,7 @@ class GhostFaceEmbedder(Embedder):
         self._channels_last = torch_device.type == "cpu"
         if self._channels_last:
             # Depthwise-heavy nets run faster in NHWC with oneDNN on the CPU (measured: see the report).
-            model = model.to(memory_format=torch.channels_last)
+            model = to_memory_format(model, torch.channels_last)
         self._model = model
         self._torch_device = torch_device
         # Forward passes are serialised: BN/PReLU modules are stateless in eval mode, but one model
