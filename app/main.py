@@ -9,10 +9,13 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import GhostFaceError
 from core.runtime import configure_threads
+
+if TYPE_CHECKING:
+    from PySide6.QtCore import QCoreApplication
 
 __all__ = ["build_parser", "main"]
 
@@ -69,27 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[SAFE_MODE_ENV] = "1"
 
     from PySide6.QtCore import QTimer
-    from PySide6.QtGui import QIcon
-    from PySide6.QtWidgets import QApplication
 
     from app.context import AppContext
     from app.main_window import MainWindow
 
-    # The GUI thread needs the GIL for every Python slot; with the default 5 ms switch interval a busy
-    # worker can keep it waiting that long per slot, several times a frame. 1 ms keeps the window
-    # responsive at the cost of a few more thread switches in the workers.
-    sys.setswitchinterval(0.001)
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("GhostFace")
-    app.setOrganizationName("GhostFace")
-    app.setApplicationDisplayName("GhostFace")
-    icon = RESOURCES / "icons" / "ghostface.svg"
-    if icon.exists():
-        app.setWindowIcon(QIcon(str(icon)))
-    style = RESOURCES / "style.qss"
-    if style.exists():
-        app.setStyleSheet(style.read_text(encoding="utf-8"))
-
+    app = _application()
     context = AppContext.load(args.settings, source=args.source, gallery=args.gallery)
     context.errors.install()
     window = MainWindow(context, autostart=args.source is not None)
@@ -115,6 +102,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return int(code)
+
+
+def _application() -> QCoreApplication:
+    """The QApplication (the running one, if any), named, with GhostFace's icon and style sheet."""
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    # The GUI thread needs the GIL for every Python slot; with the default 5 ms switch interval a busy
+    # worker can keep it waiting that long per slot, several times a frame. 1 ms keeps the window
+    # responsive at the cost of a few more thread switches in the workers.
+    sys.setswitchinterval(0.001)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("GhostFace")
+    app.setOrganizationName("GhostFace")
+    app.setApplicationDisplayName("GhostFace")
+    icon = RESOURCES / "icons" / "ghostface.svg"
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))
+    style = RESOURCES / "style.qss"
+    if style.exists():
+        app.setStyleSheet(style.read_text(encoding="utf-8"))
+    return app
 
 
 def _measure(window: Any, seconds: float, out: Path | None) -> None:

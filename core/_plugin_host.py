@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -418,8 +418,16 @@ def _context(payload: dict[str, Any]) -> Any:
     )
 
 
-def main() -> int:
-    """The child's loop (``python -m core._plugin_host``)."""
+# Sends one protocol message (a tuple) to the app.
+_Send = Callable[[tuple[Any, ...]], None]
+
+
+def _connect() -> tuple[Connection, _Send]:
+    """Take over stdin and stdout as the pipe to the app and route logging through it.
+
+    Returns:
+        The connection messages come in on, and a thread-safe function that sends one to the app.
+    """
     # The pipe owns the real stdout; fd 1 becomes stderr so a plugin's print() cannot corrupt it.
     out_fd = os.dup(1)
     os.dup2(2, 1)
@@ -431,37 +439,42 @@ def main() -> int:
     lock = threading.Lock()
 
     def send(message: tuple[Any, ...]) -> None:
+        # A plugin's threads log too: one message at a time on the pipe.
         with lock:
             conn_out.send(message)
 
     logging.root.handlers = [_Forward(send)]
     logging.root.setLevel(logging.INFO)
-    try:
-        _, spec, sys_path = conn_in.recv()
-    except EOFError:
-        return 0
-    sys.path[:] = [p for p in sys_path if p] + [p for p in sys.path if p not in sys_path]
+    return conn_in, send
 
+
+def _hello(spec: PluginSpec, send: _Send) -> object | None:
+    """Import and check the plugin, and tell the app what it is (or why it cannot run).
+
+    Returns:
+        The plugin object, or None when it failed to load or is not a valid plugin.
+    """
     from core import plugins
 
     try:
         obj = _load(spec)
     except BaseException as exc:  # noqa: BLE001 - SystemExit at import too: report, do not vanish
-        send(
-            (
-                "hello",
-                PluginInfo(
-                    spec.name, error=plugins._one_line(exc), details="".join(traceback.format_exception(exc))
-                ),
-            )
-        )
-        return 0
+        details = "".join(traceback.format_exception(exc))
+        send(("hello", PluginInfo(spec.name, error=plugins._one_line(exc), details=details)))
+        return None
     name, problem = plugins._check(obj, spec.name)
     if problem:
         send(("hello", PluginInfo(name, error=problem)))
-        return 0
+        return None
     hooks = tuple(h for h in plugins.HOOKS if callable(getattr(obj, h, None)))
     send(("hello", PluginInfo(name, hooks, plugins.settings_schema(obj), getattr(obj, "API_VERSION", None))))
+    return obj
+
+
+def _serve(obj: object, conn_in: Connection, send: _Send) -> None:
+    """Call the plugin's hooks as the app asks, until it says exit or goes away."""
+    from core import plugins
+
     loop: asyncio.AbstractEventLoop | None = None
     while True:
         try:
@@ -485,6 +498,21 @@ def main() -> int:
             send(("done", seq))
     if loop is not None:
         loop.close()
+
+
+def main() -> int:
+    """The child's loop (``python -m core._plugin_host``)."""
+    conn_in, send = _connect()
+    try:
+        _, spec, sys_path = conn_in.recv()
+    except EOFError:
+        return 0
+    # Before the plugin is imported: it must find what the app's own sys.path finds.
+    sys.path[:] = [p for p in sys_path if p] + [p for p in sys.path if p not in sys_path]
+    obj = _hello(spec, send)
+    if obj is None:
+        return 0
+    _serve(obj, conn_in, send)
     time.sleep(0)  # let the log handler's last records out
     return 0
 

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from core import paths
-from core.plugins import LoadedPlugin, PluginContext
+from core.plugins import DiscoveredPlugin, LoadedPlugin, PluginContext
 from core.settings import EventSettings, Settings
 from core.types import EventKind, Face, RecognitionEvent
 
@@ -942,7 +942,31 @@ class EventBus:
         drain = self.drain_s if timeout is None else max(0.0, timeout)
         deadline = time.monotonic() + drain
         live = [w for w in self._workers.values() if w.thread is not None]
+        self._drain(live, deadline)
+        late = [w for w in live if w.thread is not None and w.thread.is_alive()]
+        for worker in late:
+            self._cut_short(worker, drain)
+        grace_end = time.monotonic() + max(0.0, grace_s)
+        abandoned: list[str] = []
+        for worker in late:
+            assert worker.thread is not None
+            worker.thread.join(max(0.0, grace_end - time.monotonic()))
+            if worker.thread.is_alive():
+                self._abandon(worker, drain + grace_s)
+                abandoned.append(worker.name)
+        return abandoned
+
+    # -- internals
+    @staticmethod
+    def _drain(live: Sequence[_Worker], deadline: float) -> None:
+        """Queue a stop behind each live worker's events and wait, until ``deadline``, for it to end.
+
+        Args:
+            live: the workers whose thread was started.
+            deadline: ``time.monotonic()`` value after which nobody is waited for any more.
+        """
         queued_stop: set[str] = set()
+        # Every worker gets its stop first, so that all of them drain at once, not one after another.
         for worker in live:
             worker.stopping = True
             try:
@@ -961,37 +985,41 @@ class EventBus:
                     if time.monotonic() >= deadline:
                         break
             worker.thread.join(max(0.0, deadline - time.monotonic()))
-        late = [w for w in live if w.thread is not None and w.thread.is_alive()]
-        for worker in late:
-            undelivered = worker.discard_queued()
-            if undelivered:
-                log.warning(
-                    "plugin %r: %d events not delivered within the drain time of %g s",
-                    worker.name,
-                    undelivered,
-                    drain,
-                )
-            worker.queue.put(_STOP)  # room now: the queue was just emptied
-        grace_end = time.monotonic() + max(0.0, grace_s)
-        abandoned: list[str] = []
-        for worker in late:
-            assert worker.thread is not None
-            worker.thread.join(max(0.0, grace_end - time.monotonic()))
-            if worker.thread.is_alive():
-                with worker.lock:
-                    worker.abandoned = True
-                    worker.last_error = worker.last_error or (
-                        f"did not stop within {drain + grace_s:g} s; on_stop not called"
-                    )
-                terminate = getattr(worker.plugin.plugin, "terminate", None)
-                if callable(terminate):  # its own process: end it rather than leave it running
-                    terminate()
-                log.warning("plugin %r did not stop within %g s; abandoned", worker.name, drain + grace_s)
-                abandoned.append(worker.name)
-                self._notify(worker)
-        return abandoned
 
-    # -- internals
+    @staticmethod
+    def _cut_short(worker: _Worker, drain: float) -> None:
+        """Drop what a worker still has queued after the drain time and queue its stop right behind.
+
+        Args:
+            worker: a worker whose thread is still running after the drain.
+            drain: the drain time it had, in seconds (for the warning).
+        """
+        undelivered = worker.discard_queued()
+        if undelivered:
+            log.warning(
+                "plugin %r: %d events not delivered within the drain time of %g s",
+                worker.name,
+                undelivered,
+                drain,
+            )
+        worker.queue.put(_STOP)  # room now: the queue was just emptied
+
+    def _abandon(self, worker: _Worker, waited_s: float) -> None:
+        """Give up on a worker that did not stop in time: mark it, end its process, tell the listeners.
+
+        Args:
+            worker: a worker whose thread is still running after the drain and the grace time.
+            waited_s: how long it was given in all, in seconds.
+        """
+        with worker.lock:
+            worker.abandoned = True
+            worker.last_error = worker.last_error or f"did not stop within {waited_s:g} s; on_stop not called"
+        terminate = getattr(worker.plugin.plugin, "terminate", None)
+        if callable(terminate):  # its own process: end it rather than leave it running
+            terminate()
+        log.warning("plugin %r did not stop within %g s; abandoned", worker.name, waited_s)
+        self._notify(worker)
+
     def _worker(self, name: str) -> _Worker:
         try:
             return self._workers[name]
@@ -1062,9 +1090,8 @@ def create_event_bus(
         folder: the plugins folder; default :func:`core.paths.plugins_dir`.
         extra_builtins: built-ins that live outside ``core`` (the app's desktop notification).
         context: what the plugins' contexts are made from.
-        background: find the folder and entry-point plugins on a thread of their own and add them to
-            the bus when they are loaded (the app: no plugin import can delay the first frame); the
-            built-ins and the history start at once.
+        background: find the folder and entry-point plugins on a thread of their own and add them when
+            loaded (the app: no plugin import can delay the first frame); built-ins and history start at once.
         on_ready: called (on the discovery thread when ``background``) once every plugin is on the bus.
     """
     from core import plugins as registry
@@ -1090,10 +1117,34 @@ def create_event_bus(
     if background and external:
         bus.hold_for_late_plugins()
     bus.start(context)
-    if not (background and external):
-        if on_ready is not None:
-            on_ready(bus)
-        return bus
+    if background and external:
+        _discover_in_background(bus, found, folder, settings, on_ready)
+    elif on_ready is not None:
+        on_ready(bus)
+    return bus
+
+
+def _discover_in_background(
+    bus: EventBus,
+    found: Sequence[DiscoveredPlugin],
+    folder: Path | None,
+    settings: Settings,
+    on_ready: Callable[[EventBus], None] | None,
+) -> None:
+    """Find the folder and entry-point plugins on a thread and add them to the bus once loaded.
+
+    The bus keeps the events published meanwhile (up to its queue size) and hands them to these first.
+
+    Args:
+        bus: the started bus, holding events for the late plugins.
+        found: what was discovered at once (the built-ins).
+        folder: the plugins folder; default :func:`core.paths.plugins_dir`.
+        settings: the whole settings (plugins).
+        on_ready: called on the discovery thread once every plugin is on the bus, even after a failure.
+    """
+    from core import plugins as registry
+
+    ps = settings.plugins
 
     def discover_rest() -> None:
         try:
@@ -1112,7 +1163,6 @@ def create_event_bus(
             on_ready(bus)
 
     threading.Thread(target=discover_rest, name="plugin-discovery", daemon=True).start()
-    return bus
 
 
 def _history_recorder(settings: Settings, history: Any) -> LoadedPlugin | None:
