@@ -102,8 +102,10 @@ def new_visit_id() -> str:
 
 
 class _AttachedFrame:
-    """The frame as a JPEG for the events that attach it: encoded at most once per frame, and only for
-    a frame that has such an event."""
+    """The frame as a JPEG for the events that attach it.
+
+    Encoded at most once per frame, and only for a frame that has such an event.
+    """
 
     def __init__(self, frame: np.ndarray, enabled: bool) -> None:
         self._frame = frame
@@ -658,7 +660,7 @@ class _Worker:
                 if self.loop is None:
                     self.loop = asyncio.new_event_loop()
                 self.loop.run_until_complete(result)
-        except (Exception, SystemExit) as exc:  # SystemExit: a plugin must not end the app's thread
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin (even sys.exit) must not end the app's thread
             self.busy = None
             if self.abandoned:  # killed by stop(): its status already says why
                 return False
@@ -770,9 +772,11 @@ class EventBus:
                 worker.launch(self._plugin_context(worker))
 
     def hold_for_late_plugins(self) -> None:
-        """Keep the events published from now on (up to ``queue_size``) until :meth:`add`, which hands
-        them to the plugins it adds first: a plugin found in the background misses nothing it could
-        have queued."""
+        """Keep the events published from now on (up to ``queue_size``) until :meth:`add`.
+
+        :meth:`add` hands them to the plugins it adds first: a plugin found in the background misses
+        nothing it could have queued.
+        """
         with self._lock:
             self._late = collections.deque(maxlen=self._queue_size)
 
@@ -1180,8 +1184,9 @@ def _history_recorder(settings: Settings, history: Any) -> LoadedPlugin | None:
 
 
 def plugin_report(bus: EventBus | None, discovered: Sequence[Any] = ()) -> list[dict[str, Any]]:
-    """Every plugin found, with its state and last error, as JSON-ready dicts (``plugins list``,
-    ``--json``); secret settings are masked.
+    """Every plugin found, with its state and last error, as JSON-ready dicts.
+
+    For ``plugins list`` and ``--json``; secret settings are masked.
 
     Args:
         bus: the running (or stopped) bus, or None when only discovery ran.

@@ -459,14 +459,14 @@ def _discover_builtins(specs: Sequence[str], extra: Sequence[object]) -> list[Di
         fallback = module_name.rsplit(".", 1)[-1]
         try:
             obj = _instantiate(getattr(importlib.import_module(module_name), attr))
-        except Exception as exc:  # a built-in should never break, but the app must still start
+        except Exception as exc:  # noqa: BLE001 - a built-in should never break, but the app must still start
             out.append(_failure(fallback, Origin.BUILTIN, spec, exc))
             continue
         out.append(_result(obj, fallback, Origin.BUILTIN, spec))
     for obj in extra:
         try:
             obj = _instantiate(obj)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the app's own extra built-ins: reported, the app starts
             out.append(_failure(getattr(obj, "__name__", repr(obj)), Origin.BUILTIN, repr(obj), exc))
             continue
         fallback = getattr(obj, "__name__", type(obj).__name__).rsplit(".", 1)[-1]
@@ -547,7 +547,7 @@ def _discover_folder(folder: Path) -> list[DiscoveredPlugin]:
     for stem, file, location in todo:
         try:
             module = _import_file(stem, file)
-        except (Exception, SystemExit) as exc:  # SystemExit: a plugin calling sys.exit() at import
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - any import failure, even sys.exit(), is reported
             out.append(_failure(stem, Origin.FOLDER, location, exc))
             continue
         out.append(_result(module, stem, Origin.FOLDER, location))
@@ -557,7 +557,7 @@ def _discover_folder(folder: Path) -> list[DiscoveredPlugin]:
 def _entry_point_list() -> list[tuple[importlib.metadata.EntryPoint, str]]:
     try:
         eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    except Exception as exc:  # a broken installed distribution must not stop the app
+    except Exception as exc:  # noqa: BLE001 - a broken installed distribution must not stop the app
         log.warning("entry points of group %s cannot be read: %s", ENTRY_POINT_GROUP, exc)
         return []
     seen: set[tuple[str, str]] = set()
@@ -577,7 +577,7 @@ def _discover_entry_points() -> list[DiscoveredPlugin]:
     for ep, location in _entry_point_list():
         try:
             obj = _instantiate(ep.load())
-        except (Exception, SystemExit) as exc:
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - an installed plugin's failure is reported
             out.append(_failure(ep.name, Origin.ENTRY_POINT, location, exc))
             continue
         out.append(_result(obj, ep.name, Origin.ENTRY_POINT, location))
@@ -671,8 +671,10 @@ def discover_plugins(
 
 
 def remember_discovery(found: Sequence[DiscoveredPlugin]) -> list[DiscoveredPlugin]:
-    """``found`` with later plugins of a name already taken turned into errors; kept for
-    :func:`last_discovery`. Used when the built-ins and the external plugins are found apart."""
+    """``found`` with later plugins of a name already taken turned into errors.
+
+    Kept for :func:`last_discovery`. Used when the built-ins and the external plugins are found apart.
+    """
     unique: list[DiscoveredPlugin] = []
     taken: dict[str, DiscoveredPlugin] = {}
     for item in found:
@@ -694,8 +696,10 @@ def remember_discovery(found: Sequence[DiscoveredPlugin]) -> list[DiscoveredPlug
 
 
 def last_discovery() -> tuple[DiscoveredPlugin, ...]:
-    """What the latest :func:`discover_plugins` call found (broken plugins included), without
-    importing anything again; empty before the first call."""
+    """What the latest :func:`discover_plugins` call found (broken plugins included).
+
+    Nothing is imported again; empty before the first call.
+    """
     return _last_discovery
 
 

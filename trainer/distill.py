@@ -122,45 +122,24 @@ def compute_teacher_targets(
     """
     n = len(crop_paths)
     dim = teacher.dim
-    plain = np.zeros((n, dim), np.float32)
-    flipped = np.zeros((n, dim), np.float32)
-    valid = np.zeros(n, bool)
-    flipped_valid = np.zeros(n, bool)
+    targets = _EmptyTargets(n, dim)
     db_path = teacher_cache_path(teacher.model_id, cache_dir)
     conn = _open_cache(db_path)
     try:
-        digests: list[str | None] = []
-        for path in crop_paths:
-            try:
-                digests.append(hashlib.sha256(Path(path).read_bytes()).hexdigest())
-            except OSError:
-                digests.append(None)
-        known: dict[str, tuple[bytes, bytes | None]] = {}
-        wanted = sorted({d for d in digests if d})
-        for start in range(0, len(wanted), 900):  # SQLite's default limit on bound parameters
-            chunk = wanted[start : start + 900]
-            rows = conn.execute(
-                f"SELECT sha256, plain, flipped FROM targets WHERE model_id = ? AND dim = ? AND sha256 IN "
-                f"({','.join('?' * len(chunk))})",
-                (teacher.model_id, dim, *chunk),
-            )
-            known.update((row[0], (row[1], row[2])) for row in rows)
+        digests = [_digest(Path(path)) for path in crop_paths]
+        known = _cached(conn, teacher.model_id, dim, digests)
         todo: list[int] = []
         for i, digest in enumerate(digests):
             hit = known.get(digest) if digest else None
             if hit is not None:
-                plain[i] = np.frombuffer(hit[0], np.float32)
-                valid[i] = True
-                if hit[1] is not None:
-                    flipped[i] = np.frombuffer(hit[1], np.float32)
-                    flipped_valid[i] = True
+                targets.fill_from_cache(i, hit)
             if compute and digest is not None and (hit is None or (flip and hit[1] is None)):
                 todo.append(i)
         done = n - len(todo)
         log.info(
             "teacher %s: %d of %d crops cached (%s), %d to compute",
             teacher.model_id,
-            int(valid.sum()),
+            int(targets.valid.sum()),
             n,
             db_path,
             len(todo),
@@ -171,52 +150,100 @@ def compute_teacher_targets(
             if should_stop and should_stop():
                 raise InterruptedError("stopped while computing teacher targets")
             idx = todo[start : start + batch_size]
-            crops: list[np.ndarray] = []
-            ok: list[int] = []
-            for i in idx:
-                try:
-                    image = _decode_bgr(Path(crop_paths[i]).read_bytes())
-                except OSError:
-                    image = None
-                if image is None:
-                    log.warning("teacher: skipping unreadable crop %s", crop_paths[i])
-                    continue
-                crops.append(image)
-                ok.append(i)
-            if ok:
-                batch = np.stack(crops)
-                need_plain = [k for k, i in enumerate(ok) if not valid[i]]
-                inputs = [batch[need_plain]] if need_plain else []
-                if flip:
-                    inputs.append(batch[:, :, ::-1])
-                out = teacher.embed(np.concatenate(inputs))
-                for j, k in enumerate(need_plain):
-                    plain[ok[k]] = out[j]
-                    valid[ok[k]] = True
-                if flip:
-                    for k, i in enumerate(ok):
-                        flipped[i] = out[len(need_plain) + k]
-                        flipped_valid[i] = True
-                new_rows = [
-                    (
-                        digests[i],
-                        teacher.model_id,
-                        dim,
-                        plain[i].tobytes(),
-                        flipped[i].tobytes() if flipped_valid[i] else None,
-                    )
-                    for i in ok
-                ]
-                with conn:
-                    conn.executemany("INSERT OR REPLACE INTO targets VALUES (?, ?, ?, ?, ?)", new_rows)
+            rows = _teach_batch(teacher, crop_paths, idx, targets, flip=flip)
+            with conn:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO targets VALUES (?, ?, ?, ?, ?)",
+                    [(digests[i], teacher.model_id, dim, *row) for i, row in rows],
+                )
             done += len(idx)
             if progress:
                 progress(done, n)
     finally:
         conn.close()
-    if not valid.any():
+    if not targets.valid.any():
         raise ImageReadError("the teacher could not read any of the crops")
-    return TeacherTargets(plain, flipped, valid, flipped_valid, teacher.model_id)
+    return TeacherTargets(
+        targets.plain, targets.flipped, targets.valid, targets.flipped_valid, teacher.model_id
+    )
+
+
+class _EmptyTargets:
+    """The arrays :class:`TeacherTargets` is made of, filled from the cache and the teacher."""
+
+    def __init__(self, n: int, dim: int) -> None:
+        self.plain = np.zeros((n, dim), np.float32)
+        self.flipped = np.zeros((n, dim), np.float32)
+        self.valid = np.zeros(n, bool)
+        self.flipped_valid = np.zeros(n, bool)
+
+    def fill_from_cache(self, i: int, hit: tuple[bytes, bytes | None]) -> None:
+        self.plain[i] = np.frombuffer(hit[0], np.float32)
+        self.valid[i] = True
+        if hit[1] is not None:
+            self.flipped[i] = np.frombuffer(hit[1], np.float32)
+            self.flipped_valid[i] = True
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _cached(
+    conn: sqlite3.Connection, model_id: str, dim: int, digests: Sequence[str | None]
+) -> dict[str, tuple[bytes, bytes | None]]:
+    """The cached (plain, flipped) targets of the crops with these SHA-256 digests."""
+    known: dict[str, tuple[bytes, bytes | None]] = {}
+    wanted = sorted({d for d in digests if d})
+    for start in range(0, len(wanted), 900):  # SQLite's default limit on bound parameters
+        chunk = wanted[start : start + 900]
+        rows = conn.execute(
+            f"SELECT sha256, plain, flipped FROM targets WHERE model_id = ? AND dim = ? AND sha256 IN "
+            f"({','.join('?' * len(chunk))})",
+            (model_id, dim, *chunk),
+        )
+        known.update((row[0], (row[1], row[2])) for row in rows)
+    return known
+
+
+def _teach_batch(
+    teacher: Embedder, crop_paths: Sequence[Path], idx: Sequence[int], targets: _EmptyTargets, *, flip: bool
+) -> list[tuple[int, tuple[bytes, bytes | None]]]:
+    """Run the teacher on the crops ``idx`` (and their mirrors); returns the rows to cache per crop."""
+    crops: list[np.ndarray] = []
+    ok: list[int] = []
+    for i in idx:
+        try:
+            image = _decode_bgr(Path(crop_paths[i]).read_bytes())
+        except OSError:
+            image = None
+        if image is None:
+            log.warning("teacher: skipping unreadable crop %s", crop_paths[i])
+            continue
+        crops.append(image)
+        ok.append(i)
+    if not ok:
+        return []
+    batch = np.stack(crops)
+    need_plain = [k for k, i in enumerate(ok) if not targets.valid[i]]
+    inputs = [batch[need_plain]] if need_plain else []
+    if flip:
+        inputs.append(batch[:, :, ::-1])
+    out = teacher.embed(np.concatenate(inputs))
+    for j, k in enumerate(need_plain):
+        targets.plain[ok[k]] = out[j]
+        targets.valid[ok[k]] = True
+    if flip:
+        for k, i in enumerate(ok):
+            targets.flipped[i] = out[len(need_plain) + k]
+            targets.flipped_valid[i] = True
+    return [
+        (i, (targets.plain[i].tobytes(), targets.flipped[i].tobytes() if targets.flipped_valid[i] else None))
+        for i in ok
+    ]
 
 
 class StudentWithProjection(nn.Module):

@@ -53,8 +53,10 @@ def _secret_like(segment: str) -> bool:
 
 
 def redact_url(url: str) -> str:
-    """The URL as it may appear in a message or a log: no user or password, no query values, no
-    fragment, and path segments that look like tokens replaced by ``***``.
+    """The URL as it may appear in a message or a log, with nothing secret in it.
+
+    No user or password, no query values, no fragment, and path segments that look like tokens replaced
+    by ``***``.
 
     ``https://user:pw@hooks.example.com/services/T0123/B0456/abcdefXYZ123456789?token=s3cret`` becomes
     ``https://***@hooks.example.com/services/T0123/B0456/***?token=***``.
