@@ -245,6 +245,8 @@ class MainWindow(QMainWindow):
         self._settings_dialog: Any = None
         self._trainer_loaded = False
         self._gc_frozen = False
+        self._history: Any = None  # the event history the bus writes into, when there is one
+        self._history_notice: str | None = None
 
         self.event_bus = self._make_event_bus(settings)
         self.controller = RecognitionController(settings, self, event_bus=self.event_bus)
@@ -282,6 +284,7 @@ class MainWindow(QMainWindow):
             self.show_warning(
                 "The settings file had problems; defaults were used for them: " + "; ".join(warnings)
             )
+        self._check_history()
         if autostart:
             QTimer.singleShot(0, self.start)
 
@@ -306,7 +309,8 @@ class MainWindow(QMainWindow):
                 log.warning("desktop notifications unavailable: %s", exc)
             plugins = load_plugins(discover_plugins(extra_builtins=extra), settings.plugins)
             ev = settings.events
-            plugins.append(History().recorder(ev.history_max_days, ev.history_max_mb))
+            self._history = History()
+            plugins.append(self._history.recorder(ev.history_max_days, ev.history_max_mb))
             bus = EventBus(plugins, settings.plugins.queue_size, settings.plugins.max_failures)
             bus.start()
             return bus
@@ -715,6 +719,27 @@ class MainWindow(QMainWindow):
         )
         self.dropped_label.setText(f"dropped {stats.source_dropped + stats.display_dropped}")
         self.diagnostics.set_stats(stats)
+        self._check_history()
+
+    def _check_history(self) -> None:
+        """Show a history that was recovered, or that cannot be written now, in the banner (once each)."""
+        history = self._history
+        if history is None:
+            return
+        notice = history.problem
+        if history.recovered_from is not None:
+            recovered = (
+                f"The event history was damaged: it was moved to {history.recovered_from} and a new one "
+                "was started."
+            )
+            notice = f"{recovered} {notice}" if notice else recovered
+            if history.problem is None:
+                # Said once; afterwards only a new problem is news.
+                history.recovered_from = None
+        if notice and notice != self._history_notice:
+            self.show_warning(notice)
+            self.diagnostics.add_error(notice)
+        self._history_notice = notice
 
     def _on_engine(self, info: EngineInfo) -> None:
         self._engine = info

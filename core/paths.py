@@ -1,6 +1,7 @@
 """Where the application keeps its files: config, data (models, gallery, plugins, history) and cache.
 
-All paths come from platformdirs. ``GHOSTFACE_HOME`` moves every one of them under a single folder,
+All paths come from platformdirs. The config, data and cache folders are private to the user (0700;
+the files in them are written 0600), since they hold names, face thumbnails and face embeddings. ``GHOSTFACE_HOME`` moves every one of them under a single folder,
 which the tests use so that a user's real settings and gallery are never touched.
 """
 
@@ -10,6 +11,8 @@ import os
 from pathlib import Path
 
 import platformdirs
+
+from core._perms import make_private_dir
 
 __all__ = [
     "cache_dir",
@@ -32,8 +35,7 @@ def _home() -> Path | None:
 
 
 def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return make_private_dir(path)
 
 
 def config_dir() -> Path:

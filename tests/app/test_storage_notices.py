@@ -1,0 +1,40 @@
+"""Issue 12, points 3-4: what happened to the event history is shown in the window, not only logged."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from app.main_window import MainWindow
+from core import paths
+from core.events import make_test_event
+from core.settings import Settings
+
+
+def _window(qtbot) -> MainWindow:
+    window = MainWindow(Settings(), system_trash=False)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def test_a_recovered_history_is_shown_in_the_banner(qtbot) -> None:
+    paths.history_path().write_bytes(b"damaged, not an SQLite database" * 64)
+    window = _window(qtbot)
+    assert window.banner.isVisible()
+    text = window.banner_label.text()
+    assert "damaged" in text and ".corrupt-" in text
+    window.close()
+
+
+def test_a_history_that_cannot_be_written_is_shown_in_the_banner(qtbot) -> None:
+    window = _window(qtbot)
+    history = window._history
+    assert history is not None and not window.banner.isVisible()
+    pages = history._conn.execute("PRAGMA page_count").fetchone()[0]
+    history._conn.execute(f"PRAGMA max_page_count={pages}")  # SQLITE_FULL, as on a full disk
+    history.record([dataclasses.replace(make_test_event(), thumbnail=os.urandom(9000))])
+    window._check_history()
+    assert window.banner.isVisible()
+    assert "kept in memory" in window.banner_label.text()
+    window.close()
