@@ -16,7 +16,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from core.errors import SourceError
+from core._image import read_image
+from core.errors import ImageReadError, SourceError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -343,17 +344,14 @@ def _to_bgr(image: np.ndarray) -> np.ndarray:
 
 
 def _read_image(path: Path) -> np.ndarray | None:
-    # imdecode on the raw bytes: cv2.imread cannot open non-ASCII paths on Windows.
+    """The image, or None (the reason logged) for a file that is not one, or not a regular file."""
     try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError:
+        # Regular files only, size and pixel count checked first: a named pipe must not block the
+        # source and a decompression bomb must not take gigabytes (core/_image.py).
+        return read_image(path)
+    except ImageReadError as exc:
+        logger.warning("%s", exc)
         return None
-    if data.size == 0:
-        return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        return None
-    return image
 
 
 def _camera_index(spec: Any) -> int | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import sqlite3
 import stat
 import time
@@ -20,6 +21,7 @@ import pytest
 
 from core import paths
 from core.events import make_test_event
+from core.gallery import Gallery
 from core.history import History
 from core.types import RecognitionEvent
 from tests._disks import hold_lock, tiny_disk
@@ -193,3 +195,136 @@ def test_personal_data_is_private_to_the_user(tmp_path: Path) -> None:
     assert history.recovered_from is not None
     assert _mode(history.recovered_from) == 0o600
     history.close()
+
+
+# ------------------------------------------------------------------------ point 2: the gallery cache
+
+
+@pytest.fixture(scope="module")
+def models() -> tuple:
+    from core.detection import create_detector
+    from core.embedding import create_embedder
+
+    return create_detector("yunet", max_side=640), create_embedder("sface")
+
+
+@pytest.fixture()
+def gallery_root(demo_dir: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "gallery"
+    for person in ("obama", "kit_harington"):
+        shutil.copytree(demo_dir / "knn_examples" / "train" / person, root / person)
+    return root
+
+
+def _cache_rows(path: Path) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_gallery_cache_on_a_full_disk_is_kept_and_the_run_goes_on(
+    tmp_path: Path, gallery_root: Path, demo_dir: Path, models: tuple
+) -> None:
+    detector, embedder = models
+    with tiny_disk(tmp_path / "disk", "4m") as disk:
+        cache = disk.root / "gallery.sqlite3"
+        with Gallery(gallery_root, embedder, detector, cache_path=cache) as first:
+            assert first.sync().usable == 4
+        rows = _cache_rows(cache)
+        shutil.copy(demo_dir / "obama2.jpg", gallery_root / "obama" / "new.jpg")
+        disk.fill()
+        gallery = Gallery(gallery_root, embedder, detector, cache_path=cache)
+        report = gallery.sync()  # no traceback: the run goes on with an in-memory cache
+        assert report.usable == 5 and not report.problems
+        assert gallery.cache_problem is not None and "cannot be used" in gallery.cache_problem
+        gallery.close()
+        assert cache.exists() and _corrupt_copies(disk.root) == []
+        assert _cache_rows(cache) == rows  # the healthy cache is untouched
+
+
+def test_a_gallery_cache_that_fills_the_disk_during_a_sync_is_not_moved_aside(
+    tmp_path: Path, gallery_root: Path, models: tuple
+) -> None:
+    detector, embedder = models
+    with tiny_disk(tmp_path / "disk", "4m") as disk:
+        cache = disk.root / "gallery.sqlite3"
+        gallery = Gallery(gallery_root, embedder, detector, cache_path=cache)
+        disk.fill()  # the cache is open and empty; every write of the sync meets a full disk
+        report = gallery.sync()
+        assert report.usable == 4 and not report.problems
+        assert gallery.cache_problem is not None and "full" in gallery.cache_problem
+        gallery.close()
+        assert cache.exists() and _corrupt_copies(disk.root) == []
+
+
+def test_a_locked_gallery_cache_waits_then_goes_on_in_memory(
+    tmp_path: Path, gallery_root: Path, models: tuple
+) -> None:
+    detector, embedder = models
+    cache = tmp_path / "gallery.sqlite3"
+    with Gallery(gallery_root, embedder, detector, cache_path=cache) as first:
+        first.sync()
+    with hold_lock(cache):
+        gallery = Gallery(gallery_root, embedder, detector, cache_path=cache, cache_busy_timeout_s=0.5)
+        assert gallery.sync().usable == 4
+        assert "locked" in (gallery.cache_problem or "")
+        gallery.close()
+    assert _corrupt_copies(tmp_path) == [] and _cache_rows(cache) == 4
+
+
+def test_a_corrupt_gallery_cache_is_still_moved_aside(
+    tmp_path: Path, gallery_root: Path, models: tuple
+) -> None:
+    detector, embedder = models
+    cache = tmp_path / "gallery.sqlite3"
+    cache.write_bytes(b"not a database at all" * 100)
+    with Gallery(gallery_root, embedder, detector, cache_path=cache) as gallery:
+        assert gallery.sync().usable == 4
+        assert gallery.cache_recovered_from is not None and gallery.cache_problem is None
+    assert len(_corrupt_copies(tmp_path)) == 1
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_the_gallery_cache_and_its_companions_are_private(gallery_root: Path, models: tuple) -> None:
+    detector, embedder = models
+    os.umask(0o022)
+    with Gallery(gallery_root, embedder, detector) as gallery:
+        gallery.sync()
+        cache = gallery.cache_path
+        for suffix in ("", "-wal", "-shm"):
+            assert _mode(Path(str(cache) + suffix)) == 0o600, suffix
+        assert _mode(cache.parent) == 0o700
+
+
+# ------------------------------------------------------------------- point 7: cached vectors checked
+
+
+def test_a_tampered_cached_vector_is_embedded_again(
+    tmp_path: Path, gallery_root: Path, models: tuple
+) -> None:
+    import numpy as np
+
+    detector, embedder = models
+    cache = tmp_path / "gallery.sqlite3"
+    with Gallery(gallery_root, embedder, detector, cache_path=cache) as gallery:
+        gallery.sync()
+        truth = dict(zip(gallery.snapshot().labels, gallery.snapshot().matrix, strict=False))
+    # Someone with write access to the cache makes every obama photo look like kit_harington.
+    conn = sqlite3.connect(cache)
+    fake = np.asarray(truth["kit_harington"], np.float32).tobytes()
+    n = conn.execute(
+        "UPDATE embeddings SET vector = ? WHERE sha256 IN (SELECT sha256 FROM files WHERE path LIKE ?)",
+        (fake, f"%{os.sep}obama{os.sep}%"),
+    ).rowcount
+    conn.commit()
+    conn.close()
+    assert n == 2
+    with Gallery(gallery_root, embedder, detector, cache_path=cache) as gallery:
+        report = gallery.sync()
+        assert report.embedded == 2 and report.cached == 2
+        snap = gallery.snapshot()
+        for label, vector in zip(snap.labels, snap.matrix, strict=True):
+            if label == "obama":
+                assert float(vector @ truth["kit_harington"]) < 0.9
