@@ -43,18 +43,24 @@ def config_dir() -> Path:
     return _ensure(home / "config" if home else Path(platformdirs.user_config_dir(APP_NAME, APP_AUTHOR)))
 
 
-def data_dir() -> Path:
+def data_dir(*, create: bool = True) -> Path:
+    """The data folder; ``create=False`` only names it (for messages, and folders that are optional)."""
     home = _home()
-    return _ensure(home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR)))
+    path = home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR))
+    return _ensure(path) if create else path
 
 
-def cache_dir() -> Path:
+def cache_dir(*, create: bool = True) -> Path:
+    """The cache folder; ``create=False`` only names it."""
     home = _home()
-    return _ensure(home / "cache" if home else Path(platformdirs.user_cache_dir(APP_NAME, APP_AUTHOR)))
+    path = home / "cache" if home else Path(platformdirs.user_cache_dir(APP_NAME, APP_AUTHOR))
+    return _ensure(path) if create else path
 
 
-def models_dir() -> Path:
-    return _ensure(data_dir() / "models")
+def models_dir(*, create: bool = True) -> Path:
+    """The user's model folder; ``create=False`` only names it."""
+    path = data_dir(create=create) / "models"
+    return _ensure(path) if create else path
 
 
 def plugins_dir() -> Path:
