@@ -344,6 +344,9 @@ class RecognitionWorker(QObject):
         last_stats = 0.0
         last_process = 0.0
         faces = 0
+        # A file that is there but cannot be opened is not retried until the source changes: unlike a
+        # camera (or a file not there yet), it will not start working by itself.
+        given_up = False
         try:
             while not self._stop.is_set():
                 with self._lock:
@@ -354,6 +357,8 @@ class RecognitionWorker(QObject):
                         feed_dropped += feed.dropped
                         feed, running, ever_ran = None, False, False
                         pipeline.reset(new.camera.source)
+                    if _source_key(new) != _source_key(settings):
+                        given_up = False
                     if new.gallery_dir != settings.gallery_dir:
                         gallery.close()
                         pipeline, gallery = self._build(new, pipeline.detector, pipeline.embedder)
@@ -364,6 +369,9 @@ class RecognitionWorker(QObject):
                     self._sync(pipeline)
                     self._emit_engine(settings, pipeline, gallery)
 
+                if given_up:
+                    self._stop.wait(0.2)
+                    continue
                 if feed is None:
                     feed = FrameFeed(
                         settings,
@@ -388,6 +396,14 @@ class RecognitionWorker(QObject):
                     else:
                         message = str(item)
                     state = SourceState.LOST if (was_running or ever_ran) else SourceState.UNAVAILABLE
+                    if (
+                        state == SourceState.UNAVAILABLE
+                        and not is_camera
+                        and Path(settings.camera.source).expanduser().is_file()
+                    ):
+                        given_up = True
+                        self.source_state.emit(state, f"{message} Choose another file or a camera.")
+                        continue
                     self.source_state.emit(state, f"{message} Retrying every {RETRY_INTERVAL_S:.0f} s…")
                     self._stop.wait(RETRY_INTERVAL_S)
                     continue
