@@ -9,6 +9,7 @@ __all__ = [
     "ImageReadError",
     "ImageRefusedError",
     "InvalidPersonName",
+    "InvalidSettingError",
     "ModelIntegrityError",
     "ModelNotFoundError",
     "SourceError",
@@ -57,3 +58,7 @@ class GalleryError(GhostFaceError):
 
 class InvalidPersonName(GalleryError, ValueError):
     """A person name that is not a safe folder name (``../x``, empty, reserved, ...)."""
+
+
+class InvalidSettingError(GhostFaceError, ValueError):
+    """A setting given a value outside its type or bounds (one line per bad value, no pydantic dump)."""

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core._atomic import atomic_write_text
+from core.errors import InvalidSettingError
 
 __all__ = [
     "CameraSettings",
@@ -31,6 +32,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Settings",
     "TrackingSettings",
+    "describe_validation_error",
     "effective_threshold",
     "load_settings",
     "save_settings",
@@ -246,7 +248,20 @@ class Settings(_Section):
                 data[key] = {**data[key], **value}
             else:
                 data[key] = value
-        return Settings.model_validate(data)
+        try:
+            return Settings.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidSettingError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Each bad value as ``section.key = value: what is wrong``, on one line (no pydantic dump)."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ())) or "settings"
+        shown = f" = {error['input']!r}" if "input" in error and not isinstance(error["input"], dict) else ""
+        parts.append(f"{where}{shown}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,8 +341,9 @@ def load_settings(path: Path) -> LoadResult:
             shutil.copy2(path, backup)
         except OSError:
             backup = None
+        # Not a warning here: the caller shows them (the GUI in its banner, the CLI once on stderr).
         for w in warnings:
-            log.warning("%s", w)
+            log.info("%s", w)
     return LoadResult(Settings.model_validate(clean), tuple(warnings), backup)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from core import paths
+from core.errors import InvalidSettingError
 from core.settings import SCHEMA_VERSION, Settings, load_settings, save_settings
 
 
@@ -69,9 +71,13 @@ def test_settings_are_immutable_snapshots() -> None:
         s.recognition.similarity_threshold = 0.9  # type: ignore[misc]
 
 
-def test_replace_validates() -> None:
-    with pytest.raises(ValidationError):
-        Settings().replace(recognition={"similarity_threshold": 3.0})
+def test_replace_validates_with_one_clear_line() -> None:
+    with pytest.raises(InvalidSettingError) as err:
+        Settings().replace(recognition={"similarity_threshold": 5.0})
+    message = str(err.value)
+    assert message.startswith("recognition.similarity_threshold = 5.0: ") and "\n" not in message
+    assert "pydantic" not in message and "errors.pydantic.dev" not in message
+    assert isinstance(err.value, ValueError)
 
 
 def test_every_field_has_a_title_and_description() -> None:
@@ -88,3 +94,15 @@ def test_every_field_has_a_title_and_description() -> None:
 def test_user_folders_follow_ghostface_home(_fresh_home: Path) -> None:
     assert paths.settings_path().is_relative_to(_fresh_home)
     assert paths.plugins_dir().is_dir() and paths.plugins_dir().is_relative_to(_fresh_home)
+
+
+def test_load_settings_leaves_showing_the_warnings_to_its_caller(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The CLI printed each settings warning twice: once logged here, once by itself.
+    path = tmp_path / "settings.json"
+    path.write_text('{"recognition": {"similarity_threshold": 7}, "bogus": 1}')
+    with caplog.at_level(logging.WARNING):
+        result = load_settings(path)
+    assert len(result.warnings) == 2
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
