@@ -1,0 +1,31 @@
+"""The soak run: the demo clip looped through the whole engine, with history and plugins, sampled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core import paths
+from core.history import History
+from core.soak import SoakSample, run_soak
+from tests.app._fixtures import hamilton_gallery  # noqa: F401, F811 - fixture
+
+
+def test_a_short_soak_samples_memory_threads_files_and_databases(
+    hamilton_clip: Path,
+    hamilton_gallery: Path,  # noqa: F811 - the fixture imported above
+) -> None:
+    seen: list[SoakSample] = []
+    report = run_soak(hamilton_clip, hamilton_gallery, minutes=0.15, interval_s=3.0, on_sample=seen.append)
+    assert list(report.samples) == seen and len(seen) >= 3
+    first, last = seen[0], seen[-1]
+    assert first.frames == 0 and last.frames > 20 and last.events > 0
+    assert last.elapsed_s >= 8.5
+    assert all(s.rss_mb and s.rss_mb > 50 and s.threads >= 3 and s.open_files for s in seen)
+    assert last.cache_mb > 0 and last.history_mb > 0
+    assert report.errors == 0
+    assert {"attendance", "snapshot", "history"} <= set(report.plugins)
+    assert all(p["failures"] == 0 for p in report.plugins.values())
+    with History() as history:
+        assert history.count() == last.events or history.count() >= last.events
+    assert (paths.data_dir() / "plugin-data" / "attendance").is_dir()
+    assert "RSS" in last.line() and "open files" in last.line()
