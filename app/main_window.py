@@ -801,7 +801,9 @@ class MainWindow(QMainWindow):
         except ImportError as exc:
             QMessageBox.information(self, "Event history", f"The event history is not available: {exc}")
             return None
-        dialog = HistoryDialog(parent=self)
+        # The history the bus writes into: the dialog then needs no connection of its own (no second
+        # wait on a locked file) and shows what it holds even when it is read-only for now.
+        dialog = HistoryDialog(self._history, parent=self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog

@@ -38,3 +38,22 @@ def test_a_history_that_cannot_be_written_is_shown_in_the_banner(qtbot) -> None:
     assert window.banner.isVisible()
     assert "kept in memory" in window.banner_label.text()
     window.close()
+
+
+def test_the_history_window_shows_a_read_only_history_and_why(qtbot, tmp_path) -> None:
+    from app.history_dialog import HistoryDialog
+    from core.history import History
+    from tests._disks import hold_lock
+
+    path = tmp_path / "history.sqlite3"
+    with History(path) as first:
+        first.extend([make_test_event(person=f"P{i}") for i in range(3)])
+    with hold_lock(path):
+        history = History(path, busy_timeout_s=0.3)
+        dialog = HistoryDialog(history)
+        qtbot.addWidget(dialog)
+        text = dialog.count_label.text()
+        assert text.startswith("3 events")  # what it holds, read through the lock
+        assert "locked" in text and "kept in memory" in text
+        dialog.close()
+        history.close()
