@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gallery_worker import EnrollCaptureController, EnrollFrame, GalleryController
+from app.gallery_worker import AddImages, EnrollCaptureController, EnrollFrame, GalleryController
 from app.video_view import _qimage
 from core.settings import Settings
 
@@ -153,7 +153,7 @@ class EnrollDialog(QDialog):
         self._stop_capture()
         name = self.name_edit.text().strip()
         if self.shots and name:
-            self._gallery.submit("add_images", name, list(self.shots))
+            self._gallery.submit(AddImages(name, tuple(self.shots)))
         super().accept()
 
     def reject(self) -> None:

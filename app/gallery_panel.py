@@ -31,7 +31,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gallery_worker import GalleryController, GalleryJobResult, RemovedPerson, gallery_root
+from app.gallery_worker import (
+    AddImages,
+    AddPerson,
+    AddPhotos,
+    GalleryController,
+    GalleryJobResult,
+    RemovedPerson,
+    RenamePerson,
+    SyncGallery,
+)
+from core.engine import gallery_root
 from core.settings import Settings
 
 __all__ = ["GalleryPanel", "THUMBNAIL_PX"]
@@ -39,6 +49,8 @@ __all__ = ["GalleryPanel", "THUMBNAIL_PX"]
 log = logging.getLogger(__name__)
 
 THUMBNAIL_PX = 96
+# Jobs whose progress the Cancel button can stop (the others are one quick step).
+_CANCELLABLE = frozenset(job.kind for job in (AddPhotos, SyncGallery, AddImages) if job.cancellable)
 _IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp);;All files (*)"
 
 
@@ -131,7 +143,7 @@ class GalleryPanel(QWidget):
             "Re-embed",
             "refresh",
             "Embed every photo again with the current model",
-            lambda: self._submit("sync"),
+            lambda: self._controller.submit(SyncGallery()),
         )
         self.toolbar.addSeparator()
         self.folder_button = button(
@@ -229,15 +241,12 @@ class GalleryPanel(QWidget):
         self.reembed_button.setEnabled(not busy)
 
     # -- actions ----------------------------------------------------------------------------------
-    def _submit(self, kind: str, *args: Any) -> None:
-        self._controller.submit(kind, *args)
-
     def add_person(self, name: str | None = None) -> None:
         if name is None:
             name, ok = QInputDialog.getText(self, "Add a person", "Name:")
             if not ok or not name.strip():
                 return
-        self._submit("add_person", name.strip())
+        self._controller.submit(AddPerson(name.strip()))
 
     def rename_person(self, new: str | None = None) -> None:
         old = self.selected_name()
@@ -247,7 +256,7 @@ class GalleryPanel(QWidget):
             new, ok = QInputDialog.getText(self, "Rename", f"New name for {old}:", text=old)
             if not ok or not new.strip() or new.strip() == old:
                 return
-        self._submit("rename", old, new.strip())
+        self._controller.submit(RenamePerson(old, new.strip()))
 
     def delete_person(self, name: str | None = None) -> None:
         name = name or self.selected_name()
@@ -261,7 +270,7 @@ class GalleryPanel(QWidget):
             )
             if answer != QMessageBox.StandardButton.Yes:
                 return
-        self._submit("delete", name)
+        self._controller.delete(name)
 
     def add_photos(self, paths: list[str] | None = None, name: str | None = None) -> None:
         name = name or self.selected_name()
@@ -273,7 +282,7 @@ class GalleryPanel(QWidget):
             paths, _ = QFileDialog.getOpenFileNames(self, f"Photos of {name}", "", _IMAGE_FILTER)
             if not paths:
                 return
-        self._submit("add_photos", name.strip(), [str(p) for p in paths])
+        self._controller.submit(AddPhotos(name.strip(), tuple(str(p) for p in paths)))
 
     def _enroll(self) -> None:
         self.enroll_requested.emit(self.selected_name() or "")
@@ -317,7 +326,7 @@ class GalleryPanel(QWidget):
             self.status.setText(labels[kind])
             self.progress.setRange(0, 0)
             self.progress.show()
-            self.cancel_button.setVisible(kind in ("add_photos", "sync", "add_images"))
+            self.cancel_button.setVisible(kind in _CANCELLABLE)
 
     def _on_busy(self, busy: bool) -> None:
         if not busy:

@@ -1,7 +1,7 @@
 """Gallery jobs off the GUI thread: enrolment, re-embedding, renames and deletes, and camera enrolment.
 
 Two workers, each in its own ``QThread`` owned by a GUI-thread controller that relays its signals
-signal-to-signal (PLATFORM.md, "Qt threads: measured traps"):
+signal-to-signal (:mod:`app.threads`):
 
 * :class:`GalleryWorker` owns a :class:`core.gallery.Gallery` with its own detector and embedder (model
   objects are never shared between threads) and runs queued jobs one at a time, with progress and Cancel.
@@ -14,25 +14,38 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from PySide6.QtCore import QFile, QObject, QThread, Signal, Slot
+from PySide6.QtCore import QFile, QObject, Signal, Slot
 
-from core.settings import Settings
+from app.threads import ThreadController, ThreadWorker
+from core.capture import open_source
+from core.detection import Detector
+from core.engine import build_detector, build_embedder, configure_detector, open_gallery
+from core.enrollment import CaptureGuide, GuideConfig
+from core.gallery import Gallery, PhotoResult
+from core.settings import Rebuild, Settings, rebuilds
 
 __all__ = [
+    "AddImages",
+    "AddPerson",
+    "AddPhotos",
+    "DeletePerson",
     "EnrollCaptureController",
     "EnrollFrame",
     "GalleryController",
+    "GalleryJob",
     "GalleryJobResult",
     "GalleryWorker",
-    "gallery_root",
+    "RefreshPeople",
     "RemovedPerson",
+    "RenamePerson",
+    "SyncGallery",
+    "UseSettings",
     "move_to_trash",
 ]
 
@@ -50,11 +63,12 @@ class RemovedPerson:
 
 @dataclass(frozen=True, slots=True)
 class GalleryJobResult:
-    """The outcome of one gallery job: its kind, and what the core call returned."""
+    """The outcome of one gallery job: its kind, what the core call returned, and the job itself."""
 
     kind: str
     value: Any
     cancelled: bool = False
+    job: GalleryJob | None = None
 
 
 def trash_dir() -> Path:
@@ -83,176 +97,281 @@ def move_to_trash(gallery: Any, name: str, *, use_system_trash: bool = True) -> 
     return RemovedPerson(Path(location).name, Path(location), False)
 
 
-def gallery_root(settings: Settings) -> Path:
-    from core.paths import default_gallery_dir
+# -- gallery jobs ------------------------------------------------------------------------------------
+# One frozen dataclass per job: what the job needs, nothing else. ``kind`` names it to the UI (status
+# texts, GalleryJobResult.kind); ``cancellable`` says whether Cancel can stop it part-way;
+# ``changes_gallery`` whether the live pipeline must reload the gallery after it.
 
-    return Path(settings.gallery_dir).expanduser() if settings.gallery_dir else default_gallery_dir()
+
+@dataclass(frozen=True, slots=True)
+class RefreshPeople:
+    """List the people again (the folder may have been edited in a file manager)."""
+
+    kind: ClassVar[str] = "refresh"
+    cancellable: ClassVar[bool] = False
+    changes_gallery: ClassVar[bool] = False
 
 
-class GalleryWorker(QObject):
-    """Runs gallery jobs in order on its own thread. Submit with :meth:`submit`; thread-safe."""
+@dataclass(frozen=True, slots=True)
+class SyncGallery:
+    """Embed every new or changed photo with the current model."""
+
+    kind: ClassVar[str] = "sync"
+    cancellable: ClassVar[bool] = True
+    changes_gallery: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class AddPerson:
+    """Create an empty folder for a new person."""
+
+    name: str
+    kind: ClassVar[str] = "add_person"
+    cancellable: ClassVar[bool] = False
+    changes_gallery: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class RenamePerson:
+    """Rename a person's folder."""
+
+    old: str
+    new: str
+    kind: ClassVar[str] = "rename"
+    cancellable: ClassVar[bool] = False
+    changes_gallery: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class DeletePerson:
+    """Move a person's folder to the system trash, or to the app's backup folder."""
+
+    name: str
+    use_system_trash: bool = True
+    kind: ClassVar[str] = "delete"
+    cancellable: ClassVar[bool] = False
+    changes_gallery: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class AddPhotos:
+    """Copy photo files into a person's folder and embed them, with a report per file."""
+
+    name: str
+    paths: tuple[str, ...]
+    kind: ClassVar[str] = "add_photos"
+    cancellable: ClassVar[bool] = True
+    changes_gallery: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class AddImages:
+    """Save camera shots (BGR images) as photos of a person and embed them."""
+
+    name: str
+    images: tuple[np.ndarray, ...]
+    kind: ClassVar[str] = "add_images"
+    cancellable: ClassVar[bool] = True
+    changes_gallery: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class UseSettings:
+    """Open the gallery folder and build the models that new settings ask for."""
+
+    settings: Settings
+    kind: ClassVar[str] = "settings"
+    cancellable: ClassVar[bool] = False
+    changes_gallery: ClassVar[bool] = True
+
+
+GalleryJob = (
+    RefreshPeople | SyncGallery | AddPerson | RenamePerson | DeletePerson | AddPhotos | AddImages | UseSettings
+)
+
+# A settings change that gives the gallery another folder or other models.
+_GALLERY_PARTS = frozenset({Rebuild.GALLERY, Rebuild.DETECTOR, Rebuild.EMBEDDER})
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    """A job and its own Cancel flag, created when the job is submitted (so a Cancel reaches it queued)."""
+
+    job: GalleryJob
+    cancel: threading.Event
+
+
+class GalleryWorker(ThreadWorker):
+    """Runs gallery jobs in order on its own thread; :meth:`submit`, :meth:`cancel` are thread-safe.
+
+    It owns the :class:`core.gallery.Gallery` of the settings' folder with its own detector and
+    embedder, built by :mod:`core.engine` exactly as the live worker builds its own (model objects are
+    never shared between threads).
+    """
 
     people_ready = Signal(object)  # list[PersonInfo]
     progress = Signal(int, int, str)  # done, total, item
-    job_started = Signal(str)
+    job_started = Signal(str)  # the job's kind
     job_finished = Signal(object)  # GalleryJobResult
-    error = Signal(object)  # exception
-    stopped = Signal()
+    job_failed = Signal(object)  # the exception a job raised
 
     def __init__(self, settings: Settings) -> None:
         super().__init__()
         self._settings = settings
-        self._jobs: queue.Queue[tuple[str, tuple[Any, ...]]] = queue.Queue()
-        self._stop = threading.Event()
-        self.cancel_event = threading.Event()
-        self._gallery: Any = None
-        self._model_key: tuple[str, str, str] | None = None
-        self.use_system_trash = True
+        self._jobs: queue.Queue[_Queued] = queue.Queue()
+        self._lock = threading.Lock()
+        self._open: list[_Queued] = []  # submitted and not finished: what Cancel reaches
+        self._gallery: Gallery | None = None
+        self._built_with: Settings | None = None
 
-    def submit(self, kind: str, *args: Any) -> None:
-        self._jobs.put((kind, args))
+    def submit(self, job: GalleryJob) -> None:
+        """Queue ``job``; it runs after every job submitted before it."""
+        queued = _Queued(job, threading.Event())
+        with self._lock:
+            self._open.append(queued)
+        self._jobs.put(queued)
+
+    def cancel(self) -> None:
+        """Cancel the running job and every queued one that can be cancelled."""
+        with self._lock:
+            for queued in self._open:
+                queued.cancel.set()
+
+    def set_settings(self, settings: Settings) -> None:
+        """Settings for the next job (live values such as the detection resolution reach its models)."""
+        with self._lock:
+            self._settings = settings
 
     def request_stop(self) -> None:
-        self._stop.set()
-        self.cancel_event.set()
+        super().request_stop()
+        self.cancel()
 
-    @Slot()
-    def run(self) -> None:
+    def work(self) -> None:
         try:
-            while not self._stop.is_set():
+            while not self.stop_event.is_set():
                 try:
-                    kind, args = self._jobs.get(timeout=0.1)
+                    queued = self._jobs.get(timeout=0.1)
                 except queue.Empty:
                     continue
-                self._run_job(kind, args)
+                self._run_job(queued)
         finally:
             if self._gallery is not None:
                 self._gallery.close()
-            self.stopped.emit()
 
-    def _ensure_gallery(self) -> Any:
-        from core.detection import create_detector
-        from core.embedding import create_embedder
-        from core.gallery import Gallery
-
-        s = self._settings
-        root = gallery_root(s)
-        key = (str(root), s.recognition.embedder, s.recognition.device)
-        if self._gallery is not None and self._model_key == key:
-            return self._gallery
-        detector = create_detector(
-            s.detection.detector, score_threshold=s.detection.score_threshold, device=s.recognition.device
-        )
-        embedder = create_embedder(s.recognition.embedder, device=s.recognition.device)
-        if self._gallery is not None and self._model_key is not None and self._model_key[0] == str(root):
-            self._gallery.set_embedder(embedder)
-            self._gallery.set_detector(detector)
-        else:
-            if self._gallery is not None:
-                self._gallery.close()
-            self._gallery = Gallery(root, embedder, detector)
-        self._model_key = key
-        return self._gallery
-
-    def _progress(self, done: int, total: int, item: str) -> None:
-        self.progress.emit(done, total, item)
-
-    def _run_job(self, kind: str, args: tuple[Any, ...]) -> None:
-        self.cancel_event.clear()
-        self.job_started.emit(kind)
-        outcome: Any
+    def _run_job(self, queued: _Queued) -> None:
+        job = queued.job
+        self.job_started.emit(job.kind)
+        outcome: GalleryJobResult | Exception
         try:
-            if kind == "settings":
-                self._settings = args[0]
-                gallery = self._ensure_gallery()
-                value: Any = None
-            else:
-                gallery = self._ensure_gallery()
-                value = self._do(gallery, kind, args)
-            outcome = GalleryJobResult(kind, value, bool(getattr(value, "cancelled", False)))
+            value = self._execute(job, queued.cancel)
+            outcome = GalleryJobResult(job.kind, value, bool(getattr(value, "cancelled", False)), job)
         except Exception as exc:  # noqa: BLE001 - every failure reaches the user, the worker goes on
-            log.warning("gallery job %s failed: %s", kind, exc)
+            log.warning("gallery job %s failed: %s", job.kind, exc)
             outcome = exc
+        finally:
+            with self._lock:
+                self._open.remove(queued)
+        self._report(outcome)
+
+    def _report(self, outcome: GalleryJobResult | Exception) -> None:
         # The people first: whoever hears that a job ended sees the gallery as the job left it.
         try:
             if self._gallery is not None:
                 self.people_ready.emit(self._gallery.people())
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - a folder that cannot be listed is reported, not fatal
             self.error.emit(exc)
         if isinstance(outcome, Exception):
-            self.error.emit(outcome)
+            self.job_failed.emit(outcome)
         else:
             self.job_finished.emit(outcome)
 
-    def _do(self, gallery: Any, kind: str, args: tuple[Any, ...]) -> Any:
-        cancel = self.cancel_event
-        if kind == "refresh":
-            return None
-        if kind == "sync":
-            return gallery.sync(progress=self._progress, cancel=cancel)
-        if kind == "add_person":
-            return gallery.add_person(args[0])
-        if kind == "rename":
-            return gallery.rename_person(args[0], args[1])
-        if kind == "delete":
-            return move_to_trash(gallery, args[0], use_system_trash=self.use_system_trash)
-        if kind == "add_photos":
-            return gallery.add_photos(args[0], list(args[1]), progress=self._progress, cancel=cancel)
-        if kind == "add_images":
-            name, images = args
-            results = []
-            for done, image in enumerate(images, start=1):
-                if cancel.is_set():
-                    break
-                results.append(gallery.add_image(name, image))
-                self._progress(done, len(images), f"shot {done}")
-            return results
-        raise ValueError(f"unknown gallery job {kind!r}")
+    def _ensure_gallery(self) -> Gallery:
+        """The gallery for the latest settings, rebuilding only what they changed."""
+        with self._lock:
+            settings = self._settings
+        gallery, old = self._gallery, self._built_with
+        if gallery is None or old is None:
+            gallery = open_gallery(settings, build_detector(settings), build_embedder(settings))
+        else:
+            parts = rebuilds(old, settings)
+            detector = build_detector(settings) if Rebuild.DETECTOR in parts else gallery.detector
+            embedder = build_embedder(settings) if Rebuild.EMBEDDER in parts else gallery.embedder
+            configure_detector(detector, settings)
+            if Rebuild.GALLERY in parts:
+                gallery.close()
+                gallery = open_gallery(settings, detector, embedder)
+            else:
+                gallery.set_detector(detector)
+                if embedder is not gallery.embedder:
+                    gallery.set_embedder(embedder)
+        self._gallery, self._built_with = gallery, settings
+        return gallery
+
+    def _progress(self, done: int, total: int, item: str) -> None:
+        self.progress.emit(done, total, item)
+
+    def _execute(self, job: GalleryJob, cancel: threading.Event) -> Any:
+        if isinstance(job, UseSettings):
+            self.set_settings(job.settings)
+        gallery = self._ensure_gallery()
+        match job:
+            case RefreshPeople() | UseSettings():
+                return None
+            case SyncGallery():
+                return gallery.sync(progress=self._progress, cancel=cancel)
+            case AddPerson(name):
+                return gallery.add_person(name)
+            case RenamePerson(old, new):
+                return gallery.rename_person(old, new)
+            case DeletePerson(name, use_system_trash):
+                return move_to_trash(gallery, name, use_system_trash=use_system_trash)
+            case AddPhotos(name, paths):
+                return gallery.add_photos(name, [Path(p) for p in paths], progress=self._progress, cancel=cancel)
+            case AddImages(name, images):
+                return self._add_images(gallery, name, images, cancel)
+        raise TypeError(f"not a gallery job: {job!r}")
+
+    def _add_images(
+        self, gallery: Gallery, name: str, images: Sequence[np.ndarray], cancel: threading.Event
+    ) -> list[PhotoResult]:
+        results = []
+        for done, image in enumerate(images, start=1):
+            if cancel.is_set():
+                break
+            results.append(gallery.add_image(name, image))
+            self._progress(done, len(images), f"shot {done}")
+        return results
 
 
-class GalleryController(QObject):
+class GalleryController(ThreadController):
     """Owns the gallery worker thread; lives in the GUI thread. Connect only to these signals.
 
-    ``busy`` is True from a job's start until its end; ``gallery_changed`` fires after every job that
-    may have changed the people or their embeddings (the live pipeline then reloads).
+    ``busy_changed`` is True from a job's submission until the queue is empty; ``gallery_changed``
+    fires after every job that may have changed the people or their embeddings (the live pipeline
+    then reloads). A job's failure comes as ``error``.
     """
 
     people_ready = Signal(object)
     progress = Signal(int, int, str)
     job_started = Signal(str)
     job_finished = Signal(object)
-    error = Signal(object)
     gallery_changed = Signal()
     busy_changed = Signal(bool)
 
-    _started_in = Signal(str)
     _finished_in = Signal(object)
-    _error_in = Signal(object)
+    _failed_in = Signal(object)
 
-    _CHANGING = frozenset({"sync", "add_person", "rename", "delete", "add_photos", "add_images", "settings"})
+    thread_name = "gallery"
+    drop_stale_on_stop = False
 
     def __init__(self, settings: Settings, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._thread = QThread()
-        self._thread.setObjectName("gallery")
-        self._worker = GalleryWorker(settings)
-        self._worker.moveToThread(self._thread)
-        self._worker.people_ready.connect(self.people_ready)
-        self._worker.progress.connect(self.progress)
-        self._worker.job_started.connect(self._started_in)
-        self._worker.job_finished.connect(self._finished_in)
-        self._worker.error.connect(self._error_in)
-        self._started_in.connect(self._on_started)
-        self._finished_in.connect(self._on_finished)
-        self._error_in.connect(self._on_error)
-        self._thread.started.connect(self._worker.run)
-        self._pending = 0
-        self._running = False
         self._settings = settings
-
-    @property
-    def worker(self) -> GalleryWorker:
-        return self._worker
+        self._pending = 0
+        #: Deleted people go to the system trash (else to the app's backup folder).
+        self.use_system_trash = True
+        self._finished_in.connect(self._on_finished_job)
+        self._failed_in.connect(self._on_failed_job)
 
     @property
     def pending(self) -> int:
@@ -260,19 +379,38 @@ class GalleryController(QObject):
         return self._pending
 
     def start(self) -> None:
-        if not self._running:
-            self._running = True
-            self._thread.start()
+        """Start the worker thread (the first job starts it too)."""
+        if self.is_running():
+            return
+        worker = GalleryWorker(self._settings)
+        self._launch(
+            worker,
+            [
+                (worker.people_ready, self.people_ready),
+                (worker.progress, self.progress),
+                (worker.job_started, self.job_started),
+                (worker.job_finished, self._finished_in),
+                (worker.job_failed, self._failed_in),
+            ],
+        )
 
-    def submit(self, kind: str, *args: Any) -> None:
+    def submit(self, job: GalleryJob) -> None:
+        """Queue ``job`` on the worker; ``job_finished`` or ``error`` follows."""
         self.start()
         self._pending += 1
         if self._pending == 1:
             self.busy_changed.emit(True)
-        self._worker.submit(kind, *args)
+        worker = self._worker
+        assert isinstance(worker, GalleryWorker)
+        worker.submit(job)
 
     def refresh(self) -> None:
-        self.submit("refresh")
+        """List the people again."""
+        self.submit(RefreshPeople())
+
+    def delete(self, name: str) -> None:
+        """Remove a person (to the system trash when :attr:`use_system_trash`)."""
+        self.submit(DeletePerson(name, self.use_system_trash))
 
     def apply_settings(self, settings: Settings, *, sync: bool = True) -> None:
         """Use new settings; a new model or folder is re-embedded in the background when ``sync``.
@@ -280,32 +418,19 @@ class GalleryController(QObject):
         The main window passes ``sync=False`` while the live worker runs: that worker re-embeds with
         its own models then, and both would otherwise embed the same photos at the same time.
         """
-        old = self._settings
+        parts = rebuilds(self._settings, settings)
         self._settings = settings
-        if (old.gallery_dir, old.recognition.embedder, old.recognition.device) != (
-            settings.gallery_dir,
-            settings.recognition.embedder,
-            settings.recognition.device,
-        ):
-            self.submit("settings", settings)
-            if sync:
-                self.submit("sync")
+        if isinstance(self._worker, GalleryWorker):
+            self._worker.set_settings(settings)
+        if parts & _GALLERY_PARTS:
+            self.submit(UseSettings(settings))
+            if sync and parts & {Rebuild.GALLERY, Rebuild.EMBEDDER}:
+                self.submit(SyncGallery())
 
     def cancel(self) -> None:
-        self._worker.cancel_event.set()
-
-    def stop(self, timeout_ms: int = 20000) -> bool:
-        if not self._running:
-            return True
-        self._worker.request_stop()
-        self._thread.quit()
-        ok = self._thread.wait(timeout_ms)
-        self._running = not ok
-        return ok
-
-    @Slot(str)
-    def _on_started(self, kind: str) -> None:
-        self.job_started.emit(kind)
+        """Cancel the running job and the queued ones, photo by photo (what is done stays)."""
+        if isinstance(self._worker, GalleryWorker):
+            self._worker.cancel()
 
     def _done_one(self) -> None:
         self._pending = max(0, self._pending - 1)
@@ -313,14 +438,14 @@ class GalleryController(QObject):
             self.busy_changed.emit(False)
 
     @Slot(object)
-    def _on_finished(self, result: GalleryJobResult) -> None:
+    def _on_finished_job(self, result: GalleryJobResult) -> None:
         self._done_one()
         self.job_finished.emit(result)
-        if result.kind in self._CHANGING:
+        if result.job is None or result.job.changes_gallery:
             self.gallery_changed.emit()
 
     @Slot(object)
-    def _on_error(self, exc: Exception) -> None:
+    def _on_failed_job(self, exc: Exception) -> None:
         self._done_one()
         self.error.emit(exc)
 
@@ -339,118 +464,90 @@ class EnrollFrame:
     target: int
 
 
-class EnrollCaptureWorker(QObject):
+class EnrollCaptureWorker(ThreadWorker):
     """Reads the source, detects, and lets a :class:`core.enrollment.CaptureGuide` keep good shots."""
 
     frame_ready = Signal(object)  # EnrollFrame
     finished_shots = Signal(object)  # list[np.ndarray], the kept frames
-    error = Signal(object)
-    stopped = Signal()
 
     def __init__(self, settings: Settings, target_shots: int = 8) -> None:
         super().__init__()
         self._settings = settings
         self._target = target_shots
-        self._stop = threading.Event()
         self._gui_free = threading.Event()
         self._gui_free.set()
         self.shots: list[np.ndarray] = []
 
-    def request_stop(self) -> None:
-        self._stop.set()
-
     def acknowledge(self) -> None:
+        """The GUI has drawn the last frame: the next one may be sent."""
         self._gui_free.set()
 
-    @Slot()
-    def run(self) -> None:
-        source = None
-        try:
-            from core.capture import open_source
-            from core.detection import create_detector
-            from core.embedding import create_embedder
-            from core.enrollment import CaptureGuide, GuideConfig
-
-            s = self._settings
-            detector = create_detector(s.detection.detector, score_threshold=s.detection.score_threshold)
-            embedder = create_embedder(s.recognition.embedder, device=s.recognition.device)
-            guide = CaptureGuide(embedder.embed, GuideConfig(target_shots=self._target))
-            cam = s.camera
-            source = open_source(cam.source, width=cam.width, height=cam.height, loop=True, realtime=True)
+    def work(self) -> None:
+        s = self._settings
+        detector = build_detector(s)
+        guide = CaptureGuide(build_embedder(s).embed, GuideConfig(target_shots=self._target))
+        cam = s.camera
+        with open_source(cam.source, width=cam.width, height=cam.height, loop=True, realtime=True) as source:
             for frame in source:
-                if self._stop.is_set():
+                if self.stop_event.is_set() or self._judge(frame.image, detector, guide):
                     break
-                detections = detector.detect(frame.image)
-                verdict = guide.assess(frame.image, detections)
-                if verdict.accepted:
-                    self.shots = [shot.image for shot in guide.shots]
-                if self._gui_free.is_set() or verdict.accepted:
-                    self._gui_free.clear()
-                    self.frame_ready.emit(
-                        EnrollFrame(
-                            frame.image,
-                            tuple(tuple(float(v) for v in d.box[:4]) for d in detections),  # type: ignore[misc]
-                            verdict,
-                            guide.count,
-                            self._target,
-                        )
-                    )
-                if guide.done:
-                    break
-            self.finished_shots.emit(list(self.shots))
-        except Exception as exc:  # noqa: BLE001 - shown in the dialog
-            log.warning("camera enrolment failed: %s", exc)
-            self.error.emit(exc)
-        finally:
-            if source is not None:
-                source.close()
-            self.stopped.emit()
+        self.finished_shots.emit(list(self.shots))
+
+    def _judge(self, image: np.ndarray, detector: Detector, guide: CaptureGuide) -> bool:
+        """Detect, let the guide judge the frame, show it; True once enough good shots are kept."""
+        detections = detector.detect(image)
+        verdict = guide.assess(image, detections)
+        if verdict.accepted:
+            self.shots = [shot.image for shot in guide.shots]
+        # A frame is shown only when the GUI drew the previous one (latest frame wins), but a kept
+        # shot always is, so that the counter never skips.
+        if self._gui_free.is_set() or verdict.accepted:
+            self._gui_free.clear()
+            boxes = tuple((float(d.box[0]), float(d.box[1]), float(d.box[2]), float(d.box[3])) for d in detections)
+            self.frame_ready.emit(EnrollFrame(image, boxes, verdict, guide.count, self._target))
+        return guide.done
 
 
-class EnrollCaptureController(QObject):
+class EnrollCaptureController(ThreadController):
     """Owns the enrolment capture thread; lives in the GUI thread."""
 
     frame_ready = Signal(object)
     finished_shots = Signal(object)
-    error = Signal(object)
-    stopped = Signal()
 
     _frame_in = Signal(object)
 
+    thread_name = "enrol-capture"
+    drop_stale_on_stop = False
+
     def __init__(self, settings: Settings, target_shots: int = 8, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._thread: QThread | None = QThread()
-        self._thread.setObjectName("enrol-capture")
-        self._worker = EnrollCaptureWorker(settings, target_shots)
-        self._worker.moveToThread(self._thread)
-        self._worker.frame_ready.connect(self._frame_in)
+        self._settings = settings
+        self._target = target_shots
+        self._shots: list[np.ndarray] = []
         self._frame_in.connect(self._on_frame)
-        self._worker.finished_shots.connect(self.finished_shots)
-        self._worker.error.connect(self.error)
-        self._worker.stopped.connect(self.stopped)
-        self._thread.started.connect(self._worker.run)
 
     def start(self) -> None:
-        if self._thread is not None:
-            self._thread.start()
+        """Start capturing (once)."""
+        if self.is_running():
+            return
+        worker = EnrollCaptureWorker(self._settings, self._target)
+        self._launch(
+            worker, [(worker.frame_ready, self._frame_in), (worker.finished_shots, self.finished_shots)]
+        )
 
     def shots(self) -> Sequence[np.ndarray]:
-        return list(self._worker.shots)
+        """The good shots kept so far (also after the capture ended)."""
+        worker = self._worker
+        return list(worker.shots) if isinstance(worker, EnrollCaptureWorker) else list(self._shots)
 
-    def stop(self, timeout_ms: int = 20000) -> bool:
-        if self._thread is None:
-            return True
-        self._worker.request_stop()
-        self._thread.quit()
-        deadline = time.monotonic() + timeout_ms / 1000
-        ok = self._thread.wait(max(1, int((deadline - time.monotonic()) * 1000)))
-        if ok:
-            self._thread = None
-        return ok
+    def _on_finished(self, worker: ThreadWorker | None) -> None:
+        if isinstance(worker, EnrollCaptureWorker):
+            self._shots = list(worker.shots)
 
     @Slot(object)
     def _on_frame(self, frame: EnrollFrame) -> None:
         try:
             self.frame_ready.emit(frame)
         finally:
-            self._worker.acknowledge()
+            if isinstance(self._worker, EnrollCaptureWorker):
+                self._worker.acknowledge()

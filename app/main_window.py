@@ -261,7 +261,7 @@ class MainWindow(QMainWindow):
         from app.gallery_worker import GalleryController
 
         self.gallery_controller = GalleryController(settings, self)
-        self.gallery_controller.worker.use_system_trash = system_trash
+        self.gallery_controller.use_system_trash = system_trash
         self.gallery_controller.gallery_changed.connect(self.controller.reload_gallery)
 
         self._build_ui()
@@ -629,7 +629,7 @@ class MainWindow(QMainWindow):
         self.probe_cameras()
 
     def open_gallery_folder(self) -> None:
-        from app.gallery_worker import gallery_root
+        from core.engine import gallery_root
 
         root = gallery_root(self._settings)
         root.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,8 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread, Signal, Slot
 
-from core.settings import Settings
+from core.engine import build_detector, build_embedder, gallery_root, open_gallery
+from core.settings import Rebuild, Settings, rebuilds
 from core.types import FrameResult, StageTimings
 
 __all__ = ["EngineInfo", "RecognitionController", "RecognitionWorker", "SourceState", "WorkerStats"]
@@ -98,19 +99,8 @@ def _mean_timings(window: deque[StageTimings]) -> StageTimings:
     )
 
 
-def _source_key(settings: Settings) -> tuple[Any, ...]:
-    cam = settings.camera
-    return (cam.source, cam.width, cam.height, cam.loop_video)
-
-
 def _is_camera_spec(spec: str) -> bool:
     return spec.strip().isdigit() or "://" in spec
-
-
-def _gallery_root(settings: Settings) -> Path:
-    from app.gallery_worker import gallery_root
-
-    return gallery_root(settings)
 
 
 _END = object()
@@ -275,23 +265,13 @@ class RecognitionWorker(QObject):
 
     def _build(self, settings: Settings, detector: Any = None, embedder: Any = None) -> tuple[Any, Any]:
         """Models, gallery and pipeline; the gallery is synced with the pipeline's own models here."""
-        from core.detection import create_detector
-        from core.embedding import create_embedder
-        from core.gallery import Gallery
         from core.pipeline import Pipeline
 
-        det, rec = settings.detection, settings.recognition
         if detector is None:
-            detector = create_detector(
-                det.detector,
-                score_threshold=det.score_threshold,
-                nms_threshold=det.nms_threshold,
-                device=rec.device,
-                max_side=det.max_side_px,
-            )
+            detector = build_detector(settings)
         if embedder is None:
-            embedder = create_embedder(rec.embedder, device=rec.device)
-        gallery = Gallery(_gallery_root(settings), embedder, detector)
+            embedder = build_embedder(settings)
+        gallery = open_gallery(settings, detector, embedder)
         pipeline = Pipeline(
             settings, gallery, source=settings.camera.source, detector=detector, embedder=embedder
         )
@@ -324,7 +304,7 @@ class RecognitionWorker(QObject):
                 threshold_source="model"
                 if rec.threshold_from_model and suggested is not None
                 else "settings",
-                gallery_dir=str(_gallery_root(settings)),
+                gallery_dir=str(gallery_root(settings)),
                 gallery_people=len(people),
                 gallery_embeddings=int(gallery.snapshot().matrix.shape[0]),
             )
@@ -352,14 +332,15 @@ class RecognitionWorker(QObject):
                 with self._lock:
                     new, self._pending_settings = self._pending_settings, None
                 if new is not None:
-                    if _source_key(new) != _source_key(settings) and feed is not None:
+                    parts = rebuilds(settings, new)
+                    if Rebuild.SOURCE in parts and feed is not None:
                         feed.stop()
                         feed_dropped += feed.dropped
                         feed, running, ever_ran = None, False, False
                         pipeline.reset(new.camera.source)
-                    if _source_key(new) != _source_key(settings):
+                    if Rebuild.SOURCE in parts:
                         given_up = False
-                    if new.gallery_dir != settings.gallery_dir:
+                    if Rebuild.GALLERY in parts:
                         gallery.close()
                         pipeline, gallery = self._build(new, pipeline.detector, pipeline.embedder)
                     pipeline.apply_settings(new)

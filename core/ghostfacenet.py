@@ -8,10 +8,12 @@ load with ``prelu="scalar"``. The defaults follow GhostFaceNets (per-channel PRe
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
 import math
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +29,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
     "GhostFaceNetV2",
+    "export_onnx",
     "infer_arch",
     "load_backbone",
     "make_divisible",
@@ -428,6 +431,42 @@ def save_backbone(
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
+    path = Path(path)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def export_onnx(model: GhostFaceNetV2, path: str | Path, *, opset: int = 17) -> Path:
+    """Write ``model`` as ONNX (atomically): input ``crops`` N x 3 x 112 x 112 RGB in [-1, 1], output
+    ``embedding`` N x D (not normalised); the batch dimension is dynamic.
+
+    This is the deployed form the engine runs on a CPU (OpenCV DNN, or any ONNX runtime); PyTorch stays
+    the path for training and CUDA. The TorchScript-based exporter is used on purpose: it needs only the
+    ``onnx`` package, where the dynamo exporter would add onnxscript to the dependencies.
+
+    Raises:
+        CheckpointError: the exporter failed (the message says why).
+    """
+    # A copy: exporting must not switch the caller's network to eval mode, fp32 or another layout.
+    model = copy.deepcopy(model).float().eval().to("cpu", memory_format=torch.contiguous_format)
+    size = int(model.arch.get("input_size", 112))
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            # The TorchScript exporter announces its future removal on every call; torch is pinned.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                model,
+                (torch.zeros(1, 3, size, size),),
+                buffer,
+                input_names=["crops"],
+                output_names=["embedding"],
+                dynamic_axes={"crops": {0: "batch"}, "embedding": {0: "batch"}},
+                opset_version=opset,
+                dynamo=False,
+            )
+    except Exception as exc:  # the exporter raises many unrelated types; all mean "no ONNX file"
+        raise CheckpointError(f"ONNX export of GhostFaceNetV2 failed: {exc}") from exc
     path = Path(path)
     atomic_write_bytes(path, buffer.getvalue())
     return path

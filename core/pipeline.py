@@ -11,12 +11,13 @@ import cv2
 import numpy as np
 
 from core.alignment import align_face
-from core.detection import Detector, create_detector
-from core.embedding import Embedder, create_embedder
+from core.detection import Detector
+from core.embedding import Embedder
+from core.engine import build_detector, build_embedder, configure_detector
 from core.events import EventEmitter
 from core.gallery import Gallery, ProgressCallback, SyncReport
 from core.matching import Matcher
-from core.settings import Settings, effective_threshold
+from core.settings import Rebuild, Settings, effective_threshold, rebuilds
 from core.tracking import Tracker
 from core.types import Detection, Face, FrameResult, Match, RecognitionEvent, StageTimings
 
@@ -45,21 +46,6 @@ def face_sharpness(image_bgr: np.ndarray, box: np.ndarray) -> float:
     patch = cv2.cvtColor(image_bgr[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
     patch = cv2.resize(patch, (_SHARPNESS_PX, _SHARPNESS_PX), interpolation=cv2.INTER_AREA)
     return float(cv2.Laplacian(patch, cv2.CV_32F).var())
-
-
-def _build_detector(settings: Settings) -> Detector:
-    det = settings.detection
-    return create_detector(
-        det.detector,
-        score_threshold=det.score_threshold,
-        nms_threshold=det.nms_threshold,
-        device=settings.recognition.device,
-        max_side=det.max_side_px,
-    )
-
-
-def _build_embedder(settings: Settings) -> Embedder:
-    return create_embedder(settings.recognition.embedder, device=settings.recognition.device)
 
 
 def _ms(start: float) -> float:
@@ -99,8 +85,8 @@ class Pipeline:
         self._requested = settings
         self._pending: Settings | None = None
         self._pending_lock = threading.Lock()
-        self._detector = detector if detector is not None else _build_detector(settings)
-        self._embedder = embedder if embedder is not None else _build_embedder(settings)
+        self._detector = detector if detector is not None else build_detector(settings)
+        self._embedder = embedder if embedder is not None else build_embedder(settings)
         rec = settings.recognition
         self._matcher = Matcher(
             effective_threshold(rec, self._embedder.suggested_threshold), rec.margin, rec.use_mean_embedding
@@ -182,22 +168,15 @@ class Pipeline:
             raise
 
     def _apply(self, new: Settings) -> None:
-        old = self._settings
-        device_changed = new.recognition.device != old.recognition.device
-        detector = self._detector
-        if new.detection.detector != old.detection.detector or device_changed:
-            detector = _build_detector(new)
-        embedder = self._embedder
-        if new.recognition.embedder != old.recognition.embedder or device_changed:
-            embedder = _build_embedder(new)
+        parts = rebuilds(self._settings, new)
+        detector = build_detector(new) if Rebuild.DETECTOR in parts else self._detector
+        embedder = build_embedder(new) if Rebuild.EMBEDDER in parts else self._embedder
         # Every model was built: only now change anything, so a failed rebuild leaves all as it was.
         if detector is not self._detector:
             log.info("detector rebuilt: %r", detector)
             self._detector = detector
         else:
-            detector.score_threshold = new.detection.score_threshold
-            detector.nms_threshold = new.detection.nms_threshold
-            detector.max_side = new.detection.max_side_px
+            configure_detector(detector, new)
         if embedder is not self._embedder:
             log.info("embedder rebuilt: %r (the gallery must be synced with it)", embedder)
             self._embedder = embedder

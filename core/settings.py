@@ -8,6 +8,7 @@ the unreadable original is backed up beside it.
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import shutil
@@ -28,6 +29,8 @@ __all__ = [
     "EventSettings",
     "LoadResult",
     "PluginSettings",
+    "REBUILD_FIELDS",
+    "Rebuild",
     "RecognitionSettings",
     "SCHEMA_VERSION",
     "Settings",
@@ -35,12 +38,31 @@ __all__ = [
     "describe_validation_error",
     "effective_threshold",
     "load_settings",
+    "rebuilds",
     "save_settings",
 ]
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+
+
+class Rebuild(enum.StrEnum):
+    """A part of the engine that a settings change forces to be built again (every other field is live).
+
+    Each field that forces one says so where it is declared (``rebuilds=`` in its metadata), and
+    :func:`rebuilds` is the one reading of that table: the pipeline, the live worker and the gallery
+    worker all ask it what a change means.
+    """
+
+    SOURCE = "source"  # the frame source is opened again
+    DETECTOR = "detector"  # the detector model is built again
+    EMBEDDER = "embedder"  # the embedder is built again, and the gallery embedded with it
+    GALLERY = "gallery"  # another gallery folder is opened
+
+
+def _rebuilds(*parts: Rebuild) -> dict[str, Any]:
+    return {"rebuilds": [str(p) for p in parts]}
 
 
 class _Section(BaseModel):
@@ -53,10 +75,23 @@ class CameraSettings(_Section):
         "0",
         title="Source",
         description="Camera index (0, 1, ...), a video file or a folder of images.",
+        json_schema_extra=_rebuilds(Rebuild.SOURCE),
     )
-    width: int = Field(1280, ge=160, le=7680, title="Width", description="Requested capture width in pixels.")
+    width: int = Field(
+        1280,
+        ge=160,
+        le=7680,
+        title="Width",
+        description="Requested capture width in pixels.",
+        json_schema_extra=_rebuilds(Rebuild.SOURCE),
+    )
     height: int = Field(
-        720, ge=120, le=4320, title="Height", description="Requested capture height in pixels."
+        720,
+        ge=120,
+        le=4320,
+        title="Height",
+        description="Requested capture height in pixels.",
+        json_schema_extra=_rebuilds(Rebuild.SOURCE),
     )
     max_fps: float = Field(
         30.0,
@@ -66,12 +101,20 @@ class CameraSettings(_Section):
         description="Process at most this many frames per second.",
     )
     loop_video: bool = Field(
-        True, title="Loop video files", description="Start a video file again when it ends."
+        True,
+        title="Loop video files",
+        description="Start a video file again when it ends.",
+        json_schema_extra=_rebuilds(Rebuild.SOURCE),
     )
 
 
 class DetectionSettings(_Section):
-    detector: str = Field("yunet", title="Detector", description="Face detector model.")
+    detector: str = Field(
+        "yunet",
+        title="Detector",
+        description="Face detector model.",
+        json_schema_extra=_rebuilds(Rebuild.DETECTOR),
+    )
     score_threshold: float = Field(
         0.6,
         ge=0.05,
@@ -104,9 +147,17 @@ class DetectionSettings(_Section):
 
 class RecognitionSettings(_Section):
     embedder: str = Field(
-        "sface", title="Embedder", description="Face embedding model: sface, or ghostfacenetv2[:checkpoint]."
+        "sface",
+        title="Embedder",
+        description="Face embedding model: sface, or ghostfacenetv2[:checkpoint].",
+        json_schema_extra=_rebuilds(Rebuild.EMBEDDER),
     )
-    device: str = Field("cpu", title="Device", description="Where PyTorch models run: cpu, or cuda:N.")
+    device: str = Field(
+        "cpu",
+        title="Device",
+        description="Where PyTorch models run: cpu, or cuda:N.",
+        json_schema_extra=_rebuilds(Rebuild.DETECTOR, Rebuild.EMBEDDER),
+    )
     threshold_from_model: bool = Field(
         True,
         title="Use the model's threshold",
@@ -228,7 +279,10 @@ class PluginSettings(_Section):
 class Settings(_Section):
     schema_version: int = SCHEMA_VERSION
     gallery_dir: str = Field(
-        "", title="Gallery folder", description="One folder per person. Empty: the default folder."
+        "",
+        title="Gallery folder",
+        description="One folder per person. Empty: the default folder.",
+        json_schema_extra=_rebuilds(Rebuild.GALLERY),
     )
     camera: CameraSettings = Field(default_factory=CameraSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
@@ -262,6 +316,42 @@ def describe_validation_error(exc: ValidationError) -> str:
         shown = f" = {error['input']!r}" if "input" in error and not isinstance(error["input"], dict) else ""
         parts.append(f"{where}{shown}: {error.get('msg', 'invalid')}")
     return "; ".join(parts)
+
+
+def _rebuild_table() -> dict[tuple[str, ...], frozenset[Rebuild]]:
+    """(section, field) or (field,) -> what a change of it rebuilds, read from the fields' metadata."""
+
+    def declared(info: Any) -> frozenset[Rebuild]:
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        return frozenset(Rebuild(p) for p in extra.get("rebuilds", ()))
+
+    table: dict[tuple[str, ...], frozenset[Rebuild]] = {}
+    for name, info in Settings.model_fields.items():
+        section = info.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            for field, sub_info in section.model_fields.items():
+                if parts := declared(sub_info):
+                    table[(name, field)] = parts
+        elif parts := declared(info):
+            table[(name,)] = parts
+    return table
+
+
+# What each field forces to be rebuilt, as declared on the fields above.
+REBUILD_FIELDS: dict[tuple[str, ...], frozenset[Rebuild]] = _rebuild_table()
+
+
+def rebuilds(old: Settings, new: Settings) -> frozenset[Rebuild]:
+    """What must be built again to go from ``old`` to ``new`` settings; every other change is live."""
+    parts: set[Rebuild] = set()
+    for path, needs in REBUILD_FIELDS.items():
+        a: Any = old
+        b: Any = new
+        for name in path:
+            a, b = getattr(a, name), getattr(b, name)
+        if a != b:
+            parts |= needs
+    return frozenset(parts)
 
 
 @dataclass(frozen=True, slots=True)

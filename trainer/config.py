@@ -144,6 +144,11 @@ class DistillConfig(_Section):
         True,
         description="Run the teacher on crops missing from the cache (false: train on cached ones only).",
     )
+    online: bool = Field(
+        False,
+        description="Run the teacher on every augmented batch, so its target is that of the very view the "
+        "student sees (degraded, mirrored, jittered) instead of a cached target of the clean crop.",
+    )
 
 
 class DataConfig(_Section):
@@ -152,6 +157,11 @@ class DataConfig(_Section):
     flip: bool = True
     color_jitter: float = Field(0.25, ge=0.0, lt=1.0, description="Brightness/contrast/saturation x(1 +- j).")
     shift_px: int = Field(0, ge=0, le=16, description="Random translation of up to this many pixels.")
+    degrade: bool = Field(
+        False,
+        description="Make crops look like live faces: small and upsampled, blurred, JPEG-compressed, "
+        "slightly rotated and shifted, grayscale, gamma (trainer.augment). Pair it with distill.online.",
+    )
     balanced_sampler: bool = Field(
         False, description="Class-balanced WeightedRandomSampler (labelled crops)."
     )
@@ -243,6 +253,11 @@ class TrainConfig(_Section):
     def _check(self) -> TrainConfig:
         if self.data.balanced_sampler and self.mode == "distill":
             raise ValueError("data.balanced_sampler needs labels: use mode 'arcface' or 'both'")
+        if self.data.degrade and self.uses_teacher and not self.distill.online:
+            # Cached targets belong to the clean crop: a degraded view would be pulled towards them.
+            raise ValueError(
+                "data.degrade with distillation needs distill.online (targets of the degraded view)"
+            )
         return self
 
     @property

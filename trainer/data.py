@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import Dataset, Sampler, WeightedRandomSampler
 
 from core.errors import ImageReadError
+from trainer.augment import Degradation, degrade
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -27,6 +28,7 @@ __all__ = [
     "Pair",
     "Samples",
     "augment_batch",
+    "jitter_uint8",
     "balanced_sampler",
     "load_crop_rgb",
     "make_holdout_pairs",
@@ -276,6 +278,20 @@ def augment_batch(
     batch_uint8: torch.Tensor, jitter: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Per-image brightness, contrast and saturation factors in [1 - jitter, 1 + jitter]; returns [-1, 1]."""
+    return normalize(_jitter(batch_uint8, jitter, generator))
+
+
+def jitter_uint8(
+    batch_uint8: torch.Tensor, jitter: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """The colour jitter of :func:`augment_batch`, rounded back to uint8.
+
+    An online teacher must see the very pixels the student sees, and teachers take uint8 images.
+    """
+    return _jitter(batch_uint8, jitter, generator).round_().to(torch.uint8)
+
+
+def _jitter(batch_uint8: torch.Tensor, jitter: float, generator: torch.Generator | None) -> torch.Tensor:
     x = batch_uint8.float()
     if jitter > 0:
         n = x.shape[0]
@@ -290,7 +306,7 @@ def augment_batch(
         gray = (x * gray_w).sum(1, keepdim=True)
         x = gray + (x - gray) * factor()
         x = x.clamp(0.0, 255.0)
-    return normalize(x)
+    return x
 
 
 class CropDataset(Dataset):
@@ -298,12 +314,24 @@ class CropDataset(Dataset):
 
     The flip flag lets distillation pick the teacher's embedding of the mirrored crop. A crop that cannot
     be read is replaced by the next readable one (logged once), so one bad file does not end a long run.
+    With ``degrade`` each crop also goes through :func:`trainer.augment.degrade`, seeded from the
+    ``random`` module like the flip, so an epoch's views depend only on (seed, epoch).
     """
 
-    def __init__(self, samples: Samples, *, flip: bool = True, shift_px: int = 0) -> None:
+    def __init__(
+        self,
+        samples: Samples,
+        *,
+        flip: bool = True,
+        shift_px: int = 0,
+        degrade: bool = False,
+        degradation: Degradation | None = None,
+    ) -> None:
         self.samples = samples
         self.flip = flip
         self.shift_px = shift_px
+        self.degrade = degrade
+        self.degradation = degradation or Degradation()
         self._bad: set[int] = set()
 
     def __len__(self) -> int:
@@ -331,6 +359,8 @@ class CropDataset(Dataset):
             if dx or dy:
                 matrix = np.float32([[1, 0, dx], [0, 1, dy]])
                 image = cv2.warpAffine(np.ascontiguousarray(image), matrix, (CROP_SIZE, CROP_SIZE))
+        if self.degrade:
+            image = degrade(image, np.random.default_rng(random.getrandbits(63)), self.degradation)
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
         return tensor, int(self.samples.labels[index]), index, flipped
 

@@ -11,6 +11,7 @@ import torch
 
 from core.errors import CheckpointError
 from core.ghostfacenet import GhostFaceNetV2, load_backbone, save_backbone
+from core.ghostfacenet import export_onnx as core_export_onnx
 from trainer.checkpoints import TRAINING_CHECKPOINT_FORMAT, load_training_checkpoint
 
 __all__ = ["export_backbone", "export_onnx", "load_network"]
@@ -66,31 +67,16 @@ def export_backbone(
     return path
 
 
-def export_onnx(source: str | Path | GhostFaceNetV2, target: str | Path, *, opset: int = 17) -> Path | None:
+def export_onnx(source: str | Path | GhostFaceNetV2, target: str | Path, *, opset: int = 17) -> Path:
     """Export the backbone to ONNX (input ``crops``: N x 3 x 112 x 112 RGB in [-1, 1]; output ``embedding``).
 
-    Returns:
-        The path written, or None (with a warning) when the ONNX exporter or its dependencies are missing.
+    The engine's own exporter (:func:`core.ghostfacenet.export_onnx`) does the work, so the file a user
+    exports is the one the engine would deploy.
+
+    Raises:
+        CheckpointError: the source is unreadable or the export failed.
     """
     model = source if isinstance(source, GhostFaceNetV2) else load_network(source)[0]
-    model = model.float().eval()
-    size = int(model.arch.get("input_size", 112))
-    dummy = torch.zeros(1, 3, size, size)
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        torch.onnx.export(
-            model,
-            (dummy,),
-            str(target),
-            input_names=["crops"],
-            output_names=["embedding"],
-            dynamic_axes={"crops": {0: "batch"}, "embedding": {0: "batch"}},
-            opset_version=opset,
-            dynamo=False,
-        )
-    except (ImportError, ModuleNotFoundError) as exc:
-        log.warning("ONNX export skipped: %s (install onnx to enable it)", exc)
-        return None
-    log.info("exported ONNX model to %s", target)
-    return target
+    path = core_export_onnx(model, target, opset=opset)
+    log.info("exported ONNX model to %s", path)
+    return path

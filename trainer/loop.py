@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
@@ -29,14 +30,16 @@ from trainer.data import (
     Samples,
     augment_batch,
     balanced_sampler,
+    jitter_uint8,
     make_holdout_pairs,
+    normalize,
     read_pairs,
     scan_folders,
     split_holdout,
 )
 from trainer.distill import StudentWithProjection, TeacherTargets, compute_teacher_targets
 from trainer.losses import MarginHead, cosine_distill_loss, make_margin_head, relational_distill_loss
-from trainer.validation import PairSet
+from trainer.validation import IdentificationSet, PairSet, embed_crops
 
 __all__ = ["Schedule", "TrainResult", "TrainState", "Trainer", "build_optimizer", "lr_factor"]
 
@@ -63,6 +66,9 @@ class TrainState:
     images_per_s: float = 0.0
     eta_s: float | None = None
     val_accuracy: float | None = None
+    # Rank-1 identification of the held-out people, clean and small (degraded) probes.
+    val_rank1: float | None = None
+    val_rank1_small: float | None = None
     # The cosine threshold that was best on the latest validation: stored in the backbone's meta so the
     # engine matches with a threshold on this model's own scale.
     val_threshold: float | None = None
@@ -245,6 +251,9 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: Schedule | None = None
         self.validation: PairSet | None = None
+        self.identification: IdentificationSet | None = None
+        # distill.online: the teacher embeds each augmented batch; its embedding size sizes the projection.
+        self._online_dim: int | None = None
         self.targets: TeacherTargets | None = None
         self.samples: Samples | None = None
         self._epoch_losses: list[float] = []
@@ -300,6 +309,7 @@ class Trainer:
                 raise ConfigError(f"validation.holdout_identities: {exc}") from exc
             pairs = make_holdout_pairs(held, pairs_per_fold=val.pairs_per_fold, seed=cfg.seed)
             self.validation = PairSet(pairs)
+            self.identification = IdentificationSet(held, seed=cfg.seed)
             (self.output_dir / "validation_pairs.tsv").write_text(
                 "".join(f"{p.a}\t{p.b}\t{int(p.same)}\t{p.fold}\n" for p in pairs), encoding="utf-8"
             )
@@ -394,10 +404,43 @@ class Trainer:
             self.head = make_margin_head(cfg.loss, cfg.embedding_size, samples.num_classes).to(device)
             modules.append(self.head)
         if cfg.uses_teacher:
-            assert self.targets is not None
-            self.projection = StudentWithProjection(cfg.embedding_size, self.targets.dim).to(device)
+            dim = (
+                self._online_dim if self._online_dim is not None else self.targets.dim if self.targets else 0
+            )
+            self.projection = StudentWithProjection(cfg.embedding_size, dim).to(device)
             modules.append(self.projection)
         self.optimizer = build_optimizer(cfg, modules)
+
+    @torch.no_grad()
+    def _fit_projection(self, samples: Samples, count: int = 1024) -> None:
+        """Fine-tuning: start the projection at the least-squares map of the student's embeddings onto
+        the teacher's, on ``count`` clean crops.
+
+        A random projection would turn the first hundreds of steps into gradients that drag a trained
+        backbone towards a random target space; the fitted one starts where the checkpoint already is.
+        """
+        assert self.model is not None and self.projection is not None
+        cfg = self.config
+        teacher = self.teacher or create_embedder(cfg.distill.teacher)
+        self.teacher = teacher
+        rng = np.random.default_rng(cfg.seed)
+        picks = rng.choice(len(samples), size=min(count, len(samples)), replace=False)
+        crops = np.stack([CropDataset(samples, flip=False)._load(int(i))[0] for i in picks])
+        was_training = self.model.training
+        self.model.eval()  # batch statistics must not move BatchNorm's running ones
+        try:
+            student = embed_crops(self.model, crops, flip=False, channels_last=cfg.channels_last)
+        finally:
+            self.model.train(was_training)
+        target = teacher.embed(np.ascontiguousarray(crops[..., ::-1]))
+        weights, *_ = np.linalg.lstsq(student, target, rcond=None)
+        self.projection.proj.weight.copy_(torch.from_numpy(weights.T.astype(np.float32)))
+        fitted = F.normalize(torch.from_numpy(student @ weights), dim=1).numpy()
+        log.info(
+            "projection fitted on %d crops: mean cosine to the teacher %.3f",
+            len(picks),
+            (fitted * target).sum(1).mean(),
+        )
 
     def _read_initial_weights(self, path: str) -> dict[str, torch.Tensor]:
         """Fine-tuning: the weights of a saved backbone, checked against the configured network.
@@ -428,11 +471,18 @@ class Trainer:
             "mode": cfg.mode,
             "epochs_trained": len(self.state.history),
             "data_path": [Path(p).name for p in cfg.data_path],
-            "teacher": self.targets.model_id if self.targets is not None else None,
+            "teacher": self._teacher_id(),
             "best_val_accuracy": self.state.best_accuracy if self.state.best_epoch is not None else None,
             "num_classes": self.state.num_classes,
             "num_train_crops": self.state.num_train,
         }
+
+    def _teacher_id(self) -> str | None:
+        if self.targets is not None:
+            return self.targets.model_id
+        if self._online_dim is not None and self.teacher is not None:
+            return self.teacher.model_id
+        return None
 
     def _save(self, epoch_done: bool) -> None:
         assert self.model is not None and self.optimizer is not None and self.scheduler is not None
@@ -510,15 +560,24 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------------------
 
     def _loss(
-        self, images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, mirrored: torch.Tensor
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        index: torch.Tensor,
+        mirrored: torch.Tensor,
+        online_targets: np.ndarray | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         assert self.model is not None
         cfg = self.config
         embeddings = self.model(images)
         total = embeddings.new_zeros((), dtype=torch.float32)
         parts: dict[str, float] = {}
-        if self.projection is not None and self.targets is not None:
-            targets, valid = self.targets.select(index.numpy(), mirrored.numpy())
+        if self.projection is not None and (self.targets is not None or online_targets is not None):
+            if online_targets is not None:
+                targets, valid = online_targets, np.ones(len(online_targets), bool)
+            else:
+                assert self.targets is not None
+                targets, valid = self.targets.select(index.numpy(), mirrored.numpy())
             valid_t = torch.from_numpy(valid).to(images.device)
             if valid_t.any():
                 target_t = torch.from_numpy(targets).to(images.device)[valid_t]
@@ -573,7 +632,11 @@ class Trainer:
             len(samples) - samples.num_labelled,
             cfg.mode,
         )
-        if cfg.uses_teacher:
+        if cfg.uses_teacher and cfg.distill.online:
+            self.teacher = self.teacher or create_embedder(cfg.distill.teacher)
+            self._online_dim = self.teacher.dim
+            log.info("teacher %s runs online on every augmented batch", self.teacher.model_id)
+        elif cfg.uses_teacher:
             try:
                 self.targets = self._prepare_teacher(samples)
             except InterruptedError:
@@ -583,8 +646,12 @@ class Trainer:
             samples = self._keep_targeted(samples)
         self._build(samples)
         assert self.model is not None and self.optimizer is not None
+        if self._initial_state is not None and self.projection is not None and self.resume_path is None:
+            self._fit_projection(samples)
 
-        dataset = CropDataset(samples, flip=cfg.data.flip, shift_px=cfg.data.shift_px)
+        dataset = CropDataset(
+            samples, flip=cfg.data.flip, shift_px=cfg.data.shift_px, degrade=cfg.data.degrade
+        )
         weighted = balanced_sampler(samples, seed=cfg.seed) if cfg.data.balanced_sampler else None
         sampler = _EpochSampler(len(samples), cfg.seed, weighted)
         full_steps = len(samples) // cfg.batch_size
@@ -631,10 +698,19 @@ class Trainer:
             self._epoch_losses = losses
             t_epoch = time.monotonic()
             for images_u8, labels, index, mirrored in loader:
-                images = augment_batch(images_u8, cfg.data.color_jitter).to(device)
+                online_targets = None
+                if self._online_dim is not None:
+                    assert self.teacher is not None
+                    seen = jitter_uint8(images_u8, cfg.data.color_jitter)
+                    # The teacher takes BGR (N, 112, 112, 3); the student the same pixels as RGB CHW.
+                    bgr = np.ascontiguousarray(seen.permute(0, 2, 3, 1).numpy()[..., ::-1])
+                    online_targets = self.teacher.embed(bgr)
+                    images = normalize(seen).to(device)
+                else:
+                    images = augment_batch(images_u8, cfg.data.color_jitter).to(device)
                 if cfg.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
-                loss, parts = self._loss(images, labels, index, mirrored)
+                loss, parts = self._loss(images, labels, index, mirrored, online_targets)
                 if not torch.isfinite(loss):
                     log.warning("non-finite loss at epoch %d step %d; batch skipped", epoch + 1, s.step + 1)
                     self.optimizer.zero_grad(set_to_none=True)
@@ -678,6 +754,7 @@ class Trainer:
                 "loss": round(float(np.mean(losses)) if losses else float("nan"), 5),
                 "lr": round(s.lr, 8),
                 "seconds": round(time.monotonic() - t_epoch, 1),
+                "images_per_s": round(s.images_per_s, 1),
             }
             s.val_accuracy = None
             last_epoch = epoch + 1 == cfg.epochs or out_of_time
@@ -692,6 +769,13 @@ class Trainer:
                 record["val_std"] = round(result.std, 5)
                 record["val_threshold"] = round(result.threshold_cos, 4)
                 s.val_threshold = result.threshold_cos
+                if self.identification is not None:
+                    ident = self.identification.evaluate(
+                        self.model, flip=cfg.validation.flip, channels_last=cfg.channels_last
+                    )
+                    s.val_rank1, s.val_rank1_small = ident.rank1, ident.rank1_small
+                    record["val_rank1"] = round(ident.rank1, 5)
+                    record["val_rank1_small"] = round(ident.rank1_small, 5)
                 if result.accuracy > s.best_accuracy + cfg.early_stop.min_delta or s.best_epoch is None:
                     s.best_accuracy, s.best_epoch = result.accuracy, epoch
                     s.best_backbone = save_backbone(self.model, self.output_dir / BEST_BACKBONE, self._meta())

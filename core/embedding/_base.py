@@ -112,6 +112,11 @@ class Embedder(abc.ABC):
         return self._model_path
 
     @property
+    def runtime(self) -> str:
+        """What executes the model (``"opencv-dnn"``, ``"pytorch"``): Diagnostics and ``bench`` show it."""
+        return "opencv-dnn"
+
+    @property
     def preprocessing_version(self) -> int:
         """Version of the crop preparation the embeddings depend on (part of the gallery cache key)."""
         return PREPROCESSING_VERSION

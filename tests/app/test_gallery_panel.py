@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.gallery_panel import GalleryPanel
-from app.gallery_worker import GalleryController
+from app.gallery_worker import GalleryController, SyncGallery
 from core.gallery import PhotoStatus
 from core.settings import Settings
 from tests.app._fixtures import hamilton_gallery  # noqa: F401 - fixture
@@ -78,7 +78,7 @@ def test_add_photos_reports_a_no_face_image_and_keeps_the_rest(
 
 def test_delete_keeps_a_recoverable_copy_in_the_backup_folder(qtbot, panel, demo_dir: Path) -> None:
     widget, controller = panel
-    controller.worker.use_system_trash = False
+    controller.use_system_trash = False
     _run(qtbot, controller, lambda: widget.add_photos([str(demo_dir / "biden.jpg")], name="Joe Biden"))
     qtbot.waitUntil(lambda: len(widget.people) == 1, timeout=5000)
     widget.select("Joe Biden")
@@ -97,7 +97,9 @@ def test_delete_keeps_a_recoverable_copy_in_the_backup_folder(qtbot, panel, demo
 def test_delete_to_the_system_trash_is_recoverable(
     qtbot, panel, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The freedesktop trash lives under XDG_DATA_HOME: point it into the test's folder.
+    # The freedesktop trash lives under XDG_DATA_HOME: point it into the test's folder. Qt's trash
+    # refuses to work when that folder does not exist (a real user's always does).
+    (tmp_path / "xdg-data").mkdir()
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     widget, controller = panel
     _run(qtbot, controller, lambda: widget.add_photos([str(demo_dir / "biden.jpg")], name="Joe Biden"))
@@ -106,9 +108,9 @@ def test_delete_to_the_system_trash_is_recoverable(
     assert removed.location.exists()
     assert any(p.read_bytes() == (demo_dir / "biden.jpg").read_bytes() for p in removed.location.iterdir())
     assert not (tmp_path / "gallery" / "Joe Biden").exists()
-    # Whichever place took it, the photos can be put back.
-    if removed.in_system_trash:
-        assert str(tmp_path / "xdg-data") in str(removed.location)
+    # The system trash took it (not the app's backup folder), in the trash this test pointed it at.
+    assert removed.in_system_trash
+    assert str(tmp_path / "xdg-data") in str(removed.location)
 
 
 def test_add_rename_and_a_clear_error_for_a_bad_name(qtbot, panel) -> None:
@@ -135,7 +137,7 @@ def test_reembed_reports_progress_and_can_be_cancelled(qtbot, panel, hamilton_ga
     widget.set_settings(settings)
     progress: list[tuple[int, int]] = []
     controller.progress.connect(lambda done, total, _item: progress.append((done, total)))
-    result = _run(qtbot, controller, lambda: controller.submit("sync"))
+    result = _run(qtbot, controller, lambda: controller.submit(SyncGallery()))
     while result.kind != "sync":
         result = _run(qtbot, controller, lambda: None)
     assert result.value.usable == 3 and not result.cancelled
@@ -148,8 +150,28 @@ def test_reembed_reports_progress_and_can_be_cancelled(qtbot, panel, hamilton_ga
     )
 
     def cancelled_sync() -> None:
-        controller.submit("sync")
+        controller.submit(SyncGallery())
         controller.cancel()
 
     result = _run(qtbot, controller, cancelled_sync)
     assert result.kind == "sync"
+    # The Cancel pressed while the job waited in the queue reached it: nothing new was embedded.
+    assert result.cancelled and result.value.embedded == 0
+
+
+def test_the_gallery_worker_detects_at_the_live_resolution(qtbot, tmp_path: Path) -> None:
+    # Both workers fill one embedding cache: the gallery worker must see a photo as the live worker
+    # does (it once detected at full size while the live worker used max_side_px).
+    settings = Settings().replace(gallery_dir=str(tmp_path / "gallery"), detection={"max_side_px": 320})
+    controller = GalleryController(settings)
+    try:
+        with qtbot.waitSignal(controller.job_finished, timeout=JOB_TIMEOUT_MS):
+            controller.refresh()
+        gallery = controller._worker._gallery  # the worker's own gallery, read once it is idle
+        assert gallery.detector.max_side == 320
+        with qtbot.waitSignal(controller.job_finished, timeout=JOB_TIMEOUT_MS):
+            controller.apply_settings(settings.replace(detection={"max_side_px": 480}))
+            controller.refresh()
+        assert controller._worker._gallery.detector.max_side == 480
+    finally:
+        assert controller.stop()

@@ -60,7 +60,7 @@ def test_read_only_data_and_cache_folders_are_skipped_with_a_warning_not_an_errn
             [
                 sys.executable,
                 "-m",
-                "core.cli",
+                "cli",
                 "run",
                 "--source",
                 str(demo_dir / "obama2.jpg"),

@@ -74,7 +74,7 @@ def test_torch_is_left_alone_when_not_managed_or_not_configured() -> None:
 def test_a_bad_thread_count_is_a_clear_error_in_both_entry_points(value: str, tmp_path: Path) -> None:
     env = _clean_env(GHOSTFACE_TORCH_THREADS=value, QT_QPA_PLATFORM="offscreen")
     cli = subprocess.run(
-        [sys.executable, "-m", "core.cli", "bench", "--source", str(tmp_path / "none.mp4")],
+        [sys.executable, "-m", "cli", "bench", "--source", str(tmp_path / "none.mp4")],
         env=env,
         capture_output=True,
         text=True,

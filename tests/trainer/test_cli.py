@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from core.cli import main as ghostface
+from cli.main import main as ghostface
 from tests.trainer.conftest import tiny_config
 
 

@@ -1,7 +1,8 @@
-"""``ghostface train`` and ``ghostface align``: the trainer's command-line entry points.
+"""``ghostface train`` and ``ghostface align``: the trainer's commands.
 
-``core.cli`` imports this module by name at run time and calls :func:`main_train` / :func:`main_align`
-with the remaining command-line arguments (or a parsed namespace).
+:mod:`cli.main` hands them everything after the word untouched, since each parses its own options.
+The trainer's modules are imported when a command runs: they load torch, which the other commands
+never need.
 """
 
 from __future__ import annotations
@@ -17,25 +18,19 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from cli._common import EXIT_ERROR, EXIT_OK, say
 from core.errors import GhostFaceError
 
 __all__ = [
     "add_align_arguments",
     "add_train_arguments",
-    "align_folder",
     "main_align",
     "main_train",
 ]
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_ERROR, EXIT_STOPPED = 0, 1, 130
-
-
-def _write(line: str, *, error: bool = False) -> None:
-    stream = sys.stderr if error else sys.stdout
-    stream.write(line + "\n")
-    stream.flush()
+EXIT_STOPPED = 130
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +76,7 @@ def _graceful_stop(trainer: Any) -> Iterator[None]:
     def handler(signum: int, _frame: Any) -> None:
         if trainer.stop and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        _write("stopping after the current batch (the checkpoint is saved; Ctrl+C again aborts)", error=True)
+        say("stopping after the current batch (the checkpoint is saved; Ctrl+C again aborts)", error=True)
         trainer.request_stop()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -110,7 +105,7 @@ def main_train(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         if changes:
             config = config.replace(**changes)
         trainer = Trainer(config, resume=ns.resume, terminal=sys.stderr.isatty())
-        _write(f"training {config.mode} into {config.output_dir} (log: train.log there)", error=True)
+        say(f"training {config.mode} into {config.output_dir} (log: train.log there)", error=True)
         with _graceful_stop(trainer):
             result = trainer.fit()
         summary: dict[str, Any] = {
@@ -128,86 +123,24 @@ def main_train(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             onnx_path = export_onnx(result.best_backbone, ns.onnx)
             summary["onnx"] = str(onnx_path) if onnx_path else None
     except (GhostFaceError, FileNotFoundError, ValueError) as exc:
-        _write(f"error: {exc}", error=True)
+        say(f"error: {exc}", error=True)
         return EXIT_ERROR
     for rec in result.history:
-        _write("  " + ", ".join(f"{k} {v}" for k, v in rec.items()))
-    _write(
+        say("  " + ", ".join(f"{k} {v}" for k, v in rec.items()))
+    say(
         f"{result.epochs_completed} epochs; best validation accuracy "
         f"{'n/a' if result.best_accuracy is None else f'{result.best_accuracy:.4f}'}; backbone {result.best_backbone}"
     )
     if ns.json:
-        _write(json.dumps(summary))
+        say(json.dumps(summary))
     return EXIT_STOPPED if result.stopped else EXIT_OK
-
-
-def align_folder(
-    source: Path,
-    target: Path,
-    *,
-    detector_name: str = "yunet",
-    score_threshold: float = 0.6,
-    min_face_px: int = 32,
-    all_faces: bool = False,
-) -> dict[str, Any]:
-    """Detect, align and write 112x112 crops of every photo under ``source`` into ``target``.
-
-    ``source/<identity>/<photo>`` becomes ``target/<identity>/<photo stem>.jpg`` (``_<k>`` added per extra
-    face with ``all_faces``); loose photos stay loose. Existing crops are kept (the run can be repeated).
-
-    Returns:
-        Counts: photos, crops written, skipped (already there), no face, unreadable; and the failures.
-
-    Raises:
-        FileNotFoundError: ``source`` is not a folder.
-    """
-    import cv2
-
-    from core._image import is_image_name, read_image
-    from core.alignment import align_face
-    from core.detection import create_detector
-    from core.errors import ImageReadError
-
-    source, target = Path(source), Path(target)
-    if not source.is_dir():
-        raise FileNotFoundError(f"photo folder not found: {source}")
-    detector = create_detector(detector_name, score_threshold=score_threshold)
-    photos = sorted(p for p in source.rglob("*") if p.is_file() and is_image_name(p))
-    counts = {"photos": len(photos), "written": 0, "skipped": 0, "no_face": 0, "unreadable": 0}
-    failures: list[str] = []
-    for photo in photos:
-        rel = photo.relative_to(source)
-        out_dir = target / rel.parent
-        first = out_dir / f"{photo.stem}.jpg"
-        if first.exists():
-            counts["skipped"] += 1
-            continue
-        try:
-            image = read_image(photo)
-        except ImageReadError as exc:
-            counts["unreadable"] += 1
-            failures.append(f"{rel}: {exc}")
-            continue
-        faces = [d for d in detector.detect(image) if d.width >= min_face_px]
-        if not faces:
-            counts["no_face"] += 1
-            failures.append(f"{rel}: no face of at least {min_face_px} px")
-            continue
-        faces.sort(key=lambda d: d.width * d.height, reverse=True)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for k, face in enumerate(faces if all_faces else faces[:1]):
-            crop = align_face(image, face.landmarks, 112)
-            name = first if k == 0 else out_dir / f"{photo.stem}_{k}.jpg"
-            ok, data = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            if ok:
-                data.tofile(str(name))
-                counts["written"] += 1
-    return {**counts, "failures": failures}
 
 
 def main_align(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     """Run ``ghostface align``; returns 0, or 1 when the input is unusable or no face was found at all."""
     ns = _parse(args, add_align_arguments, "ghostface align")
+    from trainer.prepare import align_folder
+
     try:
         summary = align_folder(
             ns.input,
@@ -218,16 +151,16 @@ def main_align(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             all_faces=ns.all_faces,
         )
     except (GhostFaceError, FileNotFoundError, ValueError) as exc:
-        _write(f"error: {exc}", error=True)
+        say(f"error: {exc}", error=True)
         return EXIT_ERROR
     for line in summary["failures"][:20]:
-        _write(f"  skipped {line}", error=True)
-    _write(
+        say(f"  skipped {line}", error=True)
+    say(
         f"{summary['written']} crops written to {ns.output} from {summary['photos']} photos "
         f"({summary['skipped']} already there, {summary['no_face']} without a face, "
         f"{summary['unreadable']} unreadable)"
     )
     if ns.json:
-        _write(json.dumps(summary))
+        say(json.dumps(summary))
     produced = summary["written"] + summary["skipped"]
     return EXIT_OK if produced or not summary["photos"] else EXIT_ERROR

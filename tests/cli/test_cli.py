@@ -6,13 +6,14 @@ import json
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import cv2
 import pytest
 
-from core.cli import main
+import cli.train
+from cli._common import settings_from_args
+from cli.main import build_parser, main
 
 
 def _json_line(out: str) -> dict:
@@ -185,6 +186,18 @@ def test_bench_reports_both_figures_from_one_run(
     # Tracking embeds fewer faces than the every-frame baseline on the same frames.
     assert summary["embeds_per_frame"] < summary["embeds_per_frame_every_frame"]
     assert summary["match_ms_2k"] > 0
+    # The embedder's cost per face is the every-face embed time over the faces it embedded.
+    per_face = summary["stage_ms_every_frame"]["embed"] / summary["embeds_per_frame_every_frame"]
+    assert summary["embed_ms_per_face"] == pytest.approx(per_face, rel=0.01)
+    assert summary["embedder_runtime"] == "opencv-dnn"
+
+
+def test_bench_runs_ghostfacenetv2_deployed(hamilton_clip: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "--source", str(hamilton_clip), "--frames", "5", "--gallery-size", "0"]
+    assert main([*argv, "--embedder", "ghostfacenetv2", "--json"]) == 0
+    summary = _json_line(capsys.readouterr().out)
+    assert summary["embedder"].startswith("ghostfacenetv2@")
+    assert summary["embedder_runtime"] == "opencv-dnn" and summary["embed_ms_per_face"] > 0
 
 
 _RECORDER_PLUGIN = """
@@ -261,12 +274,10 @@ def test_usage_errors_exit_with_status_2(capsys: pytest.CaptureFixture[str]) -> 
     assert exc.value.code == 2
 
 
-def test_trainer_subcommands_are_handed_to_the_trainer_at_run_time(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trainer_subcommands_are_handed_to_the_trainer_untouched(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, list[str]]] = []
-    fake = types.ModuleType("trainer.cli")
-    fake.main_train = lambda argv: calls.append(("train", argv)) or 0  # type: ignore[attr-defined]
-    fake.main_align = lambda argv: calls.append(("align", argv)) or 3  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "trainer.cli", fake)
+    monkeypatch.setattr(cli.train, "main_train", lambda argv: calls.append(("train", argv)) or 0)
+    monkeypatch.setattr(cli.train, "main_align", lambda argv: calls.append(("align", argv)) or 3)
     assert main(["train", "--config", "c.json", "--epochs", "2"]) == 0
     assert main(["align", "--json", "in", "out"]) == 3
     assert calls == [("train", ["--config", "c.json", "--epochs", "2"]), ("align", ["--json", "in", "out"])]
@@ -274,7 +285,7 @@ def test_trainer_subcommands_are_handed_to_the_trainer_at_run_time(monkeypatch: 
 
 def test_the_console_script_module_runs(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "core.cli", "enroll", "--gallery", str(tmp_path), "--person", "..", "x.jpg"],
+        [sys.executable, "-m", "cli", "enroll", "--gallery", str(tmp_path), "--person", "..", "x.jpg"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -299,13 +310,11 @@ def test_run_on_an_image_folder_names_each_photo(
 
 
 def test_a_threshold_on_the_command_line_replaces_the_models_own() -> None:
-    from core.cli import _settings, build_parser
-
-    given = _settings(
+    given = settings_from_args(
         build_parser().parse_args(["run", "--source", "x.mp4", "--gallery", "g", "--threshold", "0.5"])
     )
     assert given.recognition.threshold_from_model is False and given.recognition.similarity_threshold == 0.5
-    default = _settings(build_parser().parse_args(["run", "--source", "x.mp4", "--gallery", "g"]))
+    default = settings_from_args(build_parser().parse_args(["run", "--source", "x.mp4", "--gallery", "g"]))
     assert default.recognition.threshold_from_model is True
 
 

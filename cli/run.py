@@ -1,0 +1,165 @@
+"""``ghostface run``: recognise a video, a camera or an image folder against a gallery."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from cli._common import (
+    EXIT_OK,
+    CliError,
+    add_common,
+    add_gallery,
+    add_models,
+    emit,
+    open_gallery,
+    settings_from_args,
+    sync_gallery,
+)
+from core._image import IMAGE_SUFFIXES
+from core.capture import open_source
+from core.pipeline import Pipeline
+from core.types import Face, FrameResult
+
+log = logging.getLogger("ghostface")
+
+
+def register(sub: Any) -> None:
+    """Add ``run`` and its options to the subcommand parsers ``sub``."""
+    parser = sub.add_parser("run", help="recognise faces in a video, a camera or an image folder")
+    parser.add_argument(
+        "--source", required=True, help="video file, camera index (0, 1, ...) or image folder"
+    )
+    add_gallery(parser, required=True)
+    parser.add_argument("--events", metavar="FILE.jsonl", help="write recognition events as JSON lines")
+    parser.add_argument("--output", metavar="FILE.mp4", help="write the video with boxes and names")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="cosine similarity threshold (default: the embedder's own; 0.36 for SFace)",
+    )
+    parser.add_argument("--margin", type=float, help="top-1/top-2 margin (default 0.05)")
+    parser.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N frames")
+    add_models(parser)
+    add_common(parser)
+    parser.set_defaults(func=run)
+
+
+_GREEN, _RED, _WHITE = (80, 200, 80), (60, 60, 230), (255, 255, 255)
+
+
+def _annotate(frame: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+    """A copy of the frame with a box and a label per face (for ``--output``)."""
+    out = frame.copy()
+    for face in faces:
+        x1, y1, x2, y2 = (int(round(float(v))) for v in face.detection.box)
+        colour = _GREEN if face.person else _RED
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, 2)
+        label = f"{face.person or 'Unknown'} {face.similarity:.2f}"
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        top = max(0, y1 - th - base - 4)
+        cv2.rectangle(out, (x1, top), (x1 + tw + 4, top + th + base + 4), colour, cv2.FILLED)
+        cv2.putText(out, label, (x1 + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, _WHITE, 1, cv2.LINE_AA)
+    return out
+
+
+def _is_video(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES | {".tif", ".tiff"}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Recognise every frame of ``--source`` against ``--gallery``; events and video as asked."""
+    settings = settings_from_args(args)
+    if Path(args.source).expanduser().exists() and not _is_video(Path(args.source)):
+        # Each image of a folder is its own scene: one decision names a face, and an unknown face is
+        # reported at once (there is no track to vote over or wait on).
+        settings = settings.replace(tracking={"confirm_votes": 1}, events={"unknown_after_s": 0.0})
+    source = open_source(args.source, loop=False)
+    events_file = None
+    writer: cv2.VideoWriter | None = None
+    kinds: Counter[str] = Counter()
+    recognised: Counter[str] = Counter()
+    frames = 0
+    start = time.perf_counter()
+    interrupted = False
+    try:
+        pipeline = Pipeline(settings, source=str(args.source))
+        gallery = open_gallery(args, settings, pipeline.detector, pipeline.embedder)
+        gallery_info, _ = sync_gallery(gallery)
+        pipeline.set_gallery(gallery)
+        if gallery_info["usable"] == 0:
+            log.warning("the gallery %s has no usable photo: every face will be Unknown", args.gallery)
+        if args.events:
+            Path(args.events).parent.mkdir(parents=True, exist_ok=True)
+            events_file = open(args.events, "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
+
+        def write_events(result_events: Sequence[Any]) -> None:
+            for event in result_events:
+                kinds[str(event.kind)] += 1
+                if event.person and str(event.kind) == "recognized":
+                    recognised[event.person] += 1
+                if events_file is not None:
+                    events_file.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+                    events_file.flush()
+
+        try:
+            for frame in source:
+                result: FrameResult = pipeline.process(
+                    frame.image, frame.index, frame.timestamp, frame.decode_ms
+                )
+                frames += 1
+                write_events(result.events)
+                if args.output:
+                    if writer is None:
+                        h, w = frame.image.shape[:2]
+                        fps = source.fps or 25.0
+                        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+                        writer = cv2.VideoWriter(
+                            str(args.output), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h)
+                        )
+                        if not writer.isOpened():
+                            raise CliError(f"cannot write the video {args.output} (use a .mp4 or .avi name)")
+                    writer.write(_annotate(frame.image, result.faces))
+                if args.max_frames and frames >= args.max_frames:
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+        write_events(pipeline.flush_events())
+    finally:
+        source.close()
+        if writer is not None:
+            writer.release()
+        if events_file is not None:
+            events_file.close()
+    seconds = time.perf_counter() - start
+    summary = {
+        "frames": frames,
+        "seconds": round(seconds, 3),
+        "fps": round(frames / seconds, 2) if seconds > 0 else None,
+        "events": dict(kinds),
+        "recognized": sorted(recognised),
+        "gallery": gallery_info,
+        "events_file": args.events,
+        "output": args.output,
+        "interrupted": interrupted,
+    }
+    human = [
+        f"{frames} frames in {seconds:.1f} s ({summary['fps']} fps)",
+        f"recognised: {', '.join(sorted(recognised)) or 'nobody'}",
+        f"events: {', '.join(f'{k} {v}' for k, v in sorted(kinds.items())) or 'none'}",
+    ]
+    if args.events:
+        human.append(f"events written to {args.events}")
+    if args.output:
+        human.append(f"annotated video written to {args.output}")
+    emit(args, summary, human)
+    return EXIT_OK

@@ -1,0 +1,80 @@
+"""The one place that turns :class:`~core.settings.Settings` into engine parts.
+
+The app's workers (live recognition, gallery jobs, camera enrolment), the command line and anything
+else that needs a detector, an embedder or a gallery builds it here, so that every thread sees a face
+the same way. This matters beyond tidiness: the gallery's embedding cache is keyed by photo, model and
+preprocessing, not by who embedded the photo, so a detector built with other arguments in another
+thread (once: full-size detection in the gallery worker, ``max_side_px`` in the live worker) made a
+photo's cached embedding depend on which thread embedded it first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.detection import Detector, create_detector
+from core.embedding import Embedder, create_embedder
+from core.gallery import Gallery
+from core.paths import default_gallery_dir
+from core.settings import Settings
+
+__all__ = ["build_detector", "build_embedder", "configure_detector", "gallery_root", "open_gallery"]
+
+
+def build_detector(settings: Settings, *, evaluation: bool = False) -> Detector:
+    """The detector the settings ask for, with their thresholds and detection resolution.
+
+    Args:
+        settings: the settings to build from.
+        evaluation: detect at the model's own default resolution (full size for YuNet, 640 for
+            RetinaFace), ignoring ``max_side_px``, as the published accuracy figures were measured.
+            Only for evaluation sets of small photos (LFW is 250x250), whose results are never cached.
+    """
+    det = settings.detection
+    return create_detector(
+        det.detector,
+        score_threshold=det.score_threshold,
+        nms_threshold=det.nms_threshold,
+        device=settings.recognition.device,
+        max_side=None if evaluation else det.max_side_px,
+    )
+
+
+def configure_detector(detector: Detector, settings: Settings) -> None:
+    """Give a built detector the live detection settings (thresholds, resolution), from any change."""
+    det = settings.detection
+    detector.score_threshold = det.score_threshold
+    detector.nms_threshold = det.nms_threshold
+    detector.max_side = det.max_side_px
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    """The embedder the settings ask for, on their device."""
+    return create_embedder(settings.recognition.embedder, device=settings.recognition.device)
+
+
+def gallery_root(settings: Settings) -> Path:
+    """The gallery folder: the one the settings name, or the default one in the user's data folder."""
+    return Path(settings.gallery_dir).expanduser() if settings.gallery_dir else default_gallery_dir()
+
+
+def open_gallery(
+    settings: Settings,
+    detector: Detector,
+    embedder: Embedder,
+    *,
+    cache_path: Path | None = None,
+    allow_largest: bool = False,
+) -> Gallery:
+    """The gallery of the settings' folder, embedding with the given models.
+
+    The models must belong to the thread that will write to the gallery (:class:`core.gallery.Gallery`
+    calls them only from its writer's thread).
+    """
+    return Gallery(
+        gallery_root(settings),
+        embedder,
+        detector,
+        cache_path=cache_path,
+        allow_largest=allow_largest,
+    )
