@@ -76,6 +76,15 @@ def _is_video(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES | {".tif", ".tiff"}
 
 
+def _open_events(path: Path) -> Any:
+    """The events file, open for writing; the error names it (not only the folder that failed)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "w", encoding="utf-8")  # noqa: SIM115 - the caller closes it
+    except OSError as exc:
+        raise CliError(f"cannot write the events file {path}: {exc.strerror or exc}") from exc
+
+
 def run(args: argparse.Namespace) -> int:
     """Recognise every frame of ``--source`` against ``--gallery``; events and video as asked."""
     settings = settings_from_args(args)
@@ -99,8 +108,7 @@ def run(args: argparse.Namespace) -> int:
         if gallery_info["usable"] == 0:
             log.warning("the gallery %s has no usable photo: every face will be Unknown", args.gallery)
         if args.events:
-            Path(args.events).parent.mkdir(parents=True, exist_ok=True)
-            events_file = open(args.events, "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
+            events_file = _open_events(Path(args.events))
 
         def write_events(result_events: Sequence[Any]) -> None:
             for event in result_events:

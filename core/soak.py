@@ -201,8 +201,8 @@ def run_soak(
         GhostFaceError: the source, the gallery or a model cannot be opened.
     """
     from core.capture import open_source  # noqa: PLC0415 - heavy imports only when a soak runs
+    from core.engine import open_gallery
     from core.events import BusContext, EventBus
-    from core.gallery import Gallery
     from core.pipeline import Pipeline
     from core.plugins import discover_plugins, load_plugins
 
@@ -225,7 +225,9 @@ def run_soak(
     frames = events = errors = 0
     samples: list[SoakSample] = []
     pipeline = Pipeline(settings, source=str(source))
-    gallery = Gallery(Path(gallery_dir), pipeline.embedder, pipeline.detector)
+    gallery = open_gallery(
+        settings.replace(gallery_dir=str(gallery_dir)), pipeline.detector, pipeline.embedder
+    )
     feed = None
     try:
         gallery.sync()
