@@ -46,7 +46,8 @@ class SoakSample:
         open_files: open file descriptors (None where the platform does not say).
         history_mb: the history database with its -wal and -shm (MiB).
         cache_mb: the gallery's embedding cache with its -wal and -shm (MiB).
-        plugin_data_mb: everything the plugins wrote under ``plugin-data`` (MiB).
+        plugin_data_mb: everything the plugins wrote in the data folder (MiB): attendance logs,
+            snapshots, ``plugin-data``.
         history_rows: events in the history.
         history_pending: events waiting in memory for the history.
     """
@@ -138,6 +139,20 @@ def _size_mb(*files: Path) -> float:
     return total / (1024.0 * 1024.0)
 
 
+# Folders of the data folder that are not written by plugins (the history is measured on its own).
+_NOT_PLUGIN_DATA = frozenset({"models", "plugins", "gallery"})
+
+
+def _plugin_files_mb(data_dir: Path) -> float:
+    """What the plugins wrote: ``plugin-data`` and the folders of the data folder they default to
+    (``attendance``, ``snapshots``), everything but models, plugin code, the gallery and the history."""
+    try:
+        entries = list(data_dir.iterdir())
+    except OSError:
+        return 0.0
+    return sum(_tree_mb(p) for p in entries if p.is_dir() and p.name not in _NOT_PLUGIN_DATA)
+
+
 def _tree_mb(folder: Path) -> float:
     total = 0
     for root, _, names in os.walk(folder):
@@ -156,7 +171,7 @@ def measure(
     fps: float,
     history: History,
     cache_path: Path,
-    plugin_data: Path,
+    data_dir: Path,
 ) -> SoakSample:
     """Sample the process and the files it writes."""
     return SoakSample(
@@ -169,7 +184,7 @@ def measure(
         open_files=_open_files(),
         history_mb=_size_mb(history.path),
         cache_mb=_size_mb(cache_path),
-        plugin_data_mb=_tree_mb(plugin_data),
+        plugin_data_mb=_plugin_files_mb(data_dir),
         history_rows=history.count(),
         history_pending=history.pending,
     )
@@ -241,9 +256,7 @@ def run_soak(
             nonlocal last_frames, last_time
             fps = (frames - last_frames) / (now - last_time) if now > last_time else 0.0
             last_frames, last_time = frames, now
-            taken = measure(
-                now - start, frames, events, fps, history, gallery.cache_path, data_dir / "plugin-data"
-            )
+            taken = measure(now - start, frames, events, fps, history, gallery.cache_path, data_dir)
             samples.append(taken)
             log.info("soak: %s", taken.line())
             if on_sample is not None:

@@ -21,7 +21,7 @@ def test_a_short_soak_samples_memory_threads_files_and_databases(
     assert first.frames == 0 and last.frames > 20 and last.events > 0
     assert last.elapsed_s >= 8.5
     assert all(s.rss_mb and s.rss_mb > 50 and s.threads >= 3 and s.open_files for s in seen)
-    assert last.cache_mb > 0 and last.history_mb > 0
+    assert last.cache_mb > 0 and last.history_mb > 0 and last.plugin_data_mb > 0
     assert report.errors == 0
     assert {"attendance", "snapshot", "history"} <= set(report.plugins)
     assert all(p["failures"] == 0 for p in report.plugins.values())
