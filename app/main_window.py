@@ -247,6 +247,7 @@ class MainWindow(QMainWindow):
         self._gc_frozen = False
         self._history: Any = None  # the event history the bus writes into, when there is one
         self._history_notice: str | None = None
+        self._cache_notice = ""
 
         self.event_bus = self._make_event_bus(settings)
         self.controller = RecognitionController(settings, self, event_bus=self.event_bus)
@@ -309,7 +310,9 @@ class MainWindow(QMainWindow):
                 log.warning("desktop notifications unavailable: %s", exc)
             plugins = load_plugins(discover_plugins(extra_builtins=extra), settings.plugins)
             ev = settings.events
-            self._history = History()
+            # A short wait on a history another program holds locked: this runs on the GUI thread. It
+            # then opens read-only, and the events wait in memory until the lock is gone.
+            self._history = History(busy_timeout_s=2.0)
             plugins.append(self._history.recorder(ev.history_max_days, ev.history_max_mb))
             bus = EventBus(plugins, settings.plugins.queue_size, settings.plugins.max_failures)
             bus.start()
@@ -744,6 +747,10 @@ class MainWindow(QMainWindow):
     def _on_engine(self, info: EngineInfo) -> None:
         self._engine = info
         self.diagnostics.set_engine(info)
+        if info.gallery_cache_notice and info.gallery_cache_notice != self._cache_notice:
+            self.show_warning(info.gallery_cache_notice)
+            self.diagnostics.add_error(info.gallery_cache_notice)
+        self._cache_notice = info.gallery_cache_notice
         if info.gallery_people == 0:
             self.statusBar().showMessage(
                 "The gallery is empty: everyone is Unknown. Add people in the Gallery tab.", 8000

@@ -83,6 +83,17 @@ class EngineInfo:
     gallery_dir: str
     gallery_people: int
     gallery_embeddings: int
+    # Why the embedding cache on disk is not in use, or where a damaged one was moved ("" when fine).
+    gallery_cache_notice: str = ""
+
+
+def _cache_notice(gallery: Any) -> str:
+    moved = getattr(gallery, "cache_recovered_from", None)
+    problem = getattr(gallery, "cache_problem", None)
+    parts = [f"The embedding cache was damaged: it was moved to {moved} and rebuilt."] if moved else []
+    if problem:
+        parts.append(f"{problem[0].upper()}{problem[1:]}.")
+    return " ".join(parts)
 
 
 def _mean_timings(window: deque[StageTimings]) -> StageTimings:
@@ -307,6 +318,7 @@ class RecognitionWorker(QObject):
                 gallery_dir=str(gallery_root(settings)),
                 gallery_people=len(people),
                 gallery_embeddings=int(gallery.snapshot().matrix.shape[0]),
+                gallery_cache_notice=_cache_notice(gallery),
             )
         )
 

@@ -69,10 +69,10 @@ _BY_TEXT = (
 )
 
 _ADVICE = {
-    SqliteProblem.FULL: "the disk is full: free some space",
-    SqliteProblem.LOCKED: "another program holds it locked: close the other GhostFace or the program using it",
-    SqliteProblem.READ_ONLY: "it cannot be written: give yourself write permission on the file and its folder",
-    SqliteProblem.CANT_OPEN: "it cannot be opened: check the permissions of the file and its folder",
+    SqliteProblem.FULL: "free some space on the disk",
+    SqliteProblem.LOCKED: "another program holds it locked: close that program (or the other GhostFace)",
+    SqliteProblem.READ_ONLY: "give yourself write permission on the file and its folder",
+    SqliteProblem.CANT_OPEN: "check that its folder exists and that you may write to it",
     SqliteProblem.IO: "the disk reported an error: check the disk",
     SqliteProblem.CORRUPT: "the file is damaged",
 }

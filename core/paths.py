@@ -7,12 +7,15 @@ which the tests use so that a user's real settings and gallery are never touched
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import platformdirs
 
 from core._perms import make_private_dir
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "cache_dir",
@@ -64,7 +67,22 @@ def models_dir(*, create: bool = True) -> Path:
 
 
 def plugins_dir() -> Path:
-    return _ensure(data_dir() / "plugins")
+    """The user's plugins folder.
+
+    Optional: when it cannot be created (a read-only data folder) it is still named, with a warning
+    that says how to fix it, and discovery finds no plugin in it; the app runs without them.
+    """
+    path = data_dir(create=False) / "plugins"
+    try:
+        return _ensure(path)
+    except OSError as exc:
+        log.warning(
+            "the plugins folder %s cannot be created (%s); plugins in it are not loaded. To fix it: make "
+            "its parent folder writable, or set GHOSTFACE_HOME to a writable folder.",
+            path,
+            (exc.strerror or type(exc).__name__).lower(),
+        )
+        return path
 
 
 def default_gallery_dir() -> Path:
@@ -76,4 +94,5 @@ def settings_path() -> Path:
 
 
 def history_path() -> Path:
-    return data_dir() / "history.sqlite3"
+    # Not created here: the history makes its folder itself, and copes when it cannot.
+    return data_dir(create=False) / "history.sqlite3"

@@ -9,6 +9,7 @@ from app.main_window import MainWindow
 from core import paths
 from core.events import make_test_event
 from core.settings import Settings
+from tests.app._fixtures import hamilton_gallery  # noqa: F401 - fixture
 
 
 def _window(qtbot) -> MainWindow:
@@ -19,6 +20,7 @@ def _window(qtbot) -> MainWindow:
 
 
 def test_a_recovered_history_is_shown_in_the_banner(qtbot) -> None:
+    paths.data_dir()
     paths.history_path().write_bytes(b"damaged, not an SQLite database" * 64)
     window = _window(qtbot)
     assert window.banner.isVisible()
@@ -57,3 +59,20 @@ def test_the_history_window_shows_a_read_only_history_and_why(qtbot, tmp_path) -
         assert "locked" in text and "kept in memory" in text
         dialog.close()
         history.close()
+
+
+def test_a_damaged_embedding_cache_is_shown_in_the_banner(
+    qtbot,
+    hamilton_clip,
+    hamilton_gallery,  # noqa: F811 - the fixture imported above
+) -> None:
+    (paths.cache_dir() / "gallery.sqlite3").write_bytes(b"not a database" * 300)
+    settings = Settings().replace(camera={"source": str(hamilton_clip)}, gallery_dir=str(hamilton_gallery))
+    window = MainWindow(settings, system_trash=False, autostart=True)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window._engine is not None, timeout=60_000)
+    assert window.banner.isVisible()
+    assert "embedding cache was damaged" in window.banner_label.text()
+    assert ".corrupt-" in window.banner_label.text()
+    window.close()

@@ -328,3 +328,24 @@ def test_a_tampered_cached_vector_is_embedded_again(
         for label, vector in zip(snap.labels, snap.matrix, strict=True):
             if label == "obama":
                 assert float(vector @ truth["kit_harington"]) < 0.9
+
+
+# --------------------------------------------------------------- point 8: a read-only data folder
+
+
+def test_a_read_only_home_leaves_history_and_plugins_optional(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with tiny_disk(tmp_path / "home", "1m") as disk:
+        disk.read_only()  # not even the data folder can be created
+        monkeypatch.setenv("GHOSTFACE_HOME", str(disk.root))
+        with caplog.at_level(logging.WARNING):
+            folder = paths.plugins_dir()
+            history = History()
+        assert folder == disk.root / "data" / "plugins"
+        assert f"the plugins folder {folder} cannot be created" in caplog.text
+        assert history.read_only and history.problem is not None
+        assert str(disk.root / "data") in history.problem and "Errno" not in history.problem
+        assert not history.record(_events(2))  # kept in memory, no exception
+        history.close()
+        disk.read_only(False)
