@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -28,6 +29,7 @@ __all__ = [
     "Pair",
     "Samples",
     "augment_batch",
+    "jitter_image",
     "jitter_uint8",
     "balanced_sampler",
     "load_crop_rgb",
@@ -291,6 +293,15 @@ def jitter_uint8(
     return _jitter(batch_uint8, jitter, generator).round_().to(torch.uint8)
 
 
+def jitter_image(image: np.ndarray, jitter: float, rng: np.random.Generator) -> np.ndarray:
+    """The colour jitter of :func:`augment_batch` on one ``(H, W, 3) uint8`` RGB image, as uint8."""
+    if jitter <= 0:
+        return image
+    batch = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+    generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    return jitter_uint8(batch, jitter, generator)[0].permute(1, 2, 0).numpy()
+
+
 def _jitter(batch_uint8: torch.Tensor, jitter: float, generator: torch.Generator | None) -> torch.Tensor:
     x = batch_uint8.float()
     if jitter > 0:
@@ -316,6 +327,11 @@ class CropDataset(Dataset):
     be read is replaced by the next readable one (logged once), so one bad file does not end a long run.
     With ``degrade`` each crop also goes through :func:`trainer.augment.degrade`, seeded from the
     ``random`` module like the flip, so an epoch's views depend only on (seed, epoch).
+
+    With an online teacher (``teacher``, or ``teacher_spec`` for loader worker processes, each of which
+    builds its own) the colour jitter is applied here too and an item gains a fifth element: the teacher's
+    L2-normalised embedding of exactly the pixels returned. The teacher then runs in the loader's
+    workers, in parallel, which is what keeps a GPU fed (the CPU teacher is the slow part).
     """
 
     def __init__(
@@ -326,13 +342,38 @@ class CropDataset(Dataset):
         shift_px: int = 0,
         degrade: bool = False,
         degradation: Degradation | None = None,
+        jitter: float = 0.0,
+        teacher: Any = None,
+        teacher_spec: str | None = None,
     ) -> None:
         self.samples = samples
         self.flip = flip
         self.shift_px = shift_px
         self.degrade = degrade
         self.degradation = degradation or Degradation()
+        self.jitter = jitter
+        self.teacher = teacher
+        self.teacher_spec = teacher_spec
         self._bad: set[int] = set()
+
+    @property
+    def online(self) -> bool:
+        return self.teacher is not None or self.teacher_spec is not None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A worker process builds its own teacher from the spec: OpenCV networks cannot be pickled.
+        state = dict(self.__dict__)
+        if self.teacher_spec is not None:
+            state["teacher"] = None
+        return state
+
+    def _embed(self, image_rgb: np.ndarray) -> np.ndarray:
+        if self.teacher is None:
+            from core.embedding import create_embedder
+
+            cv2.setNumThreads(1)  # one worker, one core: the workers are the parallelism
+            self.teacher = create_embedder(str(self.teacher_spec))
+        return self.teacher.embed(np.ascontiguousarray(image_rgb[None, :, :, ::-1]))[0]
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -349,7 +390,7 @@ class CropDataset(Dataset):
                 log.warning("skipping unreadable crop: %s", exc)
         raise ImageReadError("no readable crop in the data set")
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int, bool]:
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
         image, index = self._load(index)
         flipped = bool(self.flip and random.random() < 0.5)
         if flipped:
@@ -361,7 +402,12 @@ class CropDataset(Dataset):
                 image = cv2.warpAffine(np.ascontiguousarray(image), matrix, (CROP_SIZE, CROP_SIZE))
         if self.degrade:
             image = degrade(image, np.random.default_rng(random.getrandbits(63)), self.degradation)
+        if self.online:
+            image = jitter_image(image, self.jitter, np.random.default_rng(random.getrandbits(63)))
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
+        if self.online:
+            target = torch.from_numpy(np.asarray(self._embed(image), np.float32))
+            return tensor, int(self.samples.labels[index]), index, flipped, target
         return tensor, int(self.samples.labels[index]), index, flipped
 
 

@@ -30,7 +30,6 @@ from trainer.data import (
     Samples,
     augment_batch,
     balanced_sampler,
-    jitter_uint8,
     make_holdout_pairs,
     normalize,
     read_pairs,
@@ -38,6 +37,7 @@ from trainer.data import (
     split_holdout,
 )
 from trainer.distill import StudentWithProjection, TeacherTargets, compute_teacher_targets
+from trainer.distributed import DistContext, context_from_env
 from trainer.losses import MarginHead, cosine_distill_loss, make_margin_head, relational_distill_loss
 from trainer.validation import IdentificationSet, PairSet, embed_crops
 
@@ -191,13 +191,19 @@ class _EpochSampler(Sampler[int]):
     """The epoch's index order, fixed by (seed, epoch), with the first ``skip`` indices left out.
 
     Deterministic per epoch so that a run resumed in the middle of an epoch sees the remaining crops of
-    that very epoch.
+    that very epoch. In a data-parallel run every rank draws the same order and keeps every
+    ``world_size``-th index from its ``rank`` on: the shares are disjoint, and a class-balanced order
+    stays balanced in every share.
     """
 
-    def __init__(self, n: int, seed: int, weighted: Sampler[int] | None = None) -> None:
+    def __init__(
+        self, n: int, seed: int, weighted: Sampler[int] | None = None, *, rank: int = 0, world_size: int = 1
+    ) -> None:
         self.n = n
         self.seed = seed
         self.weighted = weighted
+        self.rank = rank
+        self.world_size = world_size
         self.epoch = 0
         self.skip = 0
 
@@ -205,14 +211,16 @@ class _EpochSampler(Sampler[int]):
         generator = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
         if self.weighted is not None:
             self.weighted.generator = generator  # type: ignore[attr-defined]
-            return list(iter(self.weighted))
-        return torch.randperm(self.n, generator=generator).tolist()
+            order = list(iter(self.weighted))
+        else:
+            order = torch.randperm(self.n, generator=generator).tolist()
+        return order[self.rank :: self.world_size]
 
     def __iter__(self):  # noqa: ANN204 - Sampler protocol
         return iter(self.order()[self.skip :])
 
     def __len__(self) -> int:
-        return self.n - self.skip
+        return len(range(self.rank, self.n, self.world_size)) - self.skip
 
 
 class Trainer:
@@ -258,9 +266,15 @@ class Trainer:
         self.samples: Samples | None = None
         self._epoch_losses: list[float] = []
         self._resumed_losses: list[float] = []
-        LogFile(self.output_dir / "train.log", config.log_iters).attach(self.callbacks)
-        if terminal:
-            TerminalProgress().attach(self.callbacks)
+        self.dist: DistContext = context_from_env()
+        # The modules the optimizer steps through: DistributedDataParallel wrappers in a distributed run.
+        self._train_model: nn.Module | None = None
+        self._train_head: nn.Module | None = None
+        self._train_projection: nn.Module | None = None
+        if self.dist.is_main:  # one log and one progress bar for the whole run
+            LogFile(self.output_dir / "train.log", config.log_iters).attach(self.callbacks)
+            if terminal:
+                TerminalProgress().attach(self.callbacks)
         if config.early_stop.enabled:
             self.callbacks.add_callback(
                 "on_validation_end", EarlyStopping(config.early_stop.patience, config.early_stop.min_delta)
@@ -310,9 +324,10 @@ class Trainer:
             pairs = make_holdout_pairs(held, pairs_per_fold=val.pairs_per_fold, seed=cfg.seed)
             self.validation = PairSet(pairs)
             self.identification = IdentificationSet(held, seed=cfg.seed)
-            (self.output_dir / "validation_pairs.tsv").write_text(
-                "".join(f"{p.a}\t{p.b}\t{int(p.same)}\t{p.fold}\n" for p in pairs), encoding="utf-8"
-            )
+            if self.dist.is_main:
+                (self.output_dir / "validation_pairs.tsv").write_text(
+                    "".join(f"{p.a}\t{p.b}\t{int(p.same)}\t{p.fold}\n" for p in pairs), encoding="utf-8"
+                )
         elif val.pairs:
             self.validation = PairSet(read_pairs(val.pairs, val.images))
         if self.validation is not None:
@@ -389,9 +404,16 @@ class Trainer:
             dropout=bb.dropout,
         )
 
+    def _device(self) -> torch.device:
+        device = torch.device(self.config.device)
+        if device.type == "cuda" and self.dist.enabled:
+            # One GPU per process: torchrun's LOCAL_RANK picks it.
+            device = torch.device("cuda", self.dist.local_rank)
+        return device
+
     def _build(self, samples: Samples) -> None:
         cfg = self.config
-        device = torch.device(cfg.device)
+        device = self._device()
         self.model = self._new_network()
         if self._initial_state is not None:
             self.model.load_state_dict(self._initial_state)
@@ -410,6 +432,17 @@ class Trainer:
             self.projection = StudentWithProjection(cfg.embedding_size, dim).to(device)
             modules.append(self.projection)
         self.optimizer = build_optimizer(cfg, modules)
+        self._train_model, self._train_head, self._train_projection = self.model, self.head, self.projection
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [device.index] if device.type == "cuda" else None
+            # Each wrapper broadcasts rank 0's initial weights and averages gradients in backward.
+            self._train_model = DDP(self.model, device_ids=ids)
+            if self.head is not None:
+                self._train_head = DDP(self.head, device_ids=ids)
+            if self.projection is not None:
+                self._train_projection = DDP(self.projection, device_ids=ids)
 
     @torch.no_grad()
     def _fit_projection(self, samples: Samples, count: int = 1024) -> None:
@@ -487,6 +520,10 @@ class Trainer:
     def _save(self, epoch_done: bool) -> None:
         assert self.model is not None and self.optimizer is not None and self.scheduler is not None
         state = self.state
+        rngs = self.dist.gather(capture_rng())  # collective: every rank calls _save
+        if not self.dist.is_main:
+            state.last_checkpoint = self.output_dir / LAST_CHECKPOINT
+            return
         payload = {
             "config": self.config.to_dict(),
             "backbone": self.model.state_dict(),
@@ -500,7 +537,9 @@ class Trainer:
             "step_in_epoch": 0 if epoch_done else state.step,
             "global_step": state.global_step,
             "elapsed_s": state.elapsed_s,
-            "rng": capture_rng(),
+            "rng": rngs[0],
+            # Each rank's generators, so a resumed data-parallel run draws what it would have drawn.
+            "rng_per_rank": rngs,
             "history": list(state.history),
             "epoch_losses": [] if epoch_done else list(self._epoch_losses),
             "best_accuracy": state.best_accuracy,
@@ -534,7 +573,8 @@ class Trainer:
             raise CheckpointError(
                 f"{self.resume_path} does not fit this run's data or config: {exc}"
             ) from exc
-        restore_rng(data["rng"])
+        per_rank = data.get("rng_per_rank") or []
+        restore_rng(per_rank[self.dist.rank] if len(per_rank) == self.dist.world_size else data["rng"])
         s = self.state
         s.history = list(data["history"])
         s.val_threshold = next(
@@ -569,7 +609,8 @@ class Trainer:
     ) -> tuple[torch.Tensor, dict[str, float]]:
         assert self.model is not None
         cfg = self.config
-        embeddings = self.model(images)
+        assert self._train_model is not None
+        embeddings = self._train_model(images)
         total = embeddings.new_zeros((), dtype=torch.float32)
         parts: dict[str, float] = {}
         if self.projection is not None and (self.targets is not None or online_targets is not None):
@@ -581,7 +622,8 @@ class Trainer:
             valid_t = torch.from_numpy(valid).to(images.device)
             if valid_t.any():
                 target_t = torch.from_numpy(targets).to(images.device)[valid_t]
-                student = self.projection(embeddings)[valid_t]
+                assert self._train_projection is not None
+                student = self._train_projection(embeddings)[valid_t]
                 distill = cosine_distill_loss(student, target_t)
                 parts["distill"] = float(distill.detach())
                 total = total + cfg.distill.weight * distill
@@ -589,22 +631,39 @@ class Trainer:
                     rel = relational_distill_loss(embeddings[valid_t], target_t)
                     parts["relational"] = float(rel.detach())
                     total = total + cfg.distill.relational_weight * rel
-        if self.head is not None:
+        if self.head is not None and self._train_head is not None:
             labelled = labels >= 0
+            weight = cfg.loss.weight if cfg.mode == "both" else 1.0
             if labelled.sum() > 0:
-                margin = self.head(embeddings[labelled], labels[labelled].to(images.device))
+                margin = self._train_head(embeddings[labelled], labels[labelled].to(images.device))
                 parts["margin"] = float(margin.detach())
-                weight = cfg.loss.weight if cfg.mode == "both" else 1.0
                 total = total + weight * margin
+            elif self.dist.enabled:
+                # Every rank must run the head, or the ranks that did wait forever for this one's
+                # gradients: a zero-weighted pass over one crop gives it zero gradients to share.
+                dummy = self._train_head(
+                    embeddings[:1], torch.zeros(1, dtype=torch.long, device=images.device)
+                )
+                total = total + 0.0 * dummy
         return total, parts
 
     def fit(self) -> TrainResult:
         """Run (or resume) training; returns when done, stopped or early-stopped.
 
+        Under ``torchrun`` each process trains its share of every epoch and the gradients are averaged
+        (:mod:`trainer.distributed`); only rank 0 writes checkpoints and logs.
+
         Raises:
             ConfigError: the data or config cannot be used (nothing is written then).
             CheckpointError: the resume checkpoint is unreadable or does not fit.
         """
+        created = self.dist.setup(torch.device(self.config.device).type)
+        try:
+            return self._fit()
+        finally:
+            self.dist.teardown(created)
+
+    def _fit(self) -> TrainResult:
         cfg = self.config
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -618,7 +677,8 @@ class Trainer:
         if cfg.init_backbone and self.resume_path is None:
             self._initial_state = self._read_initial_weights(cfg.init_backbone)
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, self.output_dir / "config.json")
+        if self.dist.is_main:
+            save_config(cfg, self.output_dir / "config.json")
 
         samples = self._prepare_data()
         self.samples = samples
@@ -638,7 +698,12 @@ class Trainer:
             log.info("teacher %s runs online on every augmented batch", self.teacher.model_id)
         elif cfg.uses_teacher:
             try:
+                # One teacher pass for the run: rank 0 fills the shared cache, the others then read it.
+                if not self.dist.is_main:
+                    self.dist.barrier()
                 self.targets = self._prepare_teacher(samples)
+                if self.dist.is_main:
+                    self.dist.barrier()
             except InterruptedError:
                 self.state.stopped = True
                 self.run_callbacks("on_train_end")
@@ -649,14 +714,28 @@ class Trainer:
         if self._initial_state is not None and self.projection is not None and self.resume_path is None:
             self._fit_projection(samples)
 
+        online = self._online_dim is not None
         dataset = CropDataset(
-            samples, flip=cfg.data.flip, shift_px=cfg.data.shift_px, degrade=cfg.data.degrade
+            samples,
+            flip=cfg.data.flip,
+            shift_px=cfg.data.shift_px,
+            degrade=cfg.data.degrade,
+            jitter=cfg.data.color_jitter if online else 0.0,
+            # In the main process the given teacher serves; loader workers each build one from its name.
+            teacher=self.teacher if online and cfg.data.num_workers == 0 else None,
+            teacher_spec=cfg.distill.teacher if online and cfg.data.num_workers > 0 else None,
         )
         weighted = balanced_sampler(samples, seed=cfg.seed) if cfg.data.balanced_sampler else None
-        sampler = _EpochSampler(len(samples), cfg.seed, weighted)
-        full_steps = len(samples) // cfg.batch_size
+        sampler = _EpochSampler(
+            len(samples), cfg.seed, weighted, rank=self.dist.rank, world_size=self.dist.world_size
+        )
+        # batch_size is per process: an epoch is one pass over the data by all processes together.
+        full_steps = len(samples) // (cfg.batch_size * self.dist.world_size)
         if full_steps < 1:
-            raise ConfigError(f"batch_size {cfg.batch_size} is larger than the {len(samples)} training crops")
+            raise ConfigError(
+                f"batch_size {cfg.batch_size} x {self.dist.world_size} process(es) is larger than the "
+                f"{len(samples)} training crops"
+            )
         steps_per_epoch = min(full_steps, cfg.max_steps_per_epoch or full_steps)
         self.state.steps_per_epoch = steps_per_epoch
         self.state.total_steps = steps_per_epoch * cfg.epochs
@@ -667,7 +746,7 @@ class Trainer:
             start_epoch, start_step = self._resume()
         self.state.epoch = start_epoch
         self.run_callbacks("on_train_start")
-        device = torch.device(cfg.device)
+        device = self._device()
         batches_run = 0
         started = time.monotonic()
         elapsed_before = self.state.elapsed_s
@@ -680,7 +759,7 @@ class Trainer:
             sampler.epoch, sampler.skip = epoch, s.step * cfg.batch_size
             # Flip/shift draws per epoch depend only on (seed, epoch, position) after a resume too.
             if not (epoch == start_epoch and s.step > 0):
-                random.seed(cfg.seed * 7919 + epoch)
+                random.seed(cfg.seed * 7919 + epoch + 1_000_003 * self.dist.rank)
             loader = DataLoader(
                 dataset,
                 batch_size=cfg.batch_size,
@@ -688,6 +767,9 @@ class Trainer:
                 num_workers=cfg.data.num_workers,
                 drop_last=True,
                 persistent_workers=False,
+                # Workers that run a teacher are spawned, not forked: a fork copies OpenCV's and torch's
+                # thread pools in a locked state, and the first forward in the child never returns.
+                multiprocessing_context="spawn" if online and cfg.data.num_workers > 0 else None,
                 # Its own generator: creating the iterator must not draw from the global torch RNG,
                 # whose state a checkpoint restores.
                 generator=torch.Generator().manual_seed(cfg.seed + epoch),
@@ -697,21 +779,20 @@ class Trainer:
             losses: list[float] = list(self._resumed_losses) if epoch == start_epoch else []
             self._epoch_losses = losses
             t_epoch = time.monotonic()
-            for images_u8, labels, index, mirrored in loader:
+            for batch in loader:
+                images_u8, labels, index, mirrored = batch[:4]
                 online_targets = None
-                if self._online_dim is not None:
-                    assert self.teacher is not None
-                    seen = jitter_uint8(images_u8, cfg.data.color_jitter)
-                    # The teacher takes BGR (N, 112, 112, 3); the student the same pixels as RGB CHW.
-                    bgr = np.ascontiguousarray(seen.permute(0, 2, 3, 1).numpy()[..., ::-1])
-                    online_targets = self.teacher.embed(bgr)
-                    images = normalize(seen).to(device)
+                if online:
+                    # The dataset jittered the pixels and had the teacher embed exactly those.
+                    online_targets = batch[4].numpy()
+                    images = normalize(images_u8).to(device)
                 else:
                     images = augment_batch(images_u8, cfg.data.color_jitter).to(device)
                 if cfg.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
                 loss, parts = self._loss(images, labels, index, mirrored, online_targets)
-                if not torch.isfinite(loss):
+                # Skipped on every rank or none: a rank that skips backward would leave the others waiting.
+                if self.dist.any(not bool(torch.isfinite(loss))):
                     log.warning("non-finite loss at epoch %d step %d; batch skipped", epoch + 1, s.step + 1)
                     self.optimizer.zero_grad(set_to_none=True)
                     if self.stop:
@@ -732,7 +813,7 @@ class Trainer:
                 losses.append(s.loss)
                 elapsed = time.monotonic() - started
                 s.elapsed_s = elapsed_before + elapsed
-                s.images_per_s = batches_run * cfg.batch_size / max(elapsed, 1e-9)
+                s.images_per_s = batches_run * cfg.batch_size * self.dist.world_size / max(elapsed, 1e-9)
                 if budget_s is not None:
                     s.eta_s = max(0.0, budget_s - s.elapsed_s)
                     out_of_time = s.elapsed_s >= budget_s
@@ -740,8 +821,14 @@ class Trainer:
                     s.eta_s = elapsed / batches_run * (s.total_steps - s.global_step)
                 self.run_callbacks("on_batch_end")
                 # Checked before the next batch is drawn, so a saved RNG state resumes exactly.
+                if self.dist.enabled:
+                    # All ranks stop together (a stop request or a spent budget on any of them).
+                    out_of_time = self.dist.any(out_of_time)
+                    if self.dist.any(self.stop) and not self.stop:
+                        self.stop = True
                 if self.stop or out_of_time or s.step >= steps_per_epoch:
                     break
+            self.dist.sync_buffers(self.model)
             # A spent time budget ends the run like a last (shorter) epoch: validated and saved.
             epoch_done = s.step >= steps_per_epoch or (out_of_time and s.step > 0)
             if not epoch_done:
@@ -778,7 +865,9 @@ class Trainer:
                     record["val_rank1_small"] = round(ident.rank1_small, 5)
                 if result.accuracy > s.best_accuracy + cfg.early_stop.min_delta or s.best_epoch is None:
                     s.best_accuracy, s.best_epoch = result.accuracy, epoch
-                    s.best_backbone = save_backbone(self.model, self.output_dir / BEST_BACKBONE, self._meta())
+                    s.best_backbone = self.output_dir / BEST_BACKBONE
+                    if self.dist.is_main:
+                        save_backbone(self.model, s.best_backbone, self._meta())
             s.history.append(record)
             self._save(epoch_done=True)
             if self.validation is None:

@@ -11,7 +11,7 @@ from core.embedding import Embedder, create_embedder
 from tests.trainer.conftest import tiny_config
 from trainer.augment import Degradation, degrade
 from trainer.config import ConfigError, config_from_dict
-from trainer.data import load_crop_rgb, scan_folders
+from trainer.data import CropDataset, load_crop_rgb, scan_folders
 from trainer.loop import Trainer
 from trainer.validation import IdentificationSet
 
@@ -92,7 +92,8 @@ def test_the_online_teacher_embeds_the_degraded_views_the_student_sees(
     teacher = RecordingTeacher(create_embedder("sface"))
     trainer = Trainer(config_from_dict(config), teacher=teacher)  # type: ignore[arg-type]
     result = trainer.fit()
-    assert len(teacher.batches) == 3 and all(b.shape == (8, 112, 112, 3) for b in teacher.batches)
+    # 3 steps of 8 views, each embedded as the dataset makes it.
+    assert len(teacher.batches) == 24 and all(b.shape == (1, 112, 112, 3) for b in teacher.batches)
     # Nothing went to a target cache: the targets are those of the views themselves.
     assert not list((tmp_path / "cache").glob("*.sqlite3"))
     clean = {load_crop_rgb(p)[..., ::-1].tobytes() for p in scan_folders(config["data_path"]).paths}
@@ -114,3 +115,37 @@ def test_identification_of_held_out_people(tiny_data: Path) -> None:
     # The labels drive the figure: shuffled, it falls to chance.
     ident.labels = np.random.default_rng(0).permutation(ident.labels)
     assert ident.evaluate(model).rank1 < result.rank1 - 0.3
+
+
+def test_the_online_teacher_runs_in_loader_workers(tiny_data: Path, tmp_path: Path) -> None:
+    """With workers each builds its own teacher from the config's name; targets still match the views."""
+    config = tiny_config(
+        tiny_data,
+        tmp_path / "run",
+        tmp_path / "cache",
+        mode="distill",
+        epochs=1,
+        distill={"online": True, "teacher": "sface"},
+        data={"degrade": True, "num_workers": 2},
+    )
+    trainer = Trainer(config_from_dict(config))
+    shown: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def check(t: Trainer) -> None:
+        shown.append((t.state.loss, t.state.loss_parts.get("distill", float("nan"))))
+
+    trainer.add_callback("on_batch_end", check)
+    result = trainer.fit()
+    assert result.epochs_completed == 1 and len(shown) == 3
+    assert all(np.isfinite(loss) and 0.0 < distill < 2.0 for loss, distill in shown)
+
+
+def test_a_dataset_item_carries_the_teachers_embedding_of_its_own_pixels(tiny_data: Path) -> None:
+    samples = scan_folders([tiny_data / "labelled"])
+    teacher = create_embedder("sface")
+    dataset = CropDataset(samples, degrade=True, jitter=0.25, teacher=teacher)
+    image, _label, _index, _flipped, target = dataset[5]
+    again = teacher.embed(np.ascontiguousarray(image.permute(1, 2, 0).numpy()[None, :, :, ::-1]))[0]
+    np.testing.assert_allclose(target.numpy(), again, atol=1e-6)
+    clean = teacher.embed(np.ascontiguousarray(load_crop_rgb(samples.paths[5])[None, :, :, ::-1]))[0]
+    assert float(target.numpy() @ clean) < 0.9999  # the target is the view's, not the clean crop's
