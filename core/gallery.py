@@ -376,12 +376,14 @@ class Gallery:
         except sqlite3.DatabaseError as exc:
             if classify(exc) is not SqliteProblem.CORRUPT:
                 return self._memory_cache(exc)
-            moved = self._move_aside(path)
-            self.cache_recovered_from = moved
-            log.warning("the embedding cache %s was corrupt (%s); moved to %s and rebuilt", path, exc, moved)
             try:
+                moved = self._move_aside(path)
+                self.cache_recovered_from = moved
+                log.warning(
+                    "the embedding cache %s was corrupt (%s); moved to %s and rebuilt", path, exc, moved
+                )
                 return self._connect(path, self._busy_timeout_s)
-            except sqlite3.DatabaseError as again:
+            except (sqlite3.DatabaseError, OSError) as again:  # a damaged file on a read-only disk
                 return self._memory_cache(again)
         except OSError as exc:
             return self._memory_cache(exc)
@@ -936,9 +938,12 @@ class Gallery:
                 # The file was damaged while in use: move it aside, start a new one, then retry once.
                 log.warning("embedding cache %s is damaged (%s); rebuilding it", self.cache_path, exc)
                 self._conn.close()
-                if str(self.cache_path) != ":memory:" and self.cache_path.exists():
-                    self.cache_recovered_from = self._move_aside(self.cache_path)
-                self._conn = self._open_cache()
+                try:
+                    if str(self.cache_path) != ":memory:" and self.cache_path.exists():
+                        self.cache_recovered_from = self._move_aside(self.cache_path)
+                    self._conn = self._open_cache()
+                except OSError as err:  # it cannot be moved (a read-only folder): do without it
+                    self._conn = self._memory_cache(err)
             else:
                 self._use_memory_cache(exc)
             return self._sync_once(progress, cancel)

@@ -119,11 +119,17 @@ class History:
             make_private_dir(self.path.parent)
             self._conn = self._open(self._busy_timeout_s)
         except (sqlite3.DatabaseError, OSError) as exc:
-            if isinstance(exc, sqlite3.DatabaseError) and classify(exc) is SqliteProblem.CORRUPT:
+            self._conn = self._recover(exc)
+
+    def _recover(self, exc: BaseException) -> sqlite3.Connection:
+        """A damaged database is moved aside and started afresh; anything else is left where it is."""
+        if isinstance(exc, sqlite3.DatabaseError) and classify(exc) is SqliteProblem.CORRUPT:
+            try:
                 self.recovered_from = self._move_aside(exc)
-                self._conn = self._open(self._busy_timeout_s)
-            else:
-                self._conn = self._open_fallback(exc)
+                return self._open(self._busy_timeout_s)
+            except (sqlite3.DatabaseError, OSError) as again:  # a damaged file on a read-only disk
+                exc = again
+        return self._open_fallback(exc)
 
     # -- opening
     def _open(self, timeout_s: float) -> sqlite3.Connection:
@@ -159,13 +165,11 @@ class History:
 
     def _open_fallback(self, exc: BaseException) -> sqlite3.Connection:
         """A healthy database that cannot be written: read it if possible, keep new events in memory."""
-        reason = (
-            describe(exc)
-            if isinstance(exc, sqlite3.Error)
-            else (
-                f"{getattr(exc, 'strerror', None) or exc} ({getattr(exc, 'filename', None) or self.path.parent})"
-            )
-        )
+        if isinstance(exc, sqlite3.Error):
+            reason = describe(exc)
+        else:
+            where = getattr(exc, "filename", None) or self.path.parent
+            reason = f"{getattr(exc, 'strerror', None) or exc} ({where})"
         self.read_only = True
         self.problem = (
             f"The event history {self.path} cannot be written: {reason}. New events are kept in memory "

@@ -349,3 +349,21 @@ def test_a_read_only_home_leaves_history_and_plugins_optional(
         assert not history.record(_events(2))  # kept in memory, no exception
         history.close()
         disk.read_only(False)
+
+
+def test_a_damaged_database_on_a_read_only_disk_is_left_and_worked_around(
+    tmp_path: Path, gallery_root: Path, models: tuple
+) -> None:
+    detector, embedder = models
+    with tiny_disk(tmp_path / "disk", "1m") as disk:
+        (disk.root / "history.sqlite3").write_bytes(b"damaged" * 500)
+        (disk.root / "gallery.sqlite3").write_bytes(b"damaged" * 500)
+        disk.read_only()
+        history = History(disk.root / "history.sqlite3")  # cannot be moved aside: no exception
+        assert history.recovered_from is None and history.problem is not None
+        assert not history.record(_events(1))
+        history.close()
+        with Gallery(gallery_root, embedder, detector, cache_path=disk.root / "gallery.sqlite3") as gallery:
+            assert gallery.sync().usable == 4 and gallery.cache_problem is not None
+        disk.read_only(False)
+        assert _corrupt_copies(disk.root) == []
