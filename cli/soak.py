@@ -26,6 +26,12 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--interval", type=float, default=60.0, metavar="S", help="seconds between samples (default 60)"
     )
+    parser.add_argument(
+        "--work-dir",
+        metavar="DIR",
+        help="keep the soak's history, embedding cache and plugin files here "
+        "(default: a temporary folder, removed at the end; your own history is never used)",
+    )
     add_models(parser)
     add_common(parser)
     parser.set_defaults(func=soak)
@@ -49,6 +55,7 @@ def soak(args: argparse.Namespace) -> int:
         interval_s=args.interval,
         settings=settings,
         on_sample=show,
+        work_dir=Path(args.work_dir).expanduser() if args.work_dir else None,
     )
     first, last = report.samples[0], report.samples[-1]
     summary = {

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core import paths
+from core._perms import make_private_dir
 from core.errors import GhostFaceError
 from core.history import History
 from core.settings import Settings
@@ -199,6 +201,7 @@ def run_soak(
     settings: Settings | None = None,
     on_sample: Callable[[SoakSample], None] | None = None,
     stop: threading.Event | None = None,
+    work_dir: Path | None = None,
 ) -> SoakReport:
     """Loop ``source`` through the full engine for ``minutes``; sample every ``interval_s`` seconds.
 
@@ -211,6 +214,9 @@ def run_soak(
             :data:`SOAK_PLUGINS` are switched on whatever they say.
         on_sample: called with each sample as it is taken (the CLI prints it).
         stop: set it to end the run early (the report is still made).
+        work_dir: where the history, the embedding cache and the plugins' files go. None: a new
+            private temporary folder, removed at the end, so that a soak never fills the user's own
+            history and attendance logs with the looped clip.
 
     Raises:
         GhostFaceError: the source, the gallery or a model cannot be opened.
@@ -228,20 +234,25 @@ def run_soak(
     settings = settings.replace(plugins={"enabled": enabled})
     stop = stop or threading.Event()
 
-    history = History()
+    temporary = work_dir is None
+    root = Path(tempfile.mkdtemp(prefix="ghostface-soak-")) if work_dir is None else Path(work_dir)
+    data_dir = make_private_dir(root / "data")
+    history = History(data_dir / "history.sqlite3")
     plugins = load_plugins(discover_plugins(), settings.plugins)
     plugins = [p for p in plugins if p.name in SOAK_PLUGINS]
     ev = settings.events
     plugins.append(history.recorder(ev.history_max_days, ev.history_max_mb))
     bus = EventBus(plugins, settings.plugins.queue_size, settings.plugins.max_failures)
-    data_dir = paths.data_dir()
     bus.start(BusContext(data_dir=data_dir))
 
     frames = events = errors = 0
     samples: list[SoakSample] = []
     pipeline = Pipeline(settings, source=str(source))
     gallery = open_gallery(
-        settings.replace(gallery_dir=str(gallery_dir)), pipeline.detector, pipeline.embedder
+        settings.replace(gallery_dir=str(gallery_dir)),
+        pipeline.detector,
+        pipeline.embedder,
+        cache_path=make_private_dir(root / "cache") / "gallery.sqlite3",
     )
     feed = None
     try:
@@ -294,4 +305,6 @@ def run_soak(
         }
         gallery.close()
         history.close()
+        if temporary:
+            shutil.rmtree(root, ignore_errors=True)
     return SoakReport(tuple(samples), status, errors)
