@@ -41,6 +41,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_RUNTIME_NAMES = {"opencv-dnn": "OpenCV DNN (ONNX)", "pytorch": "PyTorch"}
+
 
 def runtime_summary() -> dict[str, str]:
     """Versions and accelerators, read without building any model (imports torch: seconds, cold)."""
@@ -162,6 +164,42 @@ class StallMonitor(QObject):
         }
 
 
+# What the diagnostics view lists, with the tooltip that says what each figure means.
+_ENGINE_ROWS: tuple[tuple[str, str], ...] = (
+    ("Detector", "The face detector the live pipeline built"),
+    ("Detector device", "Where the detector really runs (OpenCV models always use the CPU)"),
+    ("Embedder", "The embedding model (its id keys the gallery's embedding cache)"),
+    (
+        "Embedder device",
+        "Where the embedder really runs; a CUDA request without CUDA falls back to CPU",
+    ),
+    (
+        "Embedder runtime",
+        "What executes the embedder: OpenCV DNN (GhostFaceNetV2 exported to ONNX, the fastest on a CPU) "
+        "or PyTorch (CUDA, or when the export failed)",
+    ),
+    ("Embedding size", "Dimensions of one face embedding"),
+    (
+        "Similarity threshold",
+        "The cosine threshold faces are matched with: the model's calibrated one, or yours "
+        "(Settings > Recognition)",
+    ),
+    ("Gallery", "The gallery folder and how many photo embeddings are in use"),
+)
+_STATS_ROWS: tuple[tuple[str, str], ...] = (
+    ("Frames per second", "Frames the worker processed per second (recent)"),
+    ("Frames processed", "Since Start"),
+    ("Per stage (ms)", "Recent average per frame"),
+    (
+        "Dropped by the source",
+        "Frames skipped because processing was slower than the video (latest frame wins)",
+    ),
+    ("Dropped by the display", "Results not drawn because the previous one was still being drawn"),
+    ("Frame errors", "Frames whose processing failed (reported, the video went on)"),
+    ("Source", "What is being watched"),
+)
+
+
 class DiagnosticsView(QWidget):
     """Live figures from the recognition worker plus the static facts about models and runtime."""
 
@@ -172,56 +210,19 @@ class DiagnosticsView(QWidget):
 
         engine_box = QGroupBox("Models in use")
         engine_form = QFormLayout(engine_box)
-        for key, tip in (
-            ("Detector", "The face detector the live pipeline built"),
-            ("Detector device", "Where the detector really runs (OpenCV models always use the CPU)"),
-            ("Embedder", "The embedding model (its id keys the gallery's embedding cache)"),
-            (
-                "Embedder device",
-                "Where the embedder really runs; a CUDA request without CUDA falls back to CPU",
-            ),
-            ("Embedding size", "Dimensions of one face embedding"),
-            (
-                "Similarity threshold",
-                "The cosine threshold faces are matched with: the model's calibrated one, or yours "
-                "(Settings > Recognition)",
-            ),
-            ("Gallery", "The gallery folder and how many photo embeddings are in use"),
-        ):
+        for key, tip in _ENGINE_ROWS:
             self._add_row(engine_form, key, tip)
 
         stats_box = QGroupBox("Live figures")
         stats_form = QFormLayout(stats_box)
-        for key, tip in (
-            ("Frames per second", "Frames the worker processed per second (recent)"),
-            ("Frames processed", "Since Start"),
-            ("Per stage (ms)", "Recent average per frame"),
-            (
-                "Dropped by the source",
-                "Frames skipped because processing was slower than the video (latest frame wins)",
-            ),
-            ("Dropped by the display", "Results not drawn because the previous one was still being drawn"),
-            ("Frame errors", "Frames whose processing failed (reported, the video went on)"),
-            ("Source", "What is being watched"),
-        ):
+        for key, tip in _STATS_ROWS:
             self._add_row(stats_form, key, tip)
 
         runtime_box = QGroupBox("Runtime")
         self.runtime_form = QFormLayout(runtime_box)
         self._runtime_loaded = False
 
-        self.models = QTreeWidget()
-        self.models.setObjectName("ModelFiles")
-        self.models.setHeaderLabels(["Model", "Status", "SHA-256", "File", "Licence"])
-        self.models.setRootIsDecorated(False)
-        self.models.header().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
-        refresh = QPushButton("Refresh")
-        refresh.setToolTip("Look for the model files again and check their hashes")
-        refresh.clicked.connect(self.refresh_models)
-        models_box = QGroupBox("Model files")
-        models_layout = QVBoxLayout(models_box)
-        models_layout.addWidget(self.models)
-        models_layout.addWidget(refresh, 0, Qt.AlignmentFlag.AlignRight)
+        models_box = self._build_models_box()
 
         self.errors = QPlainTextEdit()
         self.errors.setObjectName("ErrorLog")
@@ -243,6 +244,21 @@ class DiagnosticsView(QWidget):
         layout.addLayout(left, 2)
         layout.addLayout(right, 3)
 
+    def _build_models_box(self) -> QGroupBox:
+        self.models = QTreeWidget()
+        self.models.setObjectName("ModelFiles")
+        self.models.setHeaderLabels(["Model", "Status", "SHA-256", "File", "Licence"])
+        self.models.setRootIsDecorated(False)
+        self.models.header().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        refresh = QPushButton("Refresh")
+        refresh.setToolTip("Look for the model files again and check their hashes")
+        refresh.clicked.connect(self.refresh_models)
+        models_box = QGroupBox("Model files")
+        models_layout = QVBoxLayout(models_box)
+        models_layout.addWidget(self.models)
+        models_layout.addWidget(refresh, 0, Qt.AlignmentFlag.AlignRight)
+        return models_box
+
     def _add_row(self, form: QFormLayout, key: str, tip: str) -> None:
         value = QLabel("–")
         value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -262,6 +278,7 @@ class DiagnosticsView(QWidget):
         set_["Detector device"].setText(info.detector_device)
         set_["Embedder"].setText(info.embedder)
         set_["Embedder device"].setText(info.embedder_device)
+        set_["Embedder runtime"].setText(_RUNTIME_NAMES.get(info.embedder_runtime, info.embedder_runtime))
         set_["Embedding size"].setText(str(info.embedding_dim))
         origin = "the model's own" if info.threshold_source == "model" else "set in Settings"
         set_["Similarity threshold"].setText(f"{info.similarity_threshold:.3f} ({origin})")

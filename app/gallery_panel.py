@@ -41,6 +41,7 @@ from app.gallery_worker import (
     RenamePerson,
     SyncGallery,
 )
+from app.icons import icon
 from core.engine import gallery_root
 from core.settings import Settings
 
@@ -91,6 +92,20 @@ class GalleryPanel(QWidget):
         self.last_error: BaseException | None = None
         self.last_removed: RemovedPerson | None = None
 
+        self._build_people_list()
+        self._build_toolbar()
+        self._build_status()
+        self._lay_out()
+        controller.people_ready.connect(self._on_people)
+        controller.progress.connect(self._on_progress)
+        controller.job_started.connect(self._on_job_started)
+        controller.job_finished.connect(self._on_job_finished)
+        controller.error.connect(self._on_error)
+        controller.busy_changed.connect(self._on_busy)
+        self._update_folder_label()
+        self._update_buttons()
+
+    def _build_people_list(self) -> None:
         self.people_list = QListWidget()
         self.people_list.setObjectName("PeopleList")
         self.people_list.setViewMode(QListView.ViewMode.IconMode)
@@ -111,8 +126,7 @@ class GalleryPanel(QWidget):
         self.empty_label.setWordWrap(True)
         self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
 
-        from app.main_window import icon
-
+    def _build_toolbar(self) -> None:
         # A tool bar, not a row of buttons: on a narrow window the last actions fold into its ">>" menu.
         self.toolbar = QToolBar()
         self.toolbar.setObjectName("GalleryToolbar")
@@ -150,6 +164,7 @@ class GalleryPanel(QWidget):
             "Open folder", "folder", "Open the gallery folder in the file manager", self.open_folder
         )
 
+    def _build_status(self) -> None:
         self.folder_label = QLabel()
         self.folder_label.setObjectName("GalleryFolder")
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -164,9 +179,6 @@ class GalleryPanel(QWidget):
         self.status = QLabel()
         self.status.setObjectName("GalleryStatus")
         self.status.setWordWrap(True)
-        progress_row = QHBoxLayout()
-        progress_row.addWidget(self.progress, 1)
-        progress_row.addWidget(self.cancel_button)
 
         self.report = QTreeWidget()
         self.report.setObjectName("EnrolReport")
@@ -174,6 +186,10 @@ class GalleryPanel(QWidget):
         self.report.setRootIsDecorated(False)
         self.report.setToolTip("What happened to each photo of the last job")
 
+    def _lay_out(self) -> None:
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.cancel_button)
         top = QWidget()
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
@@ -191,15 +207,6 @@ class GalleryPanel(QWidget):
         layout.addWidget(splitter, 1)
         layout.addLayout(progress_row)
         layout.addWidget(self.status)
-
-        controller.people_ready.connect(self._on_people)
-        controller.progress.connect(self._on_progress)
-        controller.job_started.connect(self._on_job_started)
-        controller.job_finished.connect(self._on_job_finished)
-        controller.error.connect(self._on_error)
-        controller.busy_changed.connect(self._on_busy)
-        self._update_folder_label()
-        self._update_buttons()
 
     # -- state ------------------------------------------------------------------------------------
     def set_settings(self, settings: Settings) -> None:

@@ -186,7 +186,14 @@ class UseSettings:
 
 
 GalleryJob = (
-    RefreshPeople | SyncGallery | AddPerson | RenamePerson | DeletePerson | AddPhotos | AddImages | UseSettings
+    RefreshPeople
+    | SyncGallery
+    | AddPerson
+    | RenamePerson
+    | DeletePerson
+    | AddPhotos
+    | AddImages
+    | UseSettings
 )
 
 # A settings change that gives the gallery another folder or other models.
@@ -326,7 +333,9 @@ class GalleryWorker(ThreadWorker):
             case DeletePerson(name, use_system_trash):
                 return move_to_trash(gallery, name, use_system_trash=use_system_trash)
             case AddPhotos(name, paths):
-                return gallery.add_photos(name, [Path(p) for p in paths], progress=self._progress, cancel=cancel)
+                return gallery.add_photos(
+                    name, [Path(p) for p in paths], progress=self._progress, cancel=cancel
+                )
             case AddImages(name, images):
                 return self._add_images(gallery, name, images, cancel)
         raise TypeError(f"not a gallery job: {job!r}")
@@ -503,7 +512,9 @@ class EnrollCaptureWorker(ThreadWorker):
         # shot always is, so that the counter never skips.
         if self._gui_free.is_set() or verdict.accepted:
             self._gui_free.clear()
-            boxes = tuple((float(d.box[0]), float(d.box[1]), float(d.box[2]), float(d.box[3])) for d in detections)
+            boxes = tuple(
+                (float(d.box[0]), float(d.box[1]), float(d.box[2]), float(d.box[3])) for d in detections
+            )
             self.frame_ready.emit(EnrollFrame(image, boxes, verdict, guide.count, self._target))
         return guide.done
 

@@ -59,6 +59,31 @@ class HistoryDialog(QDialog):
         self.limit = limit
         self.events: list[RecognitionEvent] = []
 
+        filters = self._build_filters()
+        self.table = make_event_table(self.COLUMNS)
+        header = self.table.horizontalHeader()
+        for col in range(1, len(self.COLUMNS)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+
+        bottom = self._build_bottom()
+        layout = QVBoxLayout(self)
+        layout.addLayout(filters)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(bottom)
+
+        self._reset_filters()
+        self.person_box.currentIndexChanged.connect(self.refresh)
+        self.kind_box.currentIndexChanged.connect(self.refresh)
+        self.from_date.dateChanged.connect(self.refresh)
+        self.to_date.dateChanged.connect(self.refresh)
+        self.refresh_button.clicked.connect(self.reload)
+        self.reset_button.clicked.connect(self.reset_filters)
+        self.export_button.clicked.connect(self._ask_export)
+        self.refresh()
+
+    def _build_filters(self) -> QHBoxLayout:
+        """Person, kind and date filters, with the Show all and Refresh buttons."""
         self.person_box = QComboBox()
         self.person_box.setAccessibleName("Person")
         self.kind_box = QComboBox()
@@ -91,13 +116,10 @@ class HistoryDialog(QDialog):
         filters.addWidget(self.to_date)
         filters.addWidget(self.reset_button)
         filters.addWidget(self.refresh_button)
+        return filters
 
-        self.table = make_event_table(self.COLUMNS)
-        header = self.table.horizontalHeader()
-        for col in range(1, len(self.COLUMNS)):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
-
+    def _build_bottom(self) -> QHBoxLayout:
+        """The count of events shown, Export and Close."""
         self.count_label = QLabel()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
@@ -105,21 +127,7 @@ class HistoryDialog(QDialog):
         bottom.addWidget(self.count_label, 1)
         bottom.addWidget(self.export_button)
         bottom.addWidget(buttons)
-
-        layout = QVBoxLayout(self)
-        layout.addLayout(filters)
-        layout.addWidget(self.table, 1)
-        layout.addLayout(bottom)
-
-        self._reset_filters()
-        self.person_box.currentIndexChanged.connect(self.refresh)
-        self.kind_box.currentIndexChanged.connect(self.refresh)
-        self.from_date.dateChanged.connect(self.refresh)
-        self.to_date.dateChanged.connect(self.refresh)
-        self.refresh_button.clicked.connect(self.reload)
-        self.reset_button.clicked.connect(self.reset_filters)
-        self.export_button.clicked.connect(self._ask_export)
-        self.refresh()
+        return bottom
 
     # -- filters
     @Slot()

@@ -61,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
-    from app.main_window import create_window
+    from app.context import AppContext
+    from app.main_window import MainWindow
 
     # The GUI thread needs the GIL for every Python slot; with the default 5 ms switch interval a busy
     # worker can keep it waiting that long per slot, several times a frame. 1 ms keeps the window
@@ -78,9 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if style.exists():
         app.setStyleSheet(style.read_text(encoding="utf-8"))
 
-    window = create_window(
-        args.settings, source=args.source, gallery=args.gallery, autostart=args.source is not None
-    )
+    context = AppContext.load(args.settings, source=args.source, gallery=args.gallery)
+    context.errors.install()
+    window = MainWindow(context, autostart=args.source is not None)
     if args.as_fast_as_possible:
         window.controller.realtime = False
     window.show()
@@ -99,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         ticker.stop()
         window.shutdown()
+        context.errors.uninstall()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return int(code)
@@ -135,7 +137,7 @@ def _measure(window: Any, seconds: float, out: Path | None) -> None:
     def finish() -> None:
         monitor.stop()
         elapsed = time.perf_counter() - state["t0"]
-        stats = window._last_stats
+        stats = window.figures.last_stats
         processed = window.controller.worker_processed() - state["processed0"]
         report = {
             "seconds": round(elapsed, 2),

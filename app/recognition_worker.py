@@ -1,10 +1,10 @@
 """The live capture/inference thread, and the GUI-thread controller that owns it.
 
-Threading model (see PLATFORM.md, "Qt threads: measured traps"): :class:`RecognitionWorker` lives in
-its own ``QThread`` and runs one blocking loop that owns the frame source and the pipeline.
-:class:`RecognitionController` lives in the GUI thread, owns the thread, and relays every worker
-signal signal-to-signal, so that the UI and the tests only ever connect to objects of the GUI thread.
-The worker is stopped with a :class:`threading.Event`, then the thread is quit and waited for.
+Threading model (:mod:`app.threads`): :class:`RecognitionWorker` lives in its own ``QThread`` and runs
+one blocking loop that owns the frame source (read by a :class:`core.feed.LatestFrameReader`) and the
+pipeline. :class:`RecognitionController` lives in the GUI thread, owns the thread, and relays every
+worker signal signal-to-signal, so that the UI and the tests only ever connect to objects of the GUI
+thread. The worker is stopped with a :class:`threading.Event`, then the thread is quit and waited for.
 """
 
 from __future__ import annotations
@@ -14,15 +14,23 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
+from app.threads import ThreadController, ThreadWorker
+from core.capture import CaptureFactory, Frame
+from core.detection import Detector
+from core.embedding import Embedder
 from core.engine import build_detector, build_embedder, gallery_root, open_gallery
+from core.events import EventBus
+from core.feed import FeedEnded, LatestFrameReader
+from core.gallery import Gallery
+from core.pipeline import Pipeline
 from core.settings import Rebuild, Settings, rebuilds
-from core.types import FrameResult, StageTimings
+from core.types import FrameResult, RecognitionEvent, StageTimings
 
 __all__ = ["EngineInfo", "RecognitionController", "RecognitionWorker", "SourceState", "WorkerStats"]
 
@@ -77,6 +85,7 @@ class EngineInfo:
     detector_device: str
     embedder: str
     embedder_device: str
+    embedder_runtime: str  # what executes the embedder: "opencv-dnn" (deployed ONNX) or "pytorch"
     embedding_dim: int
     similarity_threshold: float
     threshold_source: str  # "model" (calibrated for the embedder) or "settings" (set by hand)
@@ -87,9 +96,9 @@ class EngineInfo:
     gallery_cache_notice: str = ""
 
 
-def _cache_notice(gallery: Any) -> str:
-    moved = getattr(gallery, "cache_recovered_from", None)
-    problem = getattr(gallery, "cache_problem", None)
+def _cache_notice(gallery: Gallery) -> str:
+    moved = gallery.cache_recovered_from
+    problem = gallery.cache_problem
     parts = [f"The embedding cache was damaged: it was moved to {moved} and rebuilt."] if moved else []
     if problem:
         parts.append(f"{problem[0].upper()}{problem[1:]}.")
@@ -114,102 +123,33 @@ def _is_camera_spec(spec: str) -> bool:
     return spec.strip().isdigit() or "://" in spec
 
 
-_END = object()
+# What _next_frame returns when the loop must end (a video file or image folder came to its end).
+_STOP = object()
 
 
-class FrameFeed:
-    """Reads a frame source on its own thread and keeps only the newest frame (latest frame wins).
+@dataclass(slots=True)
+class _LoopState:
+    """What the live loop carries from one frame to the next (worker thread only)."""
 
-    The source is opened, iterated and closed on the feed's thread (sources are single-threaded).
-    :meth:`get` returns the newest :class:`core.capture.Frame`, an exception (the source could not be
-    opened or was lost), :data:`_END` (a file or folder ended) or None (nothing new yet). A frame the
-    consumer had no time to take is replaced by the next one and counted in :attr:`dropped`. With
-    ``drop=False`` the reader waits for the consumer instead (every frame is processed: benchmarks).
-    """
-
-    def __init__(
-        self, settings: Settings, *, realtime: bool, drop: bool, capture_factory: Any = None
-    ) -> None:
-        self._settings = settings
-        self._capture_factory = capture_factory
-        self._realtime = realtime
-        self._drop = drop
-        self._cond = threading.Condition()
-        self._item: Any = None
-        self._stop = threading.Event()
-        self.dropped = 0
-        self.description = settings.camera.source
-        self.is_camera = False
-        self._thread = threading.Thread(target=self._run, name="frame-feed", daemon=True)
-
-    def start(self) -> FrameFeed:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            log.error("the frame reader did not stop within %.0f s", timeout_s)
-
-    def get(self, timeout_s: float) -> Any:
-        with self._cond:
-            if self._item is None:
-                self._cond.wait(timeout_s)
-            item, self._item = self._item, None
-            self._cond.notify_all()
-            return item
-
-    def _put(self, item: Any) -> None:
-        with self._cond:
-            if self._item is not None and not self._drop:
-                while self._item is not None and not self._stop.is_set():
-                    self._cond.wait(0.1)
-            if (
-                self._item is not None
-                and not isinstance(self._item, BaseException)
-                and self._item is not _END
-            ):
-                self.dropped += 1
-            self._item = item
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        from core.capture import open_source
-
-        cam = self._settings.camera
-        try:
-            source = open_source(
-                cam.source,
-                width=cam.width,
-                height=cam.height,
-                loop=cam.loop_video,
-                realtime=self._realtime,
-                capture_factory=self._capture_factory,
-            )
-        except Exception as exc:  # noqa: BLE001 - handed to the worker, which reports and retries
-            self._put(exc)
-            return
-        self.description = source.description
-        self.is_camera = bool(getattr(source, "is_camera", False))
-        try:
-            while not self._stop.is_set():
-                try:
-                    frame = source.read()
-                except Exception as exc:  # noqa: BLE001 - a lost camera: the worker reports and retries
-                    self._put(exc)
-                    return
-                if frame is None:
-                    self._put(_END)
-                    return
-                self._put(frame)
-        finally:
-            source.close()
+    settings: Settings
+    pipeline: Pipeline
+    gallery: Gallery
+    feed: LatestFrameReader | None = None
+    feed_dropped: int = 0  # frames dropped by feeds already closed
+    reported_dropped: int = 0  # drops already reported in a FrameResult
+    running: bool = False  # the current feed has delivered a frame
+    ever_ran: bool = False
+    timings: deque[StageTimings] = field(default_factory=lambda: deque(maxlen=30))
+    stamps: deque[float] = field(default_factory=lambda: deque(maxlen=60))
+    last_stats: float = 0.0
+    last_process: float = 0.0
+    faces: int = 0
+    # A file that is there but cannot be opened is not retried until the source changes: unlike a
+    # camera (or a file not there yet), it will not start working by itself.
+    given_up: bool = False
 
 
-class RecognitionWorker(QObject):
+class RecognitionWorker(ThreadWorker):
     """The capture/inference loop. Lives in its own thread; talk to it only through its methods.
 
     Every public method except :meth:`run` is thread-safe and returns at once: it leaves a request
@@ -220,27 +160,28 @@ class RecognitionWorker(QObject):
     stats_ready = Signal(object)  # WorkerStats
     engine_ready = Signal(object)  # EngineInfo
     source_state = Signal(str, str)  # SourceState value, human-readable message
-    error = Signal(object)  # an exception object, with its traceback
     gallery_progress = Signal(int, int, str)  # done, total, item: the gallery being (re-)embedded
     gallery_synced = Signal(object)  # core.gallery.SyncReport
-    stopped = Signal()
 
     def __init__(
-        self, settings: Settings, *, realtime: bool = True, event_bus: Any = None, capture_factory: Any = None
+        self,
+        settings: Settings,
+        *,
+        realtime: bool = True,
+        event_bus: EventBus | None = None,
+        capture_factory: CaptureFactory | None = None,
     ) -> None:
         super().__init__()
         self._capture_factory = capture_factory
         self._settings = settings
         self._realtime = realtime
         self._event_bus = event_bus
-        self._stop = threading.Event()
         self._gui_free = threading.Event()
         self._gui_free.set()
         self._lock = threading.Lock()
         self._pending_settings: Settings | None = None
         self._reload_gallery = threading.Event()
-        self._reset = threading.Event()
-        self._pending_events: list[Any] = []
+        self._pending_events: list[RecognitionEvent] = []
         self.processed = 0
         self.source_dropped = 0
         self.display_dropped = 0
@@ -248,15 +189,13 @@ class RecognitionWorker(QObject):
         self._shown_threshold = float("nan")
 
     # -- called from the GUI thread ------------------------------------------------------------
-    def request_stop(self) -> None:
-        self._stop.set()
-
     def set_settings(self, settings: Settings) -> None:
         """Hand over a new snapshot; the loop swaps it in at the top of its next iteration."""
         with self._lock:
             self._pending_settings = settings
 
     def reload_gallery(self) -> None:
+        """Sync the gallery again at the next iteration (it was changed by the gallery worker)."""
         self._reload_gallery.set()
 
     def acknowledge(self) -> None:
@@ -264,20 +203,30 @@ class RecognitionWorker(QObject):
         self._gui_free.set()
 
     # -- the loop (worker thread) --------------------------------------------------------------
-    @Slot()
-    def run(self) -> None:
+    def work(self) -> None:
+        settings = self._settings
+        self.source_state.emit(SourceState.OPENING, f"Loading the models for {settings.camera.source}…")
+        pipeline, gallery = self._build(settings)
+        state = _LoopState(settings, pipeline, gallery)
         try:
-            self._loop()
-        except Exception as exc:  # noqa: BLE001 - reported to the user, never swallowed
-            log.exception("recognition worker failed")
-            self.error.emit(exc)
+            while not self.stop_event.is_set():
+                self._take_settings(state)
+                self._take_gallery_reload(state)
+                frame = self._next_frame(state)
+                if frame is _STOP:
+                    break
+                if frame is None or not self._wait_for_turn(state):
+                    continue
+                result = self._process(state, frame)
+                if result is not None:
+                    self._after_frame(state, result)
         finally:
-            self.stopped.emit()
+            self._close(state)
 
-    def _build(self, settings: Settings, detector: Any = None, embedder: Any = None) -> tuple[Any, Any]:
+    def _build(
+        self, settings: Settings, detector: Detector | None = None, embedder: Embedder | None = None
+    ) -> tuple[Pipeline, Gallery]:
         """Models, gallery and pipeline; the gallery is synced with the pipeline's own models here."""
-        from core.pipeline import Pipeline
-
         if detector is None:
             detector = build_detector(settings)
         if embedder is None:
@@ -290,185 +239,187 @@ class RecognitionWorker(QObject):
         self._emit_engine(settings, pipeline, gallery)
         return pipeline, gallery
 
-    def _sync(self, pipeline: Any) -> None:
-        def progress(done: int, total: int, item: str) -> None:
-            self.gallery_progress.emit(done, total, item)
-
-        report = pipeline.sync_gallery(progress, self._stop)
+    def _sync(self, pipeline: Pipeline) -> None:
+        report = pipeline.sync_gallery(self.gallery_progress.emit, self.stop_event)
         if report is not None:
             self.gallery_synced.emit(report)
 
-    def _emit_engine(self, settings: Settings, pipeline: Any, gallery: Any) -> None:
+    def _emit_engine(self, settings: Settings, pipeline: Pipeline, gallery: Gallery) -> None:
         det, emb = pipeline.detector, pipeline.embedder
-        people = gallery.people()
         rec = settings.recognition
-        suggested = getattr(emb, "suggested_threshold", None)
         self._shown_threshold = float(pipeline.matcher.threshold)
         self.engine_ready.emit(
             EngineInfo(
-                detector=str(getattr(det, "name", settings.detection.detector)),
-                detector_device=str(getattr(det, "device", "cpu")),
-                embedder=str(getattr(emb, "model_id", settings.recognition.embedder)),
-                embedder_device=str(getattr(emb, "device", "cpu")),
-                embedding_dim=int(getattr(emb, "dim", 0)),
+                detector=str(det.name),
+                detector_device=str(det.device),
+                embedder=str(emb.model_id),
+                embedder_device=str(emb.device),
+                embedder_runtime=str(emb.runtime),
+                embedding_dim=int(emb.dim),
                 similarity_threshold=self._shown_threshold,
                 threshold_source="model"
-                if rec.threshold_from_model and suggested is not None
+                if rec.threshold_from_model and emb.suggested_threshold is not None
                 else "settings",
                 gallery_dir=str(gallery_root(settings)),
-                gallery_people=len(people),
+                gallery_people=len(gallery.people()),
                 gallery_embeddings=int(gallery.snapshot().matrix.shape[0]),
                 gallery_cache_notice=_cache_notice(gallery),
             )
         )
 
-    def _loop(self) -> None:
-        settings = self._settings
-        self.source_state.emit(SourceState.OPENING, f"Loading the models for {settings.camera.source}…")
-        pipeline, gallery = self._build(settings)
-        feed: FrameFeed | None = None
-        feed_dropped = 0  # frames dropped by feeds already closed
-        reported_dropped = 0  # drops already reported in a FrameResult
-        running = False  # the current feed has delivered a frame
-        ever_ran = False
-        timings: deque[StageTimings] = deque(maxlen=30)
-        stamps: deque[float] = deque(maxlen=60)
-        last_stats = 0.0
-        last_process = 0.0
-        faces = 0
-        # A file that is there but cannot be opened is not retried until the source changes: unlike a
-        # camera (or a file not there yet), it will not start working by itself.
-        given_up = False
+    def _take_settings(self, state: _LoopState) -> None:
+        """Swap in settings the GUI handed over: reopen the source or the gallery only if they changed."""
+        with self._lock:
+            new, self._pending_settings = self._pending_settings, None
+        if new is None:
+            return
+        parts = rebuilds(state.settings, new)
+        if Rebuild.SOURCE in parts:
+            state.given_up = False
+        if Rebuild.SOURCE in parts and state.feed is not None:
+            self._close_feed(state)
+            state.ever_ran = False
+            state.pipeline.reset(new.camera.source)
+        if Rebuild.GALLERY in parts:
+            state.gallery.close()
+            state.pipeline, state.gallery = self._build(new, state.pipeline.detector, state.pipeline.embedder)
+        state.pipeline.apply_settings(new)
+        state.settings = new
+
+    def _take_gallery_reload(self, state: _LoopState) -> None:
+        if self._reload_gallery.is_set():
+            self._reload_gallery.clear()
+            self._sync(state.pipeline)
+            self._emit_engine(state.settings, state.pipeline, state.gallery)
+
+    def _close_feed(self, state: _LoopState) -> None:
+        if state.feed is not None:
+            state.feed.stop()
+            state.feed_dropped += state.feed.dropped
+        state.feed, state.running = None, False
+
+    def _next_frame(self, state: _LoopState) -> Frame | object | None:
+        """The newest frame; None when there is none yet (or the source is retried); _STOP at the end."""
+        if state.given_up:
+            self.stop_event.wait(0.2)
+            return None
+        if state.feed is None:
+            state.feed = LatestFrameReader(
+                state.settings.camera,
+                realtime=self._realtime,
+                drop=self._realtime,
+                capture_factory=self._capture_factory,
+            ).start()
+        feed = state.feed
+        item = feed.get(timeout_s=0.2)
+        if item is None:
+            return None
+        if isinstance(item, Frame):
+            if not state.running:
+                state.running = state.ever_ran = True
+                self.source_state.emit(SourceState.RUNNING, feed.description)
+            return item
+        is_camera = feed.is_camera or _is_camera_spec(state.settings.camera.source)
+        was_running = state.running or state.ever_ran
+        self._close_feed(state)
+        if isinstance(item, FeedEnded) and not is_camera:
+            self.source_state.emit(SourceState.ENDED, "End of the video.")
+            return _STOP
+        message = "The camera stopped delivering frames." if isinstance(item, FeedEnded) else str(item)
+        lost = SourceState.LOST if was_running else SourceState.UNAVAILABLE
+        if (
+            lost == SourceState.UNAVAILABLE
+            and not is_camera
+            and Path(state.settings.camera.source).expanduser().is_file()
+        ):
+            state.given_up = True
+            self.source_state.emit(lost, f"{message} Choose another file or a camera.")
+            return None
+        self.source_state.emit(lost, f"{message} Retrying every {RETRY_INTERVAL_S:.0f} s…")
+        self.stop_event.wait(RETRY_INTERVAL_S)
+        return None
+
+    def _wait_for_turn(self, state: _LoopState) -> bool:
+        """Keep under the maximum frame rate; False when a stop was asked for meanwhile."""
+        # A ceiling on processing only: the feed keeps the newest frame while this waits.
+        wait = state.last_process + 1.0 / state.settings.camera.max_fps - time.perf_counter()
+        if wait > 0 and self.stop_event.wait(wait):
+            return False
+        state.last_process = time.perf_counter()
+        return True
+
+    def _process(self, state: _LoopState, frame: Frame) -> FrameResult | None:
+        """Recognise one frame; a failure is counted and reported, and the loop goes on."""
         try:
-            while not self._stop.is_set():
-                with self._lock:
-                    new, self._pending_settings = self._pending_settings, None
-                if new is not None:
-                    parts = rebuilds(settings, new)
-                    if Rebuild.SOURCE in parts and feed is not None:
-                        feed.stop()
-                        feed_dropped += feed.dropped
-                        feed, running, ever_ran = None, False, False
-                        pipeline.reset(new.camera.source)
-                    if Rebuild.SOURCE in parts:
-                        given_up = False
-                    if Rebuild.GALLERY in parts:
-                        gallery.close()
-                        pipeline, gallery = self._build(new, pipeline.detector, pipeline.embedder)
-                    pipeline.apply_settings(new)
-                    settings = new
-                if self._reload_gallery.is_set():
-                    self._reload_gallery.clear()
-                    self._sync(pipeline)
-                    self._emit_engine(settings, pipeline, gallery)
+            return state.pipeline.process(frame.image, frame.index, frame.timestamp, frame.decode_ms)
+        except Exception as exc:  # noqa: BLE001 - one bad frame must not end the loop
+            self.errors += 1
+            log.warning("frame %s failed: %s", frame.index, exc)
+            self.error.emit(exc)
+            return None
 
-                if given_up:
-                    self._stop.wait(0.2)
-                    continue
-                if feed is None:
-                    feed = FrameFeed(
-                        settings,
-                        realtime=self._realtime,
-                        drop=self._realtime,
-                        capture_factory=self._capture_factory,
-                    ).start()
-                item = feed.get(timeout_s=0.2)
-                if item is None:
-                    continue
-                if item is _END or isinstance(item, BaseException):
-                    feed.stop()
-                    feed_dropped += feed.dropped
-                    is_camera = feed.is_camera or _is_camera_spec(settings.camera.source)
-                    feed, was_running = None, running
-                    running = False
-                    if item is _END and not is_camera:
-                        self.source_state.emit(SourceState.ENDED, "End of the video.")
-                        break
-                    if item is _END:
-                        message = "The camera stopped delivering frames."
-                    else:
-                        message = str(item)
-                    state = SourceState.LOST if (was_running or ever_ran) else SourceState.UNAVAILABLE
-                    if (
-                        state == SourceState.UNAVAILABLE
-                        and not is_camera
-                        and Path(settings.camera.source).expanduser().is_file()
-                    ):
-                        given_up = True
-                        self.source_state.emit(state, f"{message} Choose another file or a camera.")
-                        continue
-                    self.source_state.emit(state, f"{message} Retrying every {RETRY_INTERVAL_S:.0f} s…")
-                    self._stop.wait(RETRY_INTERVAL_S)
-                    continue
-                frame = item
-                if not running:
-                    running = ever_ran = True
-                    self.source_state.emit(SourceState.RUNNING, feed.description)
+    def _after_frame(self, state: _LoopState, result: FrameResult) -> None:
+        self._follow_model(state)
+        feed = state.feed
+        assert feed is not None
+        self.processed += 1
+        self.source_dropped = state.feed_dropped + feed.dropped
+        state.timings.append(result.timings)
+        state.stamps.append(time.perf_counter())
+        state.faces = len(result.faces)
+        self._publish(result.events)
+        total_dropped = self.source_dropped + self.display_dropped
+        result = dataclasses.replace(result, dropped_frames=total_dropped - state.reported_dropped)
+        state.reported_dropped = total_dropped
+        self._send(result)
+        self._report_stats(state, feed.description)
 
-                # The maximum frame rate is a ceiling on processing; the feed keeps only the newest frame.
-                min_period = 1.0 / settings.camera.max_fps
-                wait = last_process + min_period - time.perf_counter()
-                if wait > 0 and self._stop.wait(wait):
-                    break
-                last_process = time.perf_counter()
+    def _follow_model(self, state: _LoopState) -> None:
+        """After a frame that built a new model or moved the threshold: sync and show what is in use."""
+        pipeline = state.pipeline
+        if pipeline.needs_gallery_sync:
+            # A new embedder was built for this frame: its gallery embeddings are made here, in this
+            # thread, since the model objects belong to it (cached ones cost nothing).
+            self.source_state.emit(SourceState.OPENING, "Re-embedding the gallery for the new model…")
+            self._sync(pipeline)
+            self._emit_engine(state.settings, pipeline, state.gallery)
+            if state.feed is not None:
+                self.source_state.emit(SourceState.RUNNING, state.feed.description)
+        elif pipeline.matcher.threshold != self._shown_threshold:
+            self._emit_engine(state.settings, pipeline, state.gallery)
 
-                try:
-                    result = pipeline.process(frame.image, frame.index, frame.timestamp, frame.decode_ms)
-                except Exception as exc:  # noqa: BLE001 - one bad frame must not end the loop
-                    self.errors += 1
-                    log.warning("frame %s failed: %s", frame.index, exc)
-                    self.error.emit(exc)
-                    continue
-                if pipeline.needs_gallery_sync:
-                    # A new embedder was built for this frame: its gallery embeddings are made here,
-                    # in this thread, since the model objects belong to it (cached ones cost nothing).
-                    self.source_state.emit(SourceState.OPENING, "Re-embedding the gallery for the new model…")
-                    self._sync(pipeline)
-                    self._emit_engine(settings, pipeline, gallery)
-                    self.source_state.emit(SourceState.RUNNING, feed.description)
-                elif pipeline.matcher.threshold != self._shown_threshold:
-                    # New settings (or a new model) moved the threshold: show the one in use.
-                    self._emit_engine(settings, pipeline, gallery)
-                self.processed += 1
-                self.source_dropped = feed_dropped + feed.dropped
-                timings.append(result.timings)
-                stamps.append(time.perf_counter())
-                faces = len(result.faces)
-                if result.events and self._event_bus is not None:
-                    try:
-                        self._event_bus.publish_many(result.events)
-                    except Exception as exc:  # noqa: BLE001 - plugins never stop the video
-                        log.warning("event bus refused events: %s", exc)
-                total_dropped = self.source_dropped + self.display_dropped
-                result = dataclasses.replace(result, dropped_frames=total_dropped - reported_dropped)
-                reported_dropped = total_dropped
-                self._send(result)
+    def _publish(self, events: Sequence[RecognitionEvent]) -> None:
+        if events and self._event_bus is not None:
+            try:
+                self._event_bus.publish_many(events)
+            except Exception as exc:  # noqa: BLE001 - plugins never stop the video
+                log.warning("event bus refused events: %s", exc)
 
-                now = time.perf_counter()
-                if now - last_stats >= STATS_INTERVAL_S:
-                    last_stats = now
-                    fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
-                    self.stats_ready.emit(
-                        WorkerStats(
-                            fps=fps,
-                            processed=self.processed,
-                            source_dropped=self.source_dropped,
-                            display_dropped=self.display_dropped,
-                            errors=self.errors,
-                            mean_timings=_mean_timings(timings),
-                            faces=faces,
-                            source=feed.description,
-                        )
-                    )
-        finally:
-            if feed is not None:
-                feed.stop()
-            if self._event_bus is not None:
-                try:
-                    self._event_bus.publish_many(pipeline.flush_events())
-                except Exception as exc:  # noqa: BLE001
-                    log.warning("final events not published: %s", exc)
-            gallery.close()
+    def _report_stats(self, state: _LoopState, source: str) -> None:
+        now = time.perf_counter()
+        if now - state.last_stats < STATS_INTERVAL_S:
+            return
+        state.last_stats = now
+        stamps = state.stamps
+        fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
+        self.stats_ready.emit(
+            WorkerStats(
+                fps=fps,
+                processed=self.processed,
+                source_dropped=self.source_dropped,
+                display_dropped=self.display_dropped,
+                errors=self.errors,
+                mean_timings=_mean_timings(state.timings),
+                faces=state.faces,
+                source=source,
+            )
+        )
+
+    def _close(self, state: _LoopState) -> None:
+        if state.feed is not None:
+            state.feed.stop()
+        self._publish(state.pipeline.flush_events())
+        state.gallery.close()
 
     def _send(self, result: FrameResult) -> None:
         """Emit the result if the GUI drew the previous one; otherwise drop it, keeping its events."""
@@ -484,7 +435,7 @@ class RecognitionWorker(QObject):
         self.frame_ready.emit(result)
 
 
-class RecognitionController(QObject):
+class RecognitionController(ThreadController):
     """Owns the recognition thread; lives in the GUI thread. Connect only to *these* signals.
 
     Signals are re-emitted on the GUI thread: ``frame_ready(FrameResult)``, ``stats_ready(WorkerStats)``,
@@ -496,118 +447,79 @@ class RecognitionController(QObject):
     stats_ready = Signal(object)
     engine_ready = Signal(object)
     source_state = Signal(str, str)
-    error = Signal(object)
     gallery_progress = Signal(int, int, str)
     gallery_synced = Signal(object)
-    running_changed = Signal(bool)
-    stopped = Signal()
 
-    # Private relays: the worker's signals connect to these (signal to signal, queued across
-    # threads), and only GUI-thread code is connected to them.
+    # Frames come in through this private relay, so that the GUI acknowledges each one it took.
     _frame_in = Signal(object)
-    _stopped_in = Signal()
 
-    def __init__(self, settings: Settings, parent: QObject | None = None, *, event_bus: Any = None) -> None:
+    thread_name = "recognition"
+
+    def __init__(
+        self, settings: Settings, parent: QObject | None = None, *, event_bus: EventBus | None = None
+    ) -> None:
         super().__init__(parent)
         self._settings = settings
         self._event_bus = event_bus
-        self._thread: QThread | None = None
-        self._worker: RecognitionWorker | None = None
         self.realtime = True
         # Builds the cv2.VideoCapture-like object of a source (see core.capture.open_source); None is
         # OpenCV's own. Tests use it to stand in for a camera, which this machine does not have.
-        self.capture_factory: Any = None
+        self.capture_factory: CaptureFactory | None = None
         self.frames_received = 0
         self._frame_in.connect(self._on_frame)
-        self._stopped_in.connect(self._on_stopped)
 
     @property
     def settings(self) -> Settings:
+        """The settings in use (or to start with)."""
         return self._settings
-
-    def is_running(self) -> bool:
-        return self._thread is not None
 
     def start(self, settings: Settings | None = None) -> None:
         """Start recognising with ``settings`` (or the current ones); a running worker is stopped first."""
         if settings is not None:
             self._settings = settings
-        if self._thread is not None:
+        if self.is_running():
             self.stop()
-        thread = QThread()
-        thread.setObjectName("recognition")
         worker = RecognitionWorker(
             self._settings,
             realtime=self.realtime,
             event_bus=self._event_bus,
             capture_factory=self.capture_factory,
         )
-        worker.moveToThread(thread)
-        worker.frame_ready.connect(self._frame_in)
-        worker.stats_ready.connect(self.stats_ready)
-        worker.engine_ready.connect(self.engine_ready)
-        worker.source_state.connect(self.source_state)
-        worker.error.connect(self.error)
-        worker.gallery_progress.connect(self.gallery_progress)
-        worker.gallery_synced.connect(self.gallery_synced)
-        worker.stopped.connect(self._stopped_in)
-        thread.started.connect(worker.run)
-        self._thread, self._worker = thread, worker
         self.frames_received = 0
-        thread.start()
-        self.running_changed.emit(True)
-
-    def stop(self, timeout_ms: int = 20000) -> bool:
-        """Stop the worker, then wait for its thread. Returns False if it did not end in time."""
-        thread, worker = self._thread, self._worker
-        if thread is None or worker is None:
-            return True
-        worker.request_stop()
-        thread.quit()
-        ok = thread.wait(timeout_ms)
-        if not ok:
-            log.error("the recognition thread did not stop within %d ms", timeout_ms)
-            return False
-        self._thread, self._worker = None, None
-        # Results and reports the worker queued before it stopped are stale now: drop them, so that
-        # nothing arrives after stop() (nor from an old worker after a restart).
-        QCoreApplication.removePostedEvents(self, QEvent.Type.MetaCall)
-        # Keep Python references until the thread has ended: a QThread collected while running aborts.
-        thread.deleteLater()
-        worker.deleteLater()
-        self.running_changed.emit(False)
-        self.stopped.emit()
-        return True
+        self._launch(
+            worker,
+            [
+                (worker.frame_ready, self._frame_in),
+                (worker.stats_ready, self.stats_ready),
+                (worker.engine_ready, self.engine_ready),
+                (worker.source_state, self.source_state),
+                (worker.gallery_progress, self.gallery_progress),
+                (worker.gallery_synced, self.gallery_synced),
+            ],
+        )
 
     def apply_settings(self, settings: Settings) -> None:
         """Make ``settings`` live: the worker swaps them in at its next frame."""
         self._settings = settings
-        if self._worker is not None:
+        if isinstance(self._worker, RecognitionWorker):
             self._worker.set_settings(settings)
 
     def reload_gallery(self) -> None:
-        if self._worker is not None:
+        """Have the running worker sync its gallery again (it was changed elsewhere)."""
+        if isinstance(self._worker, RecognitionWorker):
             self._worker.reload_gallery()
 
     def worker_processed(self) -> int:
         """Frames the running worker has processed (0 when stopped)."""
-        return self._worker.processed if self._worker is not None else 0
+        return self._worker.processed if isinstance(self._worker, RecognitionWorker) else 0
 
     @Slot(object)
     def _on_frame(self, result: FrameResult) -> None:
         worker = self._worker
-        if worker is None:
+        if not isinstance(worker, RecognitionWorker):
             return
         self.frames_received += 1
         try:
             self.frame_ready.emit(result)
         finally:
-            if worker is not None:
-                worker.acknowledge()
-
-    @Slot()
-    def _on_stopped(self) -> None:
-        # The loop ended by itself (end of a video, or a fatal error): finish the thread here.
-        worker = self._worker
-        if worker is not None and self._thread is not None:
-            self.stop()
+            worker.acknowledge()

@@ -35,6 +35,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.detection import list_detectors
+from core.embedding import list_embedders
 from core.settings import Settings
 
 __all__ = ["SettingsDialog", "available_devices", "field_bounds"]
@@ -82,15 +84,6 @@ def available_devices(current: str = "cpu") -> list[str]:
     if current and current not in devices:
         devices.append(current)
     return devices
-
-
-def _list_names(factory_module: str, func: str) -> list[str]:
-    try:
-        module = __import__(factory_module, fromlist=[func])
-        return list(getattr(module, func)())
-    except Exception as exc:  # noqa: BLE001 - the dialog still works with a free-text entry
-        log.debug("cannot list %s.%s: %s", factory_module, func, exc)
-        return []
 
 
 class _FloatEdit(QWidget):
@@ -183,17 +176,7 @@ class SettingsDialog(QDialog):
         self.error_label.setWordWrap(True)
         self.error_label.hide()
 
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok
-            | QDialogButtonBox.StandardButton.Cancel
-            | QDialogButtonBox.StandardButton.RestoreDefaults
-        )
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-        restore = self.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
-        restore.setToolTip("Put every setting back to its default value (asks first).")
-        restore.clicked.connect(self.restore_defaults)
-
+        self.buttons = self._build_buttons()
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         layout.addWidget(self.error_label)
@@ -205,14 +188,31 @@ class SettingsDialog(QDialog):
             follow.toggled.connect(self._follow_model_threshold)
             self._follow_model_threshold(follow.isChecked())
         if devices is None:
-            from app.diagnostics import known_devices
+            self._poll_devices()
 
-            if known_devices() is None:
-                # The device list arrives from the background probe; add the CUDA devices then.
-                self._device_poll = QTimer(self)
-                self._device_poll.setInterval(300)
-                self._device_poll.timeout.connect(self._refresh_devices)
-                self._device_poll.start()
+    def _build_buttons(self) -> QDialogButtonBox:
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok
+            | QDialogButtonBox.StandardButton.Cancel
+            | QDialogButtonBox.StandardButton.RestoreDefaults
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        restore = buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
+        restore.setToolTip("Put every setting back to its default value (asks first).")
+        restore.clicked.connect(self.restore_defaults)
+        return buttons
+
+    def _poll_devices(self) -> None:
+        """Add the CUDA devices to the list once the background probe has found them."""
+        from app.diagnostics import known_devices
+
+        if known_devices() is None:
+            # The device list arrives from the background probe; add the CUDA devices then.
+            self._device_poll = QTimer(self)
+            self._device_poll.setInterval(300)
+            self._device_poll.timeout.connect(self._refresh_devices)
+            self._device_poll.start()
 
     def _refresh_devices(self) -> None:
         from app.diagnostics import known_devices
@@ -236,9 +236,9 @@ class SettingsDialog(QDialog):
     # -- building -------------------------------------------------------------------------------
     def _choices(self, section: str, key: str) -> list[str] | None:
         if (section, key) == ("detection", "detector"):
-            return _list_names("core.detection", "list_detectors") or ["yunet", "retinaface-mnet025"]
+            return list_detectors()
         if (section, key) == ("recognition", "embedder"):
-            return _list_names("core.embedding", "list_embedders") or ["sface"]
+            return list_embedders()
         if (section, key) == ("recognition", "device"):
             return self._devices
         if (section, key) == ("camera", "source"):
@@ -404,7 +404,8 @@ class SettingsDialog(QDialog):
     def _emit_now(self) -> None:
         try:
             settings = self.current_settings()
-        except Exception as exc:  # noqa: BLE001 - the editor keeps the bad value, the pipeline keeps the old one
+        except ValueError as exc:
+            # pydantic's ValidationError is one: the editor keeps the bad value, the pipeline the old one.
             self.error_label.setText(f"Not applied: {exc}")
             self.error_label.show()
             return
@@ -443,7 +444,7 @@ class SettingsDialog(QDialog):
         self.flush()
         try:
             final = self.current_settings()
-        except Exception as exc:  # noqa: BLE001
+        except ValueError as exc:
             self.error_label.setText(f"Cannot save: {exc}")
             self.error_label.show()
             return

@@ -14,11 +14,23 @@ from __future__ import annotations
 import logging
 import threading
 
+import shiboken6
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread, Signal, SignalInstance, Slot
 
-__all__ = ["ThreadController", "ThreadWorker"]
+__all__ = ["ThreadController", "ThreadWorker", "running_threads"]
 
 log = logging.getLogger(__name__)
+
+# Every thread a controller started and has not yet seen end: what "no worker outlives the window"
+# is checked against (Python's own thread list cannot see a QThread's end).
+_running: set[QThread] = set()
+
+
+def running_threads() -> list[str]:
+    """The names of the worker threads started by controllers and not ended and released yet."""
+    # A thread whose C++ object is gone has ended (Qt aborts on deleting a running one).
+    _running.difference_update([t for t in _running if not shiboken6.isValid(t)])
+    return sorted(t.objectName() for t in _running)
 
 
 class ThreadWorker(QObject):
@@ -99,6 +111,7 @@ class ThreadController(QObject):
         worker.stopped.connect(self._worker_stopped)
         thread.started.connect(worker.run)
         self._thread, self._worker = thread, worker
+        _running.add(thread)
         thread.start()
         self.running_changed.emit(True)
 
@@ -127,6 +140,7 @@ class ThreadController(QObject):
         if thread is None:
             return
         self._thread, self._worker = None, None
+        _running.discard(thread)
         if self.drop_stale_on_stop:
             # What the worker queued before it ended is stale now: nothing arrives after stop() (nor
             # from an old worker after a restart).

@@ -137,6 +137,22 @@ class TrainerTab(QWidget):
         self._batches_seen = 0
 
         form = QFormLayout()
+        self._add_model_rows(form)
+        self._add_schedule_rows(form)
+        settings_box = QGroupBox("Training")
+        settings_box.setLayout(form)
+        self._lay_out(settings_box)
+        c = self.controller
+        c.progress.connect(self._on_progress)
+        c.epoch_end.connect(self._on_epoch_end)
+        c.log_message.connect(self._append_log)
+        c.finished.connect(self._on_finished)
+        c.error.connect(self._on_error)
+        c.running_changed.connect(self._update_buttons)
+        self._update_buttons()
+
+    def _add_model_rows(self, form: QFormLayout) -> None:
+        """Data, run folder, mode, width and the checkpoint to start from."""
         self.data_edit = QLineEdit()
         self.data_edit.setPlaceholderText("folder of aligned 112x112 crops: <person>/<crop>.jpg")
         browse = QPushButton("Browse…")
@@ -178,6 +194,8 @@ class TrainerTab(QWidget):
         row.addWidget(installed)
         form.addRow("Start from", row)
 
+    def _add_schedule_rows(self, form: QFormLayout) -> None:
+        """Epochs, learning rate, batch size, and a config file instead of the fields."""
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setRange(1, 1000)
         self.epochs_spin.setValue(10)
@@ -203,9 +221,7 @@ class TrainerTab(QWidget):
         row.addWidget(load)
         form.addRow("Config", row)
 
-        settings_box = QGroupBox("Training")
-        settings_box.setLayout(form)
-
+    def _lay_out(self, settings_box: QGroupBox) -> None:
         self.start_button = QPushButton("Start")
         self.stop_button = QPushButton("Stop")
         self.resume_button = QPushButton("Resume")
@@ -237,15 +253,6 @@ class TrainerTab(QWidget):
         layout.addWidget(self.status_label)
         layout.addLayout(plots, 1)
         layout.addWidget(self.log_view, 1)
-
-        c = self.controller
-        c.progress.connect(self._on_progress)
-        c.epoch_end.connect(self._on_epoch_end)
-        c.log_message.connect(self._append_log)
-        c.finished.connect(self._on_finished)
-        c.error.connect(self._on_error)
-        c.running_changed.connect(self._update_buttons)
-        self._update_buttons()
 
     # -- configuration ----------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 The worker lives in its own thread and talks through signals only; :class:`TrainingController` owns the
 thread, lives in the GUI thread and re-emits the worker's signals there (signal-to-signal, queued), so
-the UI and tests connect only to the controller (PLATFORM.md, Qt thread traps). Stop sets the trainer's
+the UI and tests connect only to the controller (:mod:`app.threads`). Stop sets the trainer's
 stop flag, which it checks between batches; the run then writes its checkpoint and ends.
 """
 
@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import Signal
+
+from app.threads import ThreadController, ThreadWorker
 
 __all__ = ["TrainingController", "TrainingProgress", "TrainingWorker"]
 
@@ -59,28 +61,25 @@ class _SignalLogHandler(logging.Handler):
             pass
 
 
-class TrainingWorker(QObject):
+class TrainingWorker(ThreadWorker):
     """Runs one :class:`trainer.loop.Trainer` in the thread it was moved to."""
 
     progress = Signal(object)  # TrainingProgress
     epoch_end = Signal(object)  # dict: the epoch's record (epoch, loss, lr, val_accuracy, ...)
     log_message = Signal(str)
     finished = Signal(object)  # trainer.loop.TrainResult
-    error = Signal(object)  # the exception object
-    stopped = Signal()
 
     def __init__(self, config: Any, resume: Path | None = None, *, min_interval_s: float = 0.2) -> None:
         super().__init__()
         self._config = config
         self._resume = resume
         self._trainer: Any = None
-        self._stop_requested = False
         self._min_interval_s = min_interval_s
         self._last_emit = 0.0
 
     def request_stop(self) -> None:
         """Ask the run to end after the current batch (thread-safe)."""
-        self._stop_requested = True
+        super().request_stop()
         trainer = self._trainer
         if trainer is not None:
             trainer.request_stop()
@@ -109,8 +108,11 @@ class TrainingWorker(QObject):
             )
         self.progress.emit(snapshot)
 
-    @Slot()
-    def run(self) -> None:
+    def _epoch_ended(self, trainer: Any) -> None:
+        self.epoch_end.emit(dict(trainer.state.history[-1]))
+        self._send(trainer, force=True)
+
+    def work(self) -> None:
         from trainer.loop import Trainer
 
         handler = _SignalLogHandler(self.log_message.emit)
@@ -121,23 +123,17 @@ class TrainingWorker(QObject):
         try:
             trainer = Trainer(self._config, resume=self._resume)
             self._trainer = trainer
-            if self._stop_requested:
+            if self.stop_event.is_set():
                 trainer.request_stop()
             trainer.add_callback("on_teacher_progress", self._send)
             trainer.add_callback("on_batch_end", self._send)
-            trainer.add_callback("on_epoch_end", lambda t: self.epoch_end.emit(dict(t.state.history[-1])))
-            trainer.add_callback("on_epoch_end", lambda t: self._send(t, force=True))
-            result = trainer.fit()
-            self.finished.emit(result)
-        except Exception as exc:  # noqa: BLE001 - reported to the user, never swallowed
-            log.exception("training failed")
-            self.error.emit(exc)
+            trainer.add_callback("on_epoch_end", self._epoch_ended)
+            self.finished.emit(trainer.fit())
         finally:
             logger.removeHandler(handler)
-            self.stopped.emit()
 
 
-class TrainingController(QObject):
+class TrainingController(ThreadController):
     """Owns the training thread; lives in the GUI thread. Connect only to *these* signals.
 
     ``progress(TrainingProgress)``, ``epoch_end(dict)``, ``log_message(str)``, ``finished(TrainResult)``,
@@ -149,20 +145,11 @@ class TrainingController(QObject):
     epoch_end = Signal(object)
     log_message = Signal(str)
     finished = Signal(object)
-    error = Signal(object)
-    running_changed = Signal(bool)
-    stopped = Signal()
 
-    _stopped_in = Signal()
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._thread: QThread | None = None
-        self._worker: TrainingWorker | None = None
-        self._stopped_in.connect(self._on_worker_stopped)
-
-    def is_running(self) -> bool:
-        return self._thread is not None
+    thread_name = "training"
+    # A stopped run still saves its checkpoint: give it time, and deliver its result.
+    stop_timeout_ms = 120_000
+    drop_stale_on_stop = False
 
     def start(self, config: Any, resume: Path | None = None) -> None:
         """Start training ``config`` (a :class:`trainer.config.TrainConfig`), optionally resuming.
@@ -170,59 +157,20 @@ class TrainingController(QObject):
         Raises:
             RuntimeError: a training is already running.
         """
-        if self._thread is not None:
+        if self.is_running():
             raise RuntimeError("a training is already running: stop it first")
-        thread = QThread()
-        thread.setObjectName("training")
         worker = TrainingWorker(config, resume)
-        worker.moveToThread(thread)
-        worker.progress.connect(self.progress)
-        worker.epoch_end.connect(self.epoch_end)
-        worker.log_message.connect(self.log_message)
-        worker.finished.connect(self.finished)
-        worker.error.connect(self.error)
-        worker.stopped.connect(self._stopped_in)
-        thread.started.connect(worker.run)
-        self._thread, self._worker = thread, worker
-        thread.start()
-        self.running_changed.emit(True)
+        self._launch(
+            worker,
+            [
+                (worker.progress, self.progress),
+                (worker.epoch_end, self.epoch_end),
+                (worker.log_message, self.log_message),
+                (worker.finished, self.finished),
+            ],
+        )
 
     def request_stop(self) -> None:
         """Ask the run to end after its current batch; ``stopped`` follows when it has."""
         if self._worker is not None:
             self._worker.request_stop()
-
-    def stop(self, timeout_ms: int = 120000) -> bool:
-        """Stop the run and wait for its thread (it saves its checkpoint first). False on timeout."""
-        thread, worker = self._thread, self._worker
-        if thread is None or worker is None:
-            return True
-        worker.request_stop()
-        thread.quit()
-        if not thread.wait(timeout_ms):
-            log.error("the training thread did not stop within %d ms", timeout_ms)
-            return False
-        self._finish()
-        return True
-
-    @Slot()
-    def _on_worker_stopped(self) -> None:
-        # The worker's run() returned: let the thread end, then release it on the GUI thread.
-        thread = self._thread
-        if thread is None:
-            return
-        thread.quit()
-        thread.wait()
-        self._finish()
-
-    def _finish(self) -> None:
-        thread, worker = self._thread, self._worker
-        if thread is None:
-            return
-        self._thread, self._worker = None, None
-        # Keep the objects until the thread has ended: a QThread collected while running aborts.
-        thread.deleteLater()
-        if worker is not None:
-            worker.deleteLater()
-        self.running_changed.emit(False)
-        self.stopped.emit()

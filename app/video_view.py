@@ -92,6 +92,12 @@ class VideoView(QWidget):
         self.frames_shown += 1
         self.update()
 
+    def frame_rect(self) -> QRectF | None:
+        """Where the current frame is drawn in the widget (None when no frame is shown)."""
+        if self._image is None:
+            return None
+        return self._target_rect(self._image.width(), self._image.height())
+
     def _target_rect(self, w: int, h: int) -> QRectF:
         scale = min(self.width() / w, self.height() / h)
         tw, th = w * scale, h * scale

@@ -139,6 +139,21 @@ class FrameSource:
         return f"<{type(self).__name__} {self.description}>"
 
 
+def _not_opened(target: int | str, is_camera: bool) -> SourceError:
+    """The clear error for a source OpenCV could not open, saying what it was."""
+    if isinstance(target, int):
+        return SourceError(
+            f"camera {target} could not be opened: there is no such camera, or another "
+            "application is using it"
+        )
+    if is_camera:
+        return SourceError(f"stream {target} could not be opened")
+    return SourceError(
+        f"cannot read {target}: not a video OpenCV can decode (damaged, truncated, or an "
+        "unsupported format)"
+    )
+
+
 class _CaptureSource(FrameSource):
     """A camera, a video file or a network stream, read through ``cv2.VideoCapture``."""
 
@@ -170,17 +185,7 @@ class _CaptureSource(FrameSource):
         self._cap = factory(target)
         if self._cap is None or not self._cap.isOpened():
             self._release()
-            if isinstance(target, int):
-                raise SourceError(
-                    f"camera {target} could not be opened: there is no such camera, or another "
-                    "application is using it"
-                )
-            if is_camera:
-                raise SourceError(f"stream {target} could not be opened")
-            raise SourceError(
-                f"cannot read {target}: not a video OpenCV can decode (damaged, truncated, or an "
-                "unsupported format)"
-            )
+            raise _not_opened(target, is_camera)
         if width:
             self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, float(width))
         if height:
@@ -205,6 +210,7 @@ class _CaptureSource(FrameSource):
             raise SourceError(f"cannot read {target}: it contains no decodable frame")
         self._pending: tuple[np.ndarray, float] | None = first
         h, w = first[0].shape[:2]
+        # Only what the source states: a camera often gives no frame rate and never a frame count.
         details = [f"{w}x{h}"]
         if self.fps:
             details.append(f"{self.fps:.2f} fps")
@@ -394,6 +400,21 @@ def _camera_index(spec: Any) -> int | None:
     return None
 
 
+def _image_source(path: Path, *, loop: bool) -> FrameSource:
+    """A folder of images (in name order), or one image, as a frame source."""
+    if path.is_dir():
+        files = sorted(
+            (p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
+            key=lambda p: p.name.lower(),
+        )
+        if not files:
+            raise SourceError(f"folder {path} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        return _FolderSource(files, f"folder {path.name} ({len(files)} images)", loop=loop)
+    if _read_image(path) is None:
+        raise SourceError(f"cannot read {path}: not a readable image")
+    return _FolderSource([path], f"image {path.name}", loop=loop)
+
+
 def open_source(
     spec: str | int | Path,
     *,
@@ -445,18 +466,8 @@ def open_source(
     path = Path(text).expanduser()
     if not path.exists():
         raise SourceError(f"no such file or folder: {path}")
-    if path.is_dir():
-        files = sorted(
-            (p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
-            key=lambda p: p.name.lower(),
-        )
-        if not files:
-            raise SourceError(f"folder {path} holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-        return _FolderSource(files, f"folder {path.name} ({len(files)} images)", loop=loop)
-    if path.suffix.lower() in IMAGE_EXTENSIONS:
-        if _read_image(path) is None:
-            raise SourceError(f"cannot read {path}: not a readable image")
-        return _FolderSource([path], f"image {path.name}", loop=loop)
+    if path.is_dir() or path.suffix.lower() in IMAGE_EXTENSIONS:
+        return _image_source(path, loop=loop)
     return _CaptureSource(
         str(path),
         is_camera=False,

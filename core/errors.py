@@ -9,7 +9,6 @@ __all__ = [
     "ImageReadError",
     "ImageRefusedError",
     "InvalidPersonName",
-    "InvalidSettingError",
     "ModelIntegrityError",
     "ModelNotFoundError",
     "SourceError",
@@ -58,7 +57,3 @@ class GalleryError(GhostFaceError):
 
 class InvalidPersonName(GalleryError, ValueError):
     """A person name that is not a safe folder name (``../x``, empty, reserved, ...)."""
-
-
-class InvalidSettingError(GhostFaceError, ValueError):
-    """A setting given a value outside its type or bounds (one line per bad value, no pydantic dump)."""

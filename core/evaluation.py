@@ -319,6 +319,46 @@ class LfwResult:
     missing_faces: tuple[str, ...] = field(default_factory=tuple)
 
 
+def _embed_lfw_images(
+    root: Path,
+    names: Sequence[str],
+    detector: Detector,
+    embedder: Embedder,
+    progress: ProgressCallback | None,
+) -> tuple[dict[str, np.ndarray | None], int]:
+    """Each image's embedding (None: unreadable or no face), and how many images were unreadable."""
+    vectors: dict[str, np.ndarray | None] = {}
+    unreadable = 0
+    for done, name in enumerate(names, start=1):
+        try:
+            image = read_image(root / name)
+        except ImageReadError as exc:
+            unreadable += 1
+            log.warning("%s", exc)
+            vectors[name] = None
+        else:
+            vectors[name] = embed_face(image, detector, embedder, choose="centre")
+        if progress is not None:
+            progress(done, len(names), name)
+    return vectors, unreadable
+
+
+def _pair_similarities(
+    pairs: Sequence[LfwPair], vectors: dict[str, np.ndarray | None]
+) -> tuple[np.ndarray, int]:
+    """Cosine similarity of each pair; a pair with an image without a face scores -1 ("different")."""
+    sims = np.empty(len(pairs), dtype=np.float64)
+    without = 0
+    for i, pair in enumerate(pairs):
+        a, b = vectors[pair.first], vectors[pair.second]
+        if a is None or b is None:
+            sims[i] = -1.0
+            without += 1
+        else:
+            sims[i] = float(np.dot(a, b))
+    return sims, without
+
+
 def evaluate_lfw(
     images_dir: Path,
     pairs_path: Path,
@@ -351,32 +391,12 @@ def evaluate_lfw(
         pairs = select_pairs(pairs, limit_pairs)
     n_folds = folds or file_folds
     names = sorted({p.first for p in pairs} | {p.second for p in pairs})
-    vectors: dict[str, np.ndarray | None] = {}
-    unreadable = 0
     root = Path(images_dir)
-    for done, name in enumerate(names, start=1):
-        try:
-            image = read_image(root / name)
-        except ImageReadError as exc:
-            unreadable += 1
-            log.warning("%s", exc)
-            vectors[name] = None
-        else:
-            vectors[name] = embed_face(image, detector, embedder, choose="centre")
-        if progress is not None:
-            progress(done, len(names), name)
+    vectors, unreadable = _embed_lfw_images(root, names, detector, embedder, progress)
     if unreadable == len(names):
         raise EvaluationError(f"none of the {len(names)} LFW images could be read under {root}")
     missing = [n for n, v in vectors.items() if v is None]
-    sims = np.empty(len(pairs), dtype=np.float64)
-    without = 0
-    for i, pair in enumerate(pairs):
-        a, b = vectors[pair.first], vectors[pair.second]
-        if a is None or b is None:
-            sims[i] = -1.0
-            without += 1
-        else:
-            sims[i] = float(np.dot(a, b))
+    sims, without = _pair_similarities(pairs, vectors)
     if without:
         log.warning("%d pairs involve an image without a detected face; scored as 'different'", without)
     verification = verification_metrics(sims, np.array([p.same for p in pairs]), folds=n_folds)
@@ -473,6 +493,38 @@ def _images_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_name(p))
 
 
+def _embed_identification_jobs(
+    jobs: Sequence[tuple[str, str, Path]],
+    detector: Detector,
+    embedder: Embedder,
+    progress: ProgressCallback | None,
+) -> tuple[dict[str, list[np.ndarray]], list[tuple[str, np.ndarray | None]], list[np.ndarray], int]:
+    """Embed every (role, person, photo): the gallery per person, the probes, the distractors, and how
+    many photos gave no face (a probe without a face is kept, as a miss)."""
+    no_face = 0
+    gallery: dict[str, list[np.ndarray]] = {}
+    probes: list[tuple[str, np.ndarray | None]] = []
+    distractors: list[np.ndarray] = []
+    for done, (role, person, photo) in enumerate(jobs, start=1):
+        try:
+            vector = embed_face(read_image(photo), detector, embedder)
+        except ImageReadError as exc:
+            log.warning("%s", exc)
+            vector = None
+        if vector is None:
+            no_face += 1
+        if role == "gallery":
+            if vector is not None:
+                gallery.setdefault(person, []).append(vector)
+        elif role == "probe":
+            probes.append((person, vector))
+        elif vector is not None:
+            distractors.append(vector)
+        if progress is not None:
+            progress(done, len(jobs), str(photo))
+    return gallery, probes, distractors, no_face
+
+
 def evaluate_identification(
     gallery_dir: Path,
     probes_dir: Path,
@@ -497,34 +549,11 @@ def evaluate_identification(
             raise EvaluationError(f"the {label} folder {folder} does not exist")
     people = sorted(p for p in Path(gallery_dir).iterdir() if p.is_dir() and not p.name.startswith("."))
     probe_people = sorted(p for p in Path(probes_dir).iterdir() if p.is_dir() and not p.name.startswith("."))
-    jobs: list[tuple[str, str, Path]] = []  # (role, person, photo)
-    for person in people:
-        jobs.extend(("gallery", person.name, photo) for photo in _images_under(person))
-    for person in probe_people:
-        jobs.extend(("probe", person.name, photo) for photo in _images_under(person))
+    jobs = [("gallery", p.name, photo) for p in people for photo in _images_under(p)]  # (role, person, photo)
+    jobs += [("probe", p.name, photo) for p in probe_people for photo in _images_under(p)]
     if distractors_dir is not None:
         jobs.extend(("distractor", "", photo) for photo in _images_under(Path(distractors_dir)))
-    no_face = 0
-    gallery: dict[str, list[np.ndarray]] = {}
-    probes: list[tuple[str, np.ndarray | None]] = []
-    distractors: list[np.ndarray] = []
-    for done, (role, person, photo) in enumerate(jobs, start=1):
-        try:
-            vector = embed_face(read_image(photo), detector, embedder)
-        except ImageReadError as exc:
-            log.warning("%s", exc)
-            vector = None
-        if vector is None:
-            no_face += 1
-        if role == "gallery":
-            if vector is not None:
-                gallery.setdefault(person, []).append(vector)
-        elif role == "probe":
-            probes.append((person, vector))
-        elif vector is not None:
-            distractors.append(vector)
-        if progress is not None:
-            progress(done, len(jobs), str(photo))
+    gallery, probes, distractors, no_face = _embed_identification_jobs(jobs, detector, embedder, progress)
     names = sorted(gallery)
     if not names:
         raise EvaluationError(f"no usable gallery photo under {gallery_dir}")

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import math
+import threading
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_EXPORT_LOCK = threading.Lock()
 
 CHECKPOINT_FORMAT = "ghostface-backbone"
 CHECKPOINT_VERSION = 1
@@ -452,7 +455,9 @@ def export_onnx(model: GhostFaceNetV2, path: str | Path, *, opset: int = 17) -> 
     size = int(model.arch.get("input_size", 112))
     buffer = io.BytesIO()
     try:
-        with warnings.catch_warnings():
+        # The exporter keeps global state: two threads exporting at once (the app's live and gallery
+        # workers loading one model) break each other ("GLOBALS.in_onnx_export must be True").
+        with _EXPORT_LOCK, warnings.catch_warnings():
             # The TorchScript exporter announces its future removal on every call; torch is pinned.
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(

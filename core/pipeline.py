@@ -268,6 +268,38 @@ class Pipeline:
         previous, self._previous_small = self._previous_small, small
         return previous is not None and float(np.abs(small - previous).mean()) > _CUT_DIFF
 
+    def _redecide_tracks(self) -> float:
+        """Decide every live track again if the matcher changed; returns the milliseconds it took."""
+        if not self._redecide:
+            return 0.0
+        self._redecide = False
+        t = time.perf_counter()
+        count = self._tracker.redecide(self._matcher.match)
+        log.debug("matcher changed: %d tracks decided again from their stored embeddings", count)
+        return _ms(t)
+
+    def _embed_and_match(
+        self, image_bgr: np.ndarray, detections: Sequence[Detection], to_embed: Sequence[int]
+    ) -> tuple[dict[int, Match], dict[int, np.ndarray], tuple[float, float, float]]:
+        """Align, embed (one batch) and match the faces the tracker asked for.
+
+        Returns:
+            detection index -> match, detection index -> embedding, and the align, embed and match
+            milliseconds.
+        """
+        if not to_embed:
+            return {}, {}, (0.0, 0.0, 0.0)
+        t = time.perf_counter()
+        crops = np.stack([align_face(image_bgr, detections[i].landmarks) for i in to_embed])
+        align_ms = _ms(t)
+        t = time.perf_counter()
+        embeddings = self._embedder.embed(crops)
+        embed_ms = _ms(t)
+        t = time.perf_counter()
+        matches = dict(zip(to_embed, self._matcher.match(embeddings), strict=True))
+        stored = dict(zip(to_embed, embeddings, strict=True))
+        return matches, stored, (align_ms, embed_ms, _ms(t))
+
     def process(
         self, image_bgr: np.ndarray, frame_index: int, timestamp: float, decode_ms: float = 0.0
     ) -> FrameResult:
@@ -288,13 +320,7 @@ class Pipeline:
         """
         self._take_pending()
         self._refresh_gallery()
-        redecide_ms = 0.0
-        if self._redecide:
-            self._redecide = False
-            t = time.perf_counter()
-            count = self._tracker.redecide(self._matcher.match)
-            redecide_ms = _ms(t)
-            log.debug("matcher changed: %d tracks decided again from their stored embeddings", count)
+        redecide_ms = self._redecide_tracks()
 
         t = time.perf_counter()
         detections = self._gate(self._detector.detect(image_bgr))
@@ -310,22 +336,9 @@ class Pipeline:
         )
         track_ms = _ms(t)
 
-        to_embed = assignment.to_embed
-        align_ms = embed_ms = 0.0
-        match_ms = redecide_ms
-        matches: dict[int, Match] = {}
-        stored: dict[int, np.ndarray] = {}
-        if to_embed:
-            t = time.perf_counter()
-            crops = np.stack([align_face(image_bgr, detections[i].landmarks) for i in to_embed])
-            align_ms = _ms(t)
-            t = time.perf_counter()
-            embeddings = self._embedder.embed(crops)
-            embed_ms = _ms(t)
-            t = time.perf_counter()
-            matches = dict(zip(to_embed, self._matcher.match(embeddings), strict=True))
-            stored = dict(zip(to_embed, embeddings, strict=True))
-            match_ms += _ms(t)
+        matches, stored, (align_ms, embed_ms, match_ms) = self._embed_and_match(
+            image_bgr, detections, assignment.to_embed
+        )
 
         t = time.perf_counter()
         faces: list[Face] = self._tracker.update(assignment, detections, matches, stored)
@@ -342,7 +355,7 @@ class Pipeline:
                 detect_ms=detect_ms,
                 align_ms=align_ms,
                 embed_ms=embed_ms,
-                match_ms=match_ms,
+                match_ms=match_ms + redecide_ms,
                 track_ms=track_ms,
             ),
             events=tuple(events),

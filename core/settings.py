@@ -8,6 +8,7 @@ the unreadable original is backed up beside it.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import json
 import logging
@@ -17,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core._atomic import atomic_write_text
-from core.errors import InvalidSettingError
+from core.detection import list_detectors
+from core.embedding import parse_spec
+from core.errors import GhostFaceError
 
 __all__ = [
     "CameraSettings",
@@ -34,6 +37,7 @@ __all__ = [
     "RecognitionSettings",
     "SCHEMA_VERSION",
     "Settings",
+    "SettingsError",
     "TrackingSettings",
     "describe_validation_error",
     "effective_threshold",
@@ -65,9 +69,15 @@ def _rebuilds(*parts: Rebuild) -> dict[str, Any]:
     return {"rebuilds": [str(p) for p in parts]}
 
 
+class SettingsError(GhostFaceError, ValueError):
+    """A settings change names a setting that does not exist (a typo), or breaks a rule between fields."""
+
+
 class _Section(BaseModel):
     # Frozen: a settings object is an immutable snapshot that can be handed to the worker thread.
-    model_config = ConfigDict(frozen=True, extra="ignore", validate_default=True)
+    # Extra keys are refused: a typo must be an error, never a change that silently does nothing (an old
+    # file's unknown keys are dropped with a warning by load_settings before validation).
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
 
 class CameraSettings(_Section):
@@ -154,6 +164,7 @@ class RecognitionSettings(_Section):
     )
     device: str = Field(
         "cpu",
+        pattern=r"^(cpu|cuda(:\d+)?)$",
         title="Device",
         description="Where PyTorch models run: cpu, or cuda:N.",
         json_schema_extra=_rebuilds(Rebuild.DETECTOR, Rebuild.EMBEDDER),
@@ -292,20 +303,48 @@ class Settings(_Section):
     events: EventSettings = Field(default_factory=EventSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
 
+    @model_validator(mode="after")
+    def _rules_between_fields(self) -> Settings:
+        problems = [message for _section, _fields, message in cross_field_problems(self)]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     def replace(self, **sections: Any) -> Settings:
-        """A copy with some values changed, validated: ``s.replace(recognition={"margin": 0.1})``."""
+        """A copy with some values changed, validated: ``s.replace(recognition={"margin": 0.1})``.
+
+        Raises:
+            SettingsError: a key names no setting (``camera={"sourc": "1"}``): the typo is named with
+                the settings that exist.
+            pydantic.ValidationError: a value is out of bounds, or breaks a rule between fields.
+        """
         data = self.model_dump()
         for key, value in sections.items():
+            if key not in Settings.model_fields:
+                raise SettingsError(
+                    f"unknown setting {key!r}; the settings are: {', '.join(Settings.model_fields)}"
+                )
             if isinstance(value, BaseModel):
                 value = value.model_dump()
             if isinstance(value, dict) and isinstance(data.get(key), dict):
+                section_type = Settings.model_fields[key].annotation
+                if (
+                    isinstance(section_type, type)
+                    and issubclass(section_type, BaseModel)
+                    and key != "plugins"
+                ):
+                    unknown = sorted(set(value) - set(section_type.model_fields))
+                    if unknown:
+                        known = list(section_type.model_fields)
+                        close = difflib.get_close_matches(unknown[0], known, n=1)
+                        hint = f" (did you mean '{key}.{close[0]}'?)" if close else ""
+                        raise SettingsError(
+                            f"unknown setting '{key}.{unknown[0]}'{hint}; {key} has: {', '.join(known)}"
+                        )
                 data[key] = {**data[key], **value}
             else:
                 data[key] = value
-        try:
-            return Settings.model_validate(data)
-        except ValidationError as exc:
-            raise InvalidSettingError(describe_validation_error(exc)) from None
+        return Settings.model_validate(data)
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -316,6 +355,41 @@ def describe_validation_error(exc: ValidationError) -> str:
         shown = f" = {error['input']!r}" if "input" in error and not isinstance(error["input"], dict) else ""
         parts.append(f"{where}{shown}: {error.get('msg', 'invalid')}")
     return "; ".join(parts)
+
+
+def cross_field_problems(settings: Settings) -> list[tuple[str, tuple[str, ...], str]]:
+    """The rules between fields that ``settings`` breaks, as (section, fields involved, message).
+
+    Each field's own bounds are checked by its declaration; these are the contradictions that no
+    single field can see, and the model names that must be registered.
+    """
+    problems: list[tuple[str, tuple[str, ...], str]] = []
+    tracking = settings.tracking
+    if tracking.confirm_votes > tracking.vote_window:
+        # A name needs confirm_votes agreeing decisions among the last vote_window: with more votes
+        # than the window holds, nobody is ever named and every face is re-embedded on every frame.
+        problems.append(
+            (
+                "tracking",
+                ("confirm_votes", "vote_window"),
+                f"tracking.confirm_votes ({tracking.confirm_votes}) is more than tracking.vote_window "
+                f"({tracking.vote_window}): nobody could ever be named",
+            )
+        )
+    detectors = list_detectors()
+    if settings.detection.detector not in detectors:
+        problems.append(
+            (
+                "detection",
+                ("detector",),
+                f"unknown detector {settings.detection.detector!r}; known detectors: {', '.join(detectors)}",
+            )
+        )
+    try:
+        parse_spec(settings.recognition.embedder)
+    except GhostFaceError as exc:
+        problems.append(("recognition", ("embedder",), str(exc)))
+    return problems
 
 
 def _rebuild_table() -> dict[tuple[str, ...], frozenset[Rebuild]]:
@@ -400,6 +474,22 @@ def _drop_bad_keys(data: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     return clean
 
 
+def _drop_contradictions(clean: dict[str, Any], warnings: list[str]) -> None:
+    """Reset to their defaults the fields of ``clean`` that break a rule between fields (or name an
+    unknown model), with a warning each, so that one contradiction in an old file costs only itself.
+    """
+    values: dict[str, Any] = {}
+    for name, value in clean.items():
+        kind = Settings.model_fields[name].annotation
+        is_section = isinstance(kind, type) and issubclass(kind, BaseModel)
+        values[name] = kind.model_validate(value) if is_section else value  # type: ignore[union-attr]
+    for section, fields, message in cross_field_problems(Settings.model_construct(**values)):
+        if isinstance(clean.get(section), dict):
+            for field in fields:
+                clean[section].pop(field, None)
+        warnings.append(f"{message}; default used")
+
+
 def load_settings(path: Path) -> LoadResult:
     """Read settings, never raising for a bad file.
 
@@ -424,6 +514,7 @@ def load_settings(path: Path) -> LoadResult:
         if version != SCHEMA_VERSION:
             warnings.append(f"settings schema version {version} is not {SCHEMA_VERSION}; known keys kept")
         clean = _drop_bad_keys(raw, warnings)
+    _drop_contradictions(clean, warnings)
     backup = None
     if warnings:
         backup = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}")

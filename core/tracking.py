@@ -165,23 +165,9 @@ class Tracker:
         Returns:
             the plan for this frame.
         """
-        cfg = self.settings
         n = len(detections)
         boxes = np.array([d.box for d in detections], dtype=np.float32).reshape(n, 4)
-        track_list = list(self._tracks.values())
-        assigned: list[int | None] = [None] * n
-        if n and track_list:
-            ious = iou_matrix(np.stack([t.box for t in track_list]), boxes)
-            order = np.argsort(-ious, axis=None, kind="stable")
-            used_tracks: set[int] = set()
-            for flat in order.tolist():
-                ti, di = divmod(flat, n)
-                if ious[ti, di] < cfg.iou_threshold:
-                    break
-                if ti in used_tracks or assigned[di] is not None:
-                    continue
-                used_tracks.add(ti)
-                assigned[di] = track_list[ti].track_id
+        assigned = self._associate(boxes)
         seen: set[int] = set()
         track_ids: list[int] = []
         needs: list[bool] = []
@@ -202,14 +188,36 @@ class Tracker:
             seen.add(tid)
             track_ids.append(tid)
             needs.append(embed_all or self._needs_embedding(track, frame_index))
-        for tid in list(self._tracks):
-            if tid in seen:
+        self._age_unseen(seen)
+        return Assignment(tuple(track_ids), tuple(needs), frame_index)
+
+    def _associate(self, boxes: np.ndarray) -> list[int | None]:
+        """Greedy IoU association, highest overlap first: the track id of each box, or None (new face)."""
+        n = len(boxes)
+        track_list = list(self._tracks.values())
+        assigned: list[int | None] = [None] * n
+        if not n or not track_list:
+            return assigned
+        ious = iou_matrix(np.stack([t.box for t in track_list]), boxes)
+        order = np.argsort(-ious, axis=None, kind="stable")
+        used_tracks: set[int] = set()
+        for flat in order.tolist():
+            ti, di = divmod(flat, n)
+            if ious[ti, di] < self.settings.iou_threshold:
+                break
+            if ti in used_tracks or assigned[di] is not None:
                 continue
+            used_tracks.add(ti)
+            assigned[di] = track_list[ti].track_id
+        return assigned
+
+    def _age_unseen(self, seen: set[int]) -> None:
+        """Count a miss for every track not seen this frame; drop those missed too long."""
+        for tid in [tid for tid in self._tracks if tid not in seen]:
             track = self._tracks[tid]
             track.missed += 1
-            if track.missed > cfg.max_missed_frames:
+            if track.missed > self.settings.max_missed_frames:
                 del self._tracks[tid]
-        return Assignment(tuple(track_ids), tuple(needs), frame_index)
 
     def _needs_embedding(self, track: _Track, frame_index: int) -> bool:
         # Unsettled: no decision yet, the latest decision disagrees with the label shown, or the label

@@ -97,6 +97,14 @@ def deployed_onnx(model: GhostFaceNetV2, digest: str, cache: Path | None = None)
     Raises:
         CheckpointError: the export failed, OpenCV cannot read the result, or it does not match.
     """
+    with _DEPLOY_LOCK:  # one export per file even when two workers load the model at once
+        return _deployed_onnx(model, digest, cache)
+
+
+_DEPLOY_LOCK = threading.Lock()
+
+
+def _deployed_onnx(model: GhostFaceNetV2, digest: str, cache: Path | None) -> tuple[cv2.dnn.Net, Path]:
     folder = cache or paths.cache_dir() / "models"
     onnx_path = folder / f"ghostfacenetv2-{digest[:16]}.onnx"
     pin = onnx_path.with_suffix(".onnx.sha256")

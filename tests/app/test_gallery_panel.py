@@ -11,7 +11,6 @@ from app.gallery_panel import GalleryPanel
 from app.gallery_worker import GalleryController, SyncGallery
 from core.gallery import PhotoStatus
 from core.settings import Settings
-from tests.app._fixtures import hamilton_gallery  # noqa: F401 - fixture
 
 JOB_TIMEOUT_MS = 60_000
 
@@ -129,7 +128,7 @@ def test_add_rename_and_a_clear_error_for_a_bad_name(qtbot, panel) -> None:
     assert [p.name for p in widget.people] == ["Alex Lacamoire Jr"]
 
 
-def test_reembed_reports_progress_and_can_be_cancelled(qtbot, panel, hamilton_gallery: Path) -> None:  # noqa: F811
+def test_reembed_reports_progress_and_can_be_cancelled(qtbot, panel, hamilton_gallery: Path) -> None:
     widget, controller = panel
     # Point the panel at the prepared gallery and load it.
     settings = Settings().replace(gallery_dir=str(hamilton_gallery))

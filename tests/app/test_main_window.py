@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -9,15 +10,16 @@ import pytest
 from PySide6.QtCore import QThread, QTimer
 from PySide6.QtWidgets import QApplication
 
+from app.context import AppContext
 from app.main_window import MainWindow, create_window
 from core.settings import Settings, load_settings
-from tests.app._fixtures import hamilton_gallery  # noqa: F401 - fixture
+from tests.app.test_video_view import landmark_dots_drawn
 
 RUN_TIMEOUT_MS = 60_000
 
 
-def _window(qtbot, settings: Settings, **kwargs) -> MainWindow:
-    window = MainWindow(settings, system_trash=False, **kwargs)
+def _window(qtbot, settings: Settings, *, autostart: bool = False, **context) -> MainWindow:
+    window = MainWindow(AppContext.build(settings, system_trash=False, **context), autostart=autostart)
     qtbot.addWidget(window)
     window.show()
     return window
@@ -31,25 +33,27 @@ def _named(window: MainWindow) -> set[str]:
 def test_running_window_shows_named_faces_people_and_figures_then_closes_without_threads(
     qtbot,
     hamilton_clip: Path,
-    hamilton_gallery: Path,  # noqa: F811
+    hamilton_gallery: Path,
 ) -> None:
     before = set(threading.enumerate())
     settings = Settings().replace(camera={"source": str(hamilton_clip)}, gallery_dir=str(hamilton_gallery))
     window = _window(qtbot, settings, autostart=True)
     qtbot.waitUntil(lambda: "Lin-Manuel Miranda" in _named(window), timeout=RUN_TIMEOUT_MS)
-    assert window.live_stack.currentWidget() is window.video_view
+    assert window.live.live_stack.currentWidget() is window.video_view
     qtbot.waitUntil(
-        lambda: "fps" in window.fps_label.text() and window.fps_label.text()[0].isdigit(), timeout=5000
+        lambda: "fps" in window.figures.fps_label.text() and window.figures.fps_label.text()[0].isdigit(),
+        timeout=5000,
     )
-    assert "detect" in window.timings_label.text() and "embed" in window.timings_label.text()
-    assert window.dropped_label.text().startswith("dropped")
-    window.people.refresh()
-    qtbot.waitUntil(lambda: "Lin-Manuel Miranda" in window.people.names_in_view(), timeout=5000)
-    top = window.people.topLevelItem(0)
+    assert "detect" in window.figures.timings_label.text() and "embed" in window.figures.timings_label.text()
+    assert window.figures.dropped_label.text().startswith("dropped")
+    window.live.people.refresh()
+    qtbot.waitUntil(lambda: "Lin-Manuel Miranda" in window.live.people.names_in_view(), timeout=5000)
+    top = window.live.people.topLevelItem(0)
     assert top.text(0) == "Lin-Manuel Miranda" and top.text(2) and top.text(3)
     assert window.diagnostics.value("Embedder device") == "cpu"
+    assert window.diagnostics.value("Embedder runtime") == "OpenCV DNN (ONNX)"
     # The recognition events reach the events panel (and, through the event bus, the history).
-    qtbot.waitUntil(lambda: window.events_panel.row_count() > 0, timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.live.events_panel.row_count() > 0, timeout=RUN_TIMEOUT_MS)
     thread = window.controller._thread
     assert isinstance(thread, QThread) and thread.isRunning()
 
@@ -78,19 +82,19 @@ def test_space_starts_and_stops(qtbot, hamilton_clip: Path) -> None:
 
 def test_no_camera_is_a_state_that_offers_a_video_file(qtbot) -> None:
     window = _window(qtbot, Settings().replace(camera={"source": "0"}))
-    assert window.live_stack.currentWidget() is window.empty_state
+    assert window.live.live_stack.currentWidget() is window.live.empty_state
     # Cameras are looked for on a background thread; the window says so meanwhile.
-    qtbot.waitUntil(lambda: window.empty_state.title.text() == "No camera found", timeout=20_000)
-    assert window.empty_state.open_video_button.isVisible()
+    qtbot.waitUntil(lambda: window.live.empty_state.title.text() == "No camera found", timeout=20_000)
+    assert window.live.empty_state.open_video_button.isVisible()
     # Start with no camera does not crash nor start a worker: it explains again.
     window.start()
     assert not window.controller.is_running()
     assert "No camera" in window.statusBar().currentMessage()
     assert window.source_combo.itemText(0) == "No camera found"
     # "Try again" looks again, and still finds none.
-    window.empty_state.retry.emit()
-    assert window.empty_state.title.text() == "Looking for cameras…"
-    qtbot.waitUntil(lambda: window.empty_state.title.text() == "No camera found", timeout=20_000)
+    window.live.empty_state.retry.emit()
+    assert window.live.empty_state.title.text() == "Looking for cameras…"
+    qtbot.waitUntil(lambda: window.live.empty_state.title.text() == "No camera found", timeout=20_000)
     assert not window.controller.is_running()
     window.close()
 
@@ -124,17 +128,27 @@ def test_settings_dialog_changes_reach_the_running_worker_and_cancel_restores(
     dialog.set_value("display.show_landmarks", True)
     dialog.set_value("recognition.margin", 0.3)
     qtbot.waitUntil(lambda: window.controller.settings.recognition.margin == 0.3, timeout=5000)
-    assert window.video_view._display.show_landmarks is True
+    # What is drawn, read from the view's pixels: the landmarks of the faces on screen.
+    qtbot.waitUntil(
+        lambda: _faces_shown(window) and all(landmark_dots_drawn(window.video_view)), timeout=10_000
+    )
     dialog.reject()
-    assert window.controller.settings == settings
-    assert window.settings == settings and window.video_view._display == settings.display
+    assert window.controller.settings == settings and window.settings == settings
+    qtbot.waitUntil(
+        lambda: _faces_shown(window) and not any(landmark_dots_drawn(window.video_view)), timeout=10_000
+    )
     window.close()
+
+
+def _faces_shown(window: MainWindow) -> bool:
+    result = window.video_view.result
+    return result is not None and bool(result.faces)
 
 
 def test_main_entry_point_starts_recognising_with_source_and_gallery(
     qtbot,
     hamilton_clip: Path,
-    hamilton_gallery: Path,  # noqa: F811
+    hamilton_gallery: Path,
     tmp_path: Path,
 ) -> None:
     from app.main import main
@@ -181,19 +195,16 @@ def test_main_entry_point_starts_recognising_with_source_and_gallery(
     assert seen.get("named"), "no face was named before the time limit"
 
 
-@pytest.mark.parametrize("missing", ["app.events_panel", "app.trainer_tab"])
-def test_optional_parts_that_fail_to_import_do_not_break_the_window(
-    qtbot, missing: str, monkeypatch: pytest.MonkeyPatch
+def test_a_trainer_that_fails_to_import_does_not_break_the_window(
+    qtbot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The trainer tab is the one optional part: a bundle may be built without torch's training side.
     import sys
 
-    monkeypatch.setitem(sys.modules, missing, None)  # importing it now raises ImportError
+    monkeypatch.setitem(sys.modules, "app.trainer_tab", None)  # importing it now raises ImportError
     window = _window(qtbot, Settings())
-    if missing == "app.trainer_tab":
-        window.tabs.setCurrentWidget(window.trainer_holder)
-        assert "not available" in window.trainer_tab.text()
-    else:
-        assert window.events_panel is None
+    window.tabs.setCurrentWidget(window.trainer_holder)
+    assert "not available" in window.trainer_tab.text()
     window.close()
 
 
@@ -207,7 +218,7 @@ def test_history_plugins_and_diagnostics_open_from_the_window(qtbot) -> None:
     assert window.event_bus is not None and "history" in window.event_bus.names
     history.close()
     plugins.close()
-    window.diagnostics_action.trigger()
+    window.menu_actions.diagnostics.trigger()
     assert window.tabs.currentWidget() is window.diagnostics
     qtbot.waitUntil(lambda: window.diagnostics.models.topLevelItemCount() > 0, timeout=5000)
     ids = {
@@ -221,7 +232,7 @@ def test_history_plugins_and_diagnostics_open_from_the_window(qtbot) -> None:
 def test_use_this_model_switches_the_running_pipeline_and_its_threshold_and_is_saved(
     qtbot,
     hamilton_clip: Path,
-    hamilton_gallery: Path,  # noqa: F811
+    hamilton_gallery: Path,
     tmp_path: Path,
 ) -> None:
     from core.ghostfacenet import load_backbone, save_backbone
@@ -252,5 +263,58 @@ def test_use_this_model_switches_the_running_pipeline_and_its_threshold_and_is_s
         lambda: window.diagnostics.value("Similarity threshold") == "0.812 (the model's own)", timeout=10_000
     )
     assert window.diagnostics.value("Gallery").endswith("2 people, 3 embeddings")
+    # Diagnostics says what executes it: the deployed ONNX form through OpenCV, not eager PyTorch.
+    assert window.diagnostics.value("Embedder runtime") == "OpenCV DNN (ONNX)"
     assert window.controller.is_running()
     window.close()
+
+
+def test_measure_mode_writes_its_figures_and_quits(
+    qtbot, hamilton_clip: Path, hamilton_gallery: Path, tmp_path: Path
+) -> None:
+    from app.main import main
+
+    out = tmp_path / "measure.json"
+    guard = QTimer()
+    guard.setSingleShot(True)
+    guard.timeout.connect(
+        lambda: [w.close() for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+    )
+    guard.start(RUN_TIMEOUT_MS)
+    try:
+        code = main(
+            [
+                *("--source", str(hamilton_clip), "--gallery", str(hamilton_gallery)),
+                *("--settings", str(tmp_path / "s.json"), "--as-fast-as-possible"),
+                *("--measure", "1.5", "--measure-out", str(out)),
+            ]
+        )
+    finally:
+        guard.stop()
+    assert code == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["source"] == str(hamilton_clip) and report["realtime"] is False
+    assert report["frames_processed"] > 0 and report["app_fps"] > 0
+    assert report["mean_stage_ms"]["detect"] > 0
+    assert set(report["gui_thread"]) and isinstance(report["gui_stalls_over_20ms"], list)
+
+
+def test_an_exception_on_any_thread_reaches_the_window(qtbot) -> None:
+    window = _window(qtbot, Settings())
+    errors = window.context.errors
+    errors.install()
+    try:
+        worker = threading.Thread(target=_raise, name="failing-helper")
+        with qtbot.waitSignal(errors.reported, timeout=5000) as blocker:
+            worker.start()
+            worker.join()
+    finally:
+        errors.uninstall()
+    assert isinstance(blocker.args[0], LookupError)
+    assert window.banner.isVisible() and "nothing here" in window.banner.label.text()
+    assert "LookupError: nothing here" in window.diagnostics.errors.toPlainText()
+    window.close()
+
+
+def _raise() -> None:
+    raise LookupError("nothing here")

@@ -11,7 +11,6 @@ import pytest
 from app.recognition_worker import RecognitionController, SourceState
 from core.settings import Settings
 from core.types import FrameResult
-from tests.app._fixtures import hamilton_gallery, no_leaked_threads  # noqa: F401 - fixtures
 
 START_TIMEOUT_MS = 60_000
 
@@ -35,8 +34,8 @@ def test_worker_emits_results_for_a_video_and_stops_cleanly(
     qtbot,
     controller: RecognitionController,
     hamilton_clip: Path,
-    hamilton_gallery: Path,  # noqa: F811
-    no_leaked_threads: None,  # noqa: F811
+    hamilton_gallery: Path,
+    no_leaked_threads: None,
 ) -> None:
     results: list[FrameResult] = []
     states: list[str] = []
@@ -50,6 +49,7 @@ def test_worker_emits_results_for_a_video_and_stops_cleanly(
     info = engine.args[0]
     assert info.gallery_people == 2 and info.gallery_embeddings == 3
     assert info.detector_device == "cpu" and info.embedder_device == "cpu"
+    assert info.embedder_runtime == "opencv-dnn"
     qtbot.waitUntil(lambda: len(results) >= 20 and len(stats) >= 2, timeout=START_TIMEOUT_MS)
     indexes = [r.frame_index for r in results]
     assert indexes == sorted(indexes) and len(set(indexes)) == len(indexes)
@@ -71,7 +71,7 @@ def test_threshold_change_while_running_changes_the_names_within_a_few_frames(
     qtbot,
     controller: RecognitionController,
     hamilton_clip: Path,
-    hamilton_gallery: Path,  # noqa: F811
+    hamilton_gallery: Path,
 ) -> None:
     results: list[FrameResult] = []
     controller.frame_ready.connect(results.append)

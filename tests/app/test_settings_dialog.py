@@ -131,6 +131,6 @@ def test_bad_value_is_dropped_other_values_kept(qtbot, tmp_path: Path) -> None:
     try:
         assert window.settings.recognition.margin == 0.2
         assert window.settings.recognition.similarity_threshold == Settings().recognition.similarity_threshold
-        assert "similarity_threshold" in window.banner_label.text()
+        assert "similarity_threshold" in window.banner.label.text()
     finally:
         window.close()

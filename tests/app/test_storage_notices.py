@@ -5,15 +5,16 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from app.context import AppContext
 from app.main_window import MainWindow
 from core import paths
 from core.events import make_test_event
 from core.settings import Settings
-from tests.app._fixtures import hamilton_gallery  # noqa: F401 - fixture
 
 
-def _window(qtbot) -> MainWindow:
-    window = MainWindow(Settings(), system_trash=False)
+def _window(qtbot, settings: Settings | None = None, *, autostart: bool = False) -> MainWindow:
+    context = AppContext.build(settings or Settings(), system_trash=False)
+    window = MainWindow(context, autostart=autostart)
     qtbot.addWidget(window)
     window.show()
     return window
@@ -24,21 +25,21 @@ def test_a_recovered_history_is_shown_in_the_banner(qtbot) -> None:
     paths.history_path().write_bytes(b"damaged, not an SQLite database" * 64)
     window = _window(qtbot)
     assert window.banner.isVisible()
-    text = window.banner_label.text()
+    text = window.banner.label.text()
     assert "damaged" in text and ".corrupt-" in text
     window.close()
 
 
 def test_a_history_that_cannot_be_written_is_shown_in_the_banner(qtbot) -> None:
     window = _window(qtbot)
-    history = window._history
+    history = window.context.history
     assert history is not None and not window.banner.isVisible()
     pages = history._conn.execute("PRAGMA page_count").fetchone()[0]
     history._conn.execute(f"PRAGMA max_page_count={pages}")  # SQLITE_FULL, as on a full disk
     history.record([dataclasses.replace(make_test_event(), thumbnail=os.urandom(9000))])
     window._check_history()
     assert window.banner.isVisible()
-    assert "kept in memory" in window.banner_label.text()
+    assert "kept in memory" in window.banner.label.text()
     window.close()
 
 
@@ -64,15 +65,15 @@ def test_the_history_window_shows_a_read_only_history_and_why(qtbot, tmp_path) -
 def test_a_damaged_embedding_cache_is_shown_in_the_banner(
     qtbot,
     hamilton_clip,
-    hamilton_gallery,  # noqa: F811 - the fixture imported above
+    hamilton_gallery,
 ) -> None:
     (paths.cache_dir() / "gallery.sqlite3").write_bytes(b"not a database" * 300)
     settings = Settings().replace(camera={"source": str(hamilton_clip)}, gallery_dir=str(hamilton_gallery))
-    window = MainWindow(settings, system_trash=False, autostart=True)
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window._engine is not None, timeout=60_000)
+    window = _window(qtbot, settings, autostart=True)
+    engines = []
+    window.controller.engine_ready.connect(engines.append)
+    qtbot.waitUntil(lambda: bool(engines) or window.banner.isVisible(), timeout=60_000)
     assert window.banner.isVisible()
-    assert "embedding cache was damaged" in window.banner_label.text()
-    assert ".corrupt-" in window.banner_label.text()
+    qtbot.waitUntil(lambda: "embedding cache was damaged" in window.banner.label.text(), timeout=60_000)
+    assert ".corrupt-" in window.banner.label.text()
     window.close()

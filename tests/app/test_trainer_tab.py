@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from app.trainer_tab import TrainerTab
-from tests.app._fixtures import no_leaked_threads  # noqa: F401 - fixture
 
 
 @pytest.fixture
@@ -34,7 +33,7 @@ def _tab(qtbot, crops: Path, tmp_path: Path) -> TrainerTab:
     return tab
 
 
-def test_start_stop_resume_and_use_the_model(qtbot, crops: Path, tmp_path: Path, no_leaked_threads) -> None:  # noqa: F811
+def test_start_stop_resume_and_use_the_model(qtbot, crops: Path, tmp_path: Path, no_leaked_threads) -> None:
     tab = _tab(qtbot, crops, tmp_path)
     assert not tab.resume_button.isEnabled() and not tab.use_button.isEnabled()
 
@@ -94,7 +93,7 @@ def test_loading_a_config_fills_the_form(qtbot, tmp_path: Path) -> None:
     assert Path(config.init_backbone).name == "ghostfacenetv2.pt" and config.backbone.width == 1.0
 
 
-def test_close_stops_a_running_training(qtbot, crops: Path, tmp_path: Path, no_leaked_threads) -> None:  # noqa: F811
+def test_close_stops_a_running_training(qtbot, crops: Path, tmp_path: Path, no_leaked_threads) -> None:
     tab = _tab(qtbot, crops, tmp_path)
     with qtbot.waitSignal(tab.controller.progress, timeout=120000):
         tab.start_button.click()

@@ -88,3 +88,22 @@ def test_an_undeployable_model_falls_back_to_pytorch_or_fails_when_asked(
     np.testing.assert_allclose(fallback.embed(lfw_crops[:4]), reference, atol=1e-6)
     with pytest.raises(CheckpointError, match="cannot deploy"):
         GhostFaceEmbedder(shipped, runtime="opencv")
+
+
+def test_two_threads_loading_the_model_at_once_both_get_the_deployed_form(shipped: Path) -> None:
+    """The app's live and gallery workers build the embedder at the same moment."""
+    import threading
+
+    runtimes: list[str] = []
+    start = threading.Barrier(2)
+
+    def load() -> None:
+        start.wait()
+        runtimes.append(GhostFaceEmbedder(shipped).runtime)
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert runtimes == ["opencv-dnn", "opencv-dnn"]

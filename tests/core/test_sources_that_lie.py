@@ -50,3 +50,31 @@ def test_a_negative_camera_index_is_reported_as_a_camera_index(spec: object) -> 
     with pytest.raises(SourceError, match="camera index must be 0 or more") as err:
         open_source(spec)  # type: ignore[arg-type]
     assert "no such file" not in str(err.value)
+
+
+class _CameraWithoutFps:
+    """A camera (none exists here) that states no frame rate and no frame count, as many do."""
+
+    def __init__(self, clip: Path) -> None:
+        self._cap = cv2.VideoCapture(str(clip))
+
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        return self._cap.isOpened()
+
+    def read(self):
+        return self._cap.read()
+
+    def get(self, prop: int) -> float:
+        return 0.0
+
+    def set(self, prop: int, value: float) -> bool:
+        return True
+
+    def release(self) -> None:
+        self._cap.release()
+
+
+def test_a_camera_that_states_no_frame_rate_opens(hamilton_clip: Path) -> None:
+    with open_source("0", capture_factory=lambda target: _CameraWithoutFps(hamilton_clip)) as source:
+        assert source.description.startswith("camera 0 (") and "fps" not in source.description
+        assert next(iter(source)).image.size

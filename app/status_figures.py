@@ -1,0 +1,70 @@
+"""The status bar's permanent figures: frames per second, time per stage, dropped frames, gallery progress."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Slot
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
+
+from app.recognition_worker import WorkerStats
+
+__all__ = ["StatusFigures"]
+
+
+class StatusFigures(QObject):
+    """Adds the figures to a status bar and keeps them current (connect the worker's reports here).
+
+    Attributes:
+        last_stats: the latest figures received (None before the first).
+    """
+
+    def __init__(self, bar: QStatusBar) -> None:
+        super().__init__(bar)
+        self.last_stats: WorkerStats | None = None
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(160)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.fps_label = QLabel("– fps")
+        self.fps_label.setObjectName("FpsLabel")
+        self.fps_label.setToolTip("Frames processed per second")
+        self.timings_label = QLabel("")
+        self.timings_label.setObjectName("TimingsLabel")
+        self.timings_label.setToolTip("Milliseconds per frame spent in each stage (recent average)")
+        self.dropped_label = QLabel("")
+        self.dropped_label.setObjectName("DroppedLabel")
+        self.dropped_label.setToolTip(
+            "Frames skipped so that the view stays live: by the source (processing slower than the video) "
+            "and by the display"
+        )
+        for widget in (self.progress, self.timings_label, self.dropped_label, self.fps_label):
+            bar.addPermanentWidget(widget)
+
+    @Slot(object)
+    def show_stats(self, stats: WorkerStats) -> None:
+        """The worker's latest figures."""
+        self.last_stats = stats
+        self.fps_label.setText(f"{stats.fps:.1f} fps")
+        t = stats.mean_timings
+        self.timings_label.setText(
+            f"decode {t.decode_ms:.1f} · detect {t.detect_ms:.1f} · align {t.align_ms:.1f} · "
+            f"embed {t.embed_ms:.1f} · match {t.match_ms:.1f} · track {t.track_ms:.1f} ms"
+        )
+        self.dropped_label.setText(f"dropped {stats.source_dropped + stats.display_dropped}")
+
+    @Slot(bool)
+    def show_running(self, running: bool) -> None:
+        """Nothing runs any more: no rate to show."""
+        if not running:
+            self.fps_label.setText("– fps")
+            self.timings_label.setText("")
+
+    @Slot(int, int, str)
+    def show_gallery_progress(self, done: int, total: int, _item: str = "") -> None:
+        """The live worker (re-)embedding its gallery; hidden when done."""
+        if done >= total:
+            self.progress.hide()
+            return
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setFormat("Gallery %v/%m")
+        self.progress.show()

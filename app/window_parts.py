@@ -1,0 +1,77 @@
+"""Small parts of the main window that keep a job of their own: the warning banner, the lazy trainer tab."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+
+__all__ = ["LazyTrainerTab", "WarningBanner"]
+
+log = logging.getLogger(__name__)
+
+
+class WarningBanner(QWidget):
+    """A dismissable warning over the tabs (a bad settings file, an error while nothing is shown)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("WarningBanner")
+        row = QHBoxLayout(self)
+        row.setContentsMargins(10, 6, 6, 6)
+        self.label = QLabel()
+        self.label.setObjectName("WarningBannerText")
+        self.label.setWordWrap(True)
+        close = QToolButton()
+        close.setText("✕")
+        close.setToolTip("Hide this message")
+        close.clicked.connect(self.hide)
+        row.addWidget(self.label, 1)
+        row.addWidget(close)
+        self.hide()
+
+    def show_text(self, text: str) -> None:
+        """Show ``text`` until the user closes it."""
+        self.label.setText(text)
+        self.show()
+
+
+class LazyTrainerTab(QWidget):
+    """Holds the trainer tab, built the first time it is shown: the trainer loads torch, which
+    recognition with SFace never needs. A build without the trainer shows why instead.
+
+    Signals:
+        use_model(str): the trainer tab's "Use this model", with the checkpoint path.
+    """
+
+    use_model = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        QVBoxLayout(self).setContentsMargins(0, 0, 0, 0)
+        self.tab: QWidget | None = None
+
+    def load(self) -> QWidget:
+        """The trainer tab (built now if it was not yet)."""
+        if self.tab is not None:
+            return self.tab
+        try:
+            from app.trainer_tab import TrainerTab
+
+            tab: QWidget = TrainerTab()
+            tab.use_model.connect(self.use_model)
+        except ImportError as exc:  # a bundle built without the trainer
+            log.warning("trainer tab unavailable: %s", exc)
+            tab = QLabel(f"The trainer is not available:\n\n{type(exc).__name__}: {exc}")
+            tab.setObjectName("TrainerUnavailable")
+            tab.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            tab.setWordWrap(True)
+        self.layout().addWidget(tab)
+        self.tab = tab
+        return tab
+
+    def shutdown(self) -> None:
+        """Stop a running training (it saves its checkpoint first)."""
+        if self.tab is not None and hasattr(self.tab, "shutdown"):
+            self.tab.shutdown()
