@@ -15,7 +15,7 @@ from PySide6.QtCore import QByteArray, QSettings
 from PySide6.QtWidgets import QSplitter, QWidget
 
 from app.errors import ErrorReporter
-from app.gallery_worker import GalleryController
+from app.gallery_worker import GalleryController, SyncGallery
 from app.notify_plugin import DesktopNotification
 from app.recognition_worker import RecognitionController
 from core.events import EventBus
@@ -71,11 +71,13 @@ class AppContext:
         notifier = _notifier(errors)
         history = _open_history(errors)
         event_bus = _start_event_bus(settings, notifier, errors, history)
-        recognition = RecognitionController(settings, event_bus=event_bus)
-        recognition.error.connect(errors.report)
+        # One owner per gallery folder: the gallery worker embeds; the live pipeline reads its view.
         gallery = GalleryController(settings)
         gallery.use_system_trash = system_trash
+        recognition = RecognitionController(settings, event_bus=event_bus, gallery_view=gallery.view)
+        recognition.error.connect(errors.report)
         gallery.gallery_changed.connect(recognition.reload_gallery)
+        gallery.submit(SyncGallery())
         return cls(
             settings=settings,
             settings_path=settings_path or default_settings_path(),

@@ -7,11 +7,10 @@ store's hash cache, so refreshing costs a file stat per model, not a re-hash.
 from __future__ import annotations
 
 import logging
-import platform
-import threading
 import time
 from typing import Any
 
+from PySide6 import __version__ as PYSIDE_VERSION
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
@@ -29,13 +28,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.recognition_worker import EngineInfo, WorkerStats
+from core.environment import RuntimeInfo, RuntimeProbe
 
 __all__ = [
     "DiagnosticsView",
     "StallMonitor",
     "known_devices",
     "runtime_info",
-    "runtime_summary",
     "start_runtime_probe",
 ]
 
@@ -44,72 +43,25 @@ log = logging.getLogger(__name__)
 _RUNTIME_NAMES = {"opencv-dnn": "OpenCV DNN (ONNX)", "pytorch": "PyTorch"}
 
 
-def runtime_summary() -> dict[str, str]:
-    """Versions and accelerators, read without building any model (imports torch: seconds, cold)."""
-    out = {"Python": platform.python_version(), "System": f"{platform.system()} {platform.release()}"}
-    try:
-        import cv2
-
-        out["OpenCV"] = cv2.__version__
-    except Exception as exc:  # noqa: BLE001
-        out["OpenCV"] = f"unavailable ({exc})"
-    try:
-        import torch
-
-        cuda = torch.cuda.is_available()
-        out["PyTorch"] = torch.__version__
-        built = f"with CUDA {torch.version.cuda}" if torch.version.cuda else "for CPU only"
-        out["CUDA"] = (
-            ", ".join(f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count()))
-            if cuda
-            else f"not available (this PyTorch is built {built})"
-        )
-        out["CPU threads"] = str(torch.get_num_threads())
-        out["_devices"] = ",".join(["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())])
-    except Exception as exc:  # noqa: BLE001
-        out["PyTorch"] = f"unavailable ({exc})"
-        out["_devices"] = "cpu"
-    try:
-        from PySide6 import __version__ as pyside_version
-
-        out["PySide6"] = pyside_version
-    except Exception:  # noqa: BLE001
-        pass
-    return out
-
-
-_runtime: dict[str, str] | None = None
-_runtime_lock = threading.Lock()
-_runtime_thread: threading.Thread | None = None
+# The one probe of this process: the settings dialog's device list and this view share its result.
+_probe = RuntimeProbe()
 
 
 def start_runtime_probe() -> None:
-    """Read :func:`runtime_summary` on a background thread, once: importing torch takes seconds and
-    must not freeze the window (the settings dialog's device list and this view use the result)."""
-    global _runtime_thread
-
-    def probe() -> None:
-        global _runtime
-        info = runtime_summary()
-        with _runtime_lock:
-            _runtime = info
-
-    with _runtime_lock:
-        if _runtime_thread is None:
-            _runtime_thread = threading.Thread(target=probe, name="runtime-probe", daemon=True)
-            _runtime_thread.start()
+    """Read the versions and devices on a background thread, once: importing torch takes seconds and
+    must not freeze the window."""
+    _probe.start()
 
 
-def runtime_info() -> dict[str, str] | None:
+def runtime_info() -> RuntimeInfo | None:
     """The probe's result, or None while it is still running."""
-    with _runtime_lock:
-        return dict(_runtime) if _runtime is not None else None
+    return _probe.result()
 
 
 def known_devices() -> list[str] | None:
     """``cpu`` and the CUDA devices torch sees, once the probe has run; None before."""
     info = runtime_info()
-    return info["_devices"].split(",") if info is not None else None
+    return list(info.devices) if info is not None else None
 
 
 class StallMonitor(QObject):
@@ -308,9 +260,7 @@ class DiagnosticsView(QWidget):
         if self._runtime_loaded:
             return
         self._runtime_loaded = True
-        for key, value in info.items():
-            if key.startswith("_"):
-                continue
+        for key, value in (*info.rows, ("PySide6", PYSIDE_VERSION)):
             label = QLabel(value)
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -25,7 +25,7 @@ from PySide6.QtCore import QFile, QObject, Signal, Slot
 from app.threads import ThreadController, ThreadWorker
 from core.capture import open_source
 from core.detection import Detector
-from core.engine import build_detector, build_embedder, configure_detector, open_gallery
+from core.engine import GalleryView, build_detector, build_embedder, configure_detector, open_gallery
 from core.enrollment import CaptureGuide, GuideConfig
 from core.gallery import Gallery, PhotoResult
 from core.settings import Rebuild, Settings, rebuilds
@@ -222,9 +222,10 @@ class GalleryWorker(ThreadWorker):
     job_finished = Signal(object)  # GalleryJobResult
     job_failed = Signal(object)  # the exception a job raised
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, view: GalleryView | None = None) -> None:
         super().__init__()
         self._settings = settings
+        self._view = view if view is not None else GalleryView()
         self._jobs: queue.Queue[_Queued] = queue.Queue()
         self._lock = threading.Lock()
         self._open: list[_Queued] = []  # submitted and not finished: what Cancel reaches
@@ -262,6 +263,7 @@ class GalleryWorker(ThreadWorker):
                     continue
                 self._run_job(queued)
         finally:
+            self._view.publish(None)
             if self._gallery is not None:
                 self._gallery.close()
 
@@ -305,6 +307,7 @@ class GalleryWorker(ThreadWorker):
             embedder = build_embedder(settings) if Rebuild.EMBEDDER in parts else gallery.embedder
             configure_detector(detector, settings)
             if Rebuild.GALLERY in parts:
+                self._view.publish(None)
                 gallery.close()
                 gallery = open_gallery(settings, detector, embedder)
             else:
@@ -312,6 +315,7 @@ class GalleryWorker(ThreadWorker):
                 if embedder is not gallery.embedder:
                     gallery.set_embedder(embedder)
         self._gallery, self._built_with = gallery, settings
+        self._view.publish(gallery)
         return gallery
 
     def _progress(self, done: int, total: int, item: str) -> None:
@@ -358,6 +362,9 @@ class GalleryController(ThreadController):
     ``busy_changed`` is True from a job's submission until the queue is empty; ``gallery_changed``
     fires after every job that may have changed the people or their embeddings (the live pipeline
     then reloads). A job's failure comes as ``error``.
+
+    Its worker is the one owner of the gallery folder; :attr:`view` lets the live pipeline read the
+    embeddings it publishes, from any thread.
     """
 
     people_ready = Signal(object)
@@ -376,6 +383,7 @@ class GalleryController(ThreadController):
     def __init__(self, settings: Settings, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._settings = settings
+        self.view = GalleryView()
         self._pending = 0
         #: Deleted people go to the system trash (else to the app's backup folder).
         self.use_system_trash = True
@@ -391,7 +399,7 @@ class GalleryController(ThreadController):
         """Start the worker thread (the first job starts it too)."""
         if self.is_running():
             return
-        worker = GalleryWorker(self._settings)
+        worker = GalleryWorker(self._settings, self.view)
         self._launch(
             worker,
             [
@@ -421,19 +429,15 @@ class GalleryController(ThreadController):
         """Remove a person (to the system trash when :attr:`use_system_trash`)."""
         self.submit(DeletePerson(name, self.use_system_trash))
 
-    def apply_settings(self, settings: Settings, *, sync: bool = True) -> None:
-        """Use new settings; a new model or folder is re-embedded in the background when ``sync``.
-
-        The main window passes ``sync=False`` while the live worker runs: that worker re-embeds with
-        its own models then, and both would otherwise embed the same photos at the same time.
-        """
+    def apply_settings(self, settings: Settings) -> None:
+        """Use new settings; a new model or folder is loaded and embedded in the background."""
         parts = rebuilds(self._settings, settings)
         self._settings = settings
         if isinstance(self._worker, GalleryWorker):
             self._worker.set_settings(settings)
         if parts & _GALLERY_PARTS:
             self.submit(UseSettings(settings))
-            if sync and parts & {Rebuild.GALLERY, Rebuild.EMBEDDER}:
+            if parts & {Rebuild.GALLERY, Rebuild.EMBEDDER}:
                 self.submit(SyncGallery())
 
     def cancel(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from datetime import datetime, time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.events_panel import event_pixmap, kind_label, make_event_table, person_label
+from core.errors import GhostFaceError
 from core.history import History
 from core.types import EventKind, RecognitionEvent
 
@@ -215,7 +217,7 @@ class HistoryDialog(QDialog):
         try:
             self.events = self.history.query(limit=self.limit, **f)  # type: ignore[arg-type]
             total = self.history.count(**f)  # type: ignore[arg-type]
-        except Exception as exc:  # a history that went bad must not take the window down
+        except (sqlite3.Error, OSError, GhostFaceError) as exc:  # a bad history must not take the window down
             log.warning("history cannot be read: %s", exc)
             self.events, total = [], 0
             self.count_label.setText(f"The history cannot be read: {exc}")

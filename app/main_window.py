@@ -132,7 +132,7 @@ class MainWindow(QMainWindow):
         ctl.source_state.connect(self._on_source_state)
         ctl.running_changed.connect(self.figures.show_running)
         ctl.running_changed.connect(self._on_running_changed)
-        ctl.gallery_progress.connect(self.figures.show_gallery_progress)
+        self.gallery_controller.progress.connect(self.figures.show_gallery_progress)
         self.context.errors.reported.connect(self._on_error)
         if self.context.notifier is not None:
             self.context.notifier.bridge.shown.connect(self._on_notification)
@@ -152,8 +152,7 @@ class MainWindow(QMainWindow):
         self._settings = settings
         self.controller.apply_settings(settings)
         self.live.set_display(settings.display)
-        # While the live worker runs it re-embeds with its own models; the gallery worker would do it twice.
-        self.gallery_controller.apply_settings(settings, sync=not self.controller.is_running())
+        self.gallery_controller.apply_settings(settings)
         self.gallery_panel.set_settings(settings)
         if save:
             self.save_settings()
@@ -255,7 +254,7 @@ class MainWindow(QMainWindow):
             self.show_warning(info.gallery_cache_notice)
             self.diagnostics.add_error(info.gallery_cache_notice)
         self._cache_notice = info.gallery_cache_notice
-        if info.gallery_people == 0:
+        if info.gallery_people == 0 and not self.gallery_controller.pending:
             message = "The gallery is empty: everyone is Unknown. Add people in the Gallery tab."
             self.statusBar().showMessage(message, 8000)
 

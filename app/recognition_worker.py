@@ -21,10 +21,10 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 
 from app.threads import ThreadController, ThreadWorker
-from core.capture import CaptureFactory, Frame
+from core.capture import CaptureFactory, Frame, is_live_source
 from core.detection import Detector
 from core.embedding import Embedder
-from core.engine import build_detector, build_embedder, gallery_root, open_gallery
+from core.engine import GalleryView, build_detector, build_embedder, gallery_root, open_gallery
 from core.events import EventBus
 from core.feed import FeedEnded, LatestFrameReader
 from core.gallery import Gallery
@@ -96,7 +96,7 @@ class EngineInfo:
     gallery_cache_notice: str = ""
 
 
-def _cache_notice(gallery: Gallery) -> str:
+def _cache_notice(gallery: Gallery | GalleryView) -> str:
     moved = gallery.cache_recovered_from
     problem = gallery.cache_problem
     parts = [f"The embedding cache was damaged: it was moved to {moved} and rebuilt."] if moved else []
@@ -119,8 +119,11 @@ def _mean_timings(window: deque[StageTimings]) -> StageTimings:
     )
 
 
-def _is_camera_spec(spec: str) -> bool:
-    return spec.strip().isdigit() or "://" in spec
+def _people_in(gallery: Gallery | GalleryView) -> int:
+    if isinstance(gallery, Gallery):
+        return len(gallery.people())
+    snap = gallery.snapshot()
+    return len(snap.embedded_per_person) or len(set(snap.labels))
 
 
 # What _next_frame returns when the loop must end (a video file or image folder came to its end).
@@ -133,7 +136,7 @@ class _LoopState:
 
     settings: Settings
     pipeline: Pipeline
-    gallery: Gallery
+    gallery: Gallery | GalleryView
     feed: LatestFrameReader | None = None
     feed_dropped: int = 0  # frames dropped by feeds already closed
     reported_dropped: int = 0  # drops already reported in a FrameResult
@@ -170,9 +173,12 @@ class RecognitionWorker(ThreadWorker):
         realtime: bool = True,
         event_bus: EventBus | None = None,
         capture_factory: CaptureFactory | None = None,
+        gallery_view: GalleryView | None = None,
     ) -> None:
         super().__init__()
         self._capture_factory = capture_factory
+        # The gallery worker's, when it owns the folder; without one this worker owns a gallery itself.
+        self._gallery_view = gallery_view
         self._settings = settings
         self._realtime = realtime
         self._event_bus = event_bus
@@ -195,7 +201,7 @@ class RecognitionWorker(ThreadWorker):
             self._pending_settings = settings
 
     def reload_gallery(self) -> None:
-        """Sync the gallery again at the next iteration (it was changed by the gallery worker)."""
+        """The gallery changed elsewhere: take it up again (and sync it, if this worker owns it)."""
         self._reload_gallery.set()
 
     def acknowledge(self) -> None:
@@ -226,12 +232,16 @@ class RecognitionWorker(ThreadWorker):
     def _build(
         self, settings: Settings, detector: Detector | None = None, embedder: Embedder | None = None
     ) -> tuple[Pipeline, Gallery]:
-        """Models, gallery and pipeline; the gallery is synced with the pipeline's own models here."""
+        """Models, gallery and pipeline; a gallery this worker owns is synced with its own models here."""
         if detector is None:
             detector = build_detector(settings)
         if embedder is None:
             embedder = build_embedder(settings)
-        gallery = open_gallery(settings, detector, embedder)
+        gallery: Gallery | GalleryView
+        if self._gallery_view is not None:
+            gallery = self._gallery_view
+        else:
+            gallery = open_gallery(settings, detector, embedder)
         pipeline = Pipeline(
             settings, gallery, source=settings.camera.source, detector=detector, embedder=embedder
         )
@@ -244,7 +254,7 @@ class RecognitionWorker(ThreadWorker):
         if report is not None:
             self.gallery_synced.emit(report)
 
-    def _emit_engine(self, settings: Settings, pipeline: Pipeline, gallery: Gallery) -> None:
+    def _emit_engine(self, settings: Settings, pipeline: Pipeline, gallery: Gallery | GalleryView) -> None:
         det, emb = pipeline.detector, pipeline.embedder
         rec = settings.recognition
         self._shown_threshold = float(pipeline.matcher.threshold)
@@ -261,7 +271,7 @@ class RecognitionWorker(ThreadWorker):
                 if rec.threshold_from_model and emb.suggested_threshold is not None
                 else "settings",
                 gallery_dir=str(gallery_root(settings)),
-                gallery_people=len(gallery.people()),
+                gallery_people=_people_in(gallery),
                 gallery_embeddings=int(gallery.snapshot().matrix.shape[0]),
                 gallery_cache_notice=_cache_notice(gallery),
             )
@@ -280,7 +290,7 @@ class RecognitionWorker(ThreadWorker):
             self._close_feed(state)
             state.ever_ran = False
             state.pipeline.reset(new.camera.source)
-        if Rebuild.GALLERY in parts:
+        if Rebuild.GALLERY in parts and isinstance(state.gallery, Gallery):
             state.gallery.close()
             state.pipeline, state.gallery = self._build(new, state.pipeline.detector, state.pipeline.embedder)
         state.pipeline.apply_settings(new)
@@ -319,7 +329,7 @@ class RecognitionWorker(ThreadWorker):
                 state.running = state.ever_ran = True
                 self.source_state.emit(SourceState.RUNNING, feed.description)
             return item
-        is_camera = feed.is_camera or _is_camera_spec(state.settings.camera.source)
+        is_camera = feed.is_camera or is_live_source(state.settings.camera.source)
         was_running = state.running or state.ever_ran
         self._close_feed(state)
         if isinstance(item, FeedEnded) and not is_camera:
@@ -377,7 +387,7 @@ class RecognitionWorker(ThreadWorker):
     def _follow_model(self, state: _LoopState) -> None:
         """After a frame that built a new model or moved the threshold: sync and show what is in use."""
         pipeline = state.pipeline
-        if pipeline.needs_gallery_sync:
+        if pipeline.needs_gallery_sync and isinstance(state.gallery, Gallery):
             # A new embedder was built for this frame: its gallery embeddings are made here, in this
             # thread, since the model objects belong to it (cached ones cost nothing).
             self.source_state.emit(SourceState.OPENING, "Re-embedding the gallery for the new model…")
@@ -419,7 +429,8 @@ class RecognitionWorker(ThreadWorker):
         if state.feed is not None:
             state.feed.stop()
         self._publish(state.pipeline.flush_events())
-        state.gallery.close()
+        if isinstance(state.gallery, Gallery):
+            state.gallery.close()
 
     def _send(self, result: FrameResult) -> None:
         """Emit the result if the GUI drew the previous one; otherwise drop it, keeping its events."""
@@ -456,11 +467,18 @@ class RecognitionController(ThreadController):
     thread_name = "recognition"
 
     def __init__(
-        self, settings: Settings, parent: QObject | None = None, *, event_bus: EventBus | None = None
+        self,
+        settings: Settings,
+        parent: QObject | None = None,
+        *,
+        event_bus: EventBus | None = None,
+        gallery_view: GalleryView | None = None,
     ) -> None:
         super().__init__(parent)
         self._settings = settings
         self._event_bus = event_bus
+        # The gallery as its owner (the gallery worker) publishes it; None: the worker owns one itself.
+        self._gallery_view = gallery_view
         self.realtime = True
         # Builds the cv2.VideoCapture-like object of a source (see core.capture.open_source); None is
         # OpenCV's own. Tests use it to stand in for a camera, which this machine does not have.
@@ -484,6 +502,7 @@ class RecognitionController(ThreadController):
             realtime=self.realtime,
             event_bus=self._event_bus,
             capture_factory=self.capture_factory,
+            gallery_view=self._gallery_view,
         )
         self.frames_received = 0
         self._launch(

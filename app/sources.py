@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QComboBox, QMenu
 
 from app.icons import icon
-from core.capture import list_cameras
+from core.capture import camera_index, list_cameras
 
 __all__ = ["CameraProbe", "CameraSources", "SourcePicker", "is_camera_spec"]
 
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def is_camera_spec(spec: str) -> bool:
     """True for a camera index ("0", "1", ...), the sources a person picks from the camera list."""
-    return spec.strip().isdigit()
+    return camera_index(spec) is not None
 
 
 def _cameras_now() -> list[int]:

@@ -23,12 +23,14 @@ __all__ = ["CliError", "build_parser", "main"]
 _TRAINER_HELP = {
     "align": "prepare a training set of aligned 112x112 crops (the trainer's options follow)",
     "train": "train or fine-tune GhostFaceNetV2 from a JSON config (the trainer's options follow)",
+    "calibrate": "a checkpoint's similarity threshold, matched to SFace's false-accept rate on the run's "
+    "held-out people (the trainer's options follow)",
 }
 
 
 def _run_trainer(word: str, argv: list[str]) -> int:
     # Looked up on the module at call time, so a test can stand in for the (slow) trainer.
-    entry = train.main_train if word == "train" else train.main_align
+    entry = {"train": train.main_train, "align": train.main_align, "calibrate": train.main_calibrate}[word]
     return int(entry(argv) or 0)
 
 

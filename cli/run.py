@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import cv2
 import numpy as np
@@ -25,10 +25,10 @@ from cli._common import (
     settings_from_args,
     sync_gallery,
 )
-from core._image import IMAGE_SUFFIXES
-from core.capture import open_source
+from core.capture import IMAGE_EXTENSIONS, open_source
 from core.pipeline import Pipeline
-from core.types import Face, FrameResult
+from core.settings import Settings
+from core.types import Face, RecognitionEvent
 
 log = logging.getLogger("ghostface")
 
@@ -73,10 +73,10 @@ def _annotate(frame: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
 
 
 def _is_video(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES | {".tif", ".tiff"}
+    return path.is_file() and path.suffix.lower() not in IMAGE_EXTENSIONS
 
 
-def _open_events(path: Path) -> Any:
+def _open_events(path: Path) -> TextIO:
     """The events file, open for writing; the error names it (not only the folder that failed)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,21 +85,65 @@ def _open_events(path: Path) -> Any:
         raise CliError(f"cannot write the events file {path}: {exc.strerror or exc}") from exc
 
 
-def run(args: argparse.Namespace) -> int:
-    """Recognise every frame of ``--source`` against ``--gallery``; events and video as asked."""
+class _Outputs:
+    """Where a run's results go: the counted events, the events file, the annotated video."""
+
+    def __init__(self, args: argparse.Namespace, fps: float) -> None:
+        self.kinds: Counter[str] = Counter()
+        self.recognised: Counter[str] = Counter()
+        self._video_path: str | None = args.output
+        self._fps = fps
+        self._writer: cv2.VideoWriter | None = None
+        self._events_file = None
+        if args.events:
+            self._events_file = _open_events(Path(args.events))
+
+    def events(self, events: Sequence[RecognitionEvent]) -> None:
+        """Count the events, and write them as JSON lines when asked to."""
+        for event in events:
+            self.kinds[str(event.kind)] += 1
+            if event.person and str(event.kind) == "recognized":
+                self.recognised[event.person] += 1
+            if self._events_file is not None:
+                self._events_file.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+                self._events_file.flush()
+
+    def frame(self, image: np.ndarray, faces: Sequence[Face]) -> None:
+        """Write the annotated frame when a video was asked for (opened at the first frame's size)."""
+        if not self._video_path:
+            return
+        if self._writer is None:
+            h, w = image.shape[:2]
+            Path(self._video_path).parent.mkdir(parents=True, exist_ok=True)
+            fourcc = cv2.VideoWriter.fourcc(*"mp4v")
+            self._writer = cv2.VideoWriter(str(self._video_path), fourcc, self._fps, (w, h))
+            if not self._writer.isOpened():
+                raise CliError(f"cannot write the video {self._video_path} (use a .mp4 or .avi name)")
+        self._writer.write(_annotate(image, faces))
+
+    def close(self) -> None:
+        """Finish the video and the events file."""
+        if self._writer is not None:
+            self._writer.release()
+        if self._events_file is not None:
+            self._events_file.close()
+
+
+def _run_settings(args: argparse.Namespace) -> Settings:
     settings = settings_from_args(args)
     if Path(args.source).expanduser().exists() and not _is_video(Path(args.source)):
         # Each image of a folder is its own scene: one decision names a face, and an unknown face is
         # reported at once (there is no track to vote over or wait on).
         settings = settings.replace(tracking={"confirm_votes": 1}, events={"unknown_after_s": 0.0})
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    """Recognise every frame of ``--source`` against ``--gallery``; events and video as asked."""
+    settings = _run_settings(args)
     source = open_source(args.source, loop=False)
-    events_file = None
-    writer: cv2.VideoWriter | None = None
-    kinds: Counter[str] = Counter()
-    recognised: Counter[str] = Counter()
-    frames = 0
-    start = time.perf_counter()
-    interrupted = False
+    outputs: _Outputs | None = None
+    frames, interrupted, start = 0, False, time.perf_counter()
     try:
         pipeline = Pipeline(settings, source=str(args.source))
         gallery = open_gallery(args, settings, pipeline.detector, pipeline.embedder)
@@ -107,48 +151,24 @@ def run(args: argparse.Namespace) -> int:
         pipeline.set_gallery(gallery)
         if gallery_info["usable"] == 0:
             log.warning("the gallery %s has no usable photo: every face will be Unknown", args.gallery)
-        if args.events:
-            events_file = _open_events(Path(args.events))
-
-        def write_events(result_events: Sequence[Any]) -> None:
-            for event in result_events:
-                kinds[str(event.kind)] += 1
-                if event.person and str(event.kind) == "recognized":
-                    recognised[event.person] += 1
-                if events_file is not None:
-                    events_file.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
-                    events_file.flush()
-
+        outputs = _Outputs(args, source.fps or 25.0)
         try:
             for frame in source:
-                result: FrameResult = pipeline.process(
-                    frame.image, frame.index, frame.timestamp, frame.decode_ms
-                )
+                result = pipeline.process(frame.image, frame.index, frame.timestamp, frame.decode_ms)
                 frames += 1
-                write_events(result.events)
-                if args.output:
-                    if writer is None:
-                        h, w = frame.image.shape[:2]
-                        fps = source.fps or 25.0
-                        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-                        writer = cv2.VideoWriter(
-                            str(args.output), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h)
-                        )
-                        if not writer.isOpened():
-                            raise CliError(f"cannot write the video {args.output} (use a .mp4 or .avi name)")
-                    writer.write(_annotate(frame.image, result.faces))
+                outputs.events(result.events)
+                outputs.frame(frame.image, result.faces)
                 if args.max_frames and frames >= args.max_frames:
                     break
         except KeyboardInterrupt:
             interrupted = True
-        write_events(pipeline.flush_events())
+        outputs.events(pipeline.flush_events())
     finally:
         source.close()
-        if writer is not None:
-            writer.release()
-        if events_file is not None:
-            events_file.close()
+        if outputs is not None:
+            outputs.close()
     seconds = time.perf_counter() - start
+    kinds, recognised = outputs.kinds, outputs.recognised
     summary = {
         "frames": frames,
         "seconds": round(seconds, 3),

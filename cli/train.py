@@ -23,8 +23,10 @@ from core.errors import GhostFaceError
 
 __all__ = [
     "add_align_arguments",
+    "add_calibrate_arguments",
     "add_train_arguments",
     "main_align",
+    "main_calibrate",
     "main_train",
 ]
 
@@ -42,6 +44,21 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--export", type=Path, help="after training, write the best backbone here")
     parser.add_argument("--fp32", action="store_true", help="export fp32 weights (default: fp16)")
     parser.add_argument("--onnx", type=Path, help="after training, also export ONNX here")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
+
+
+def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``ghostface calibrate`` to ``parser``."""
+    parser.add_argument(
+        "--config", required=True, type=Path, help="the run's config.json (its held-out people)"
+    )
+    parser.add_argument("--checkpoint", required=True, type=Path, help="the backbone to calibrate")
+    parser.add_argument("--pairs-per-fold", type=int, default=600, help="same and different pairs per fold")
+    parser.add_argument(
+        "--write",
+        type=Path,
+        help="write the checkpoint here with the calibrated threshold in its meta (fp16)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON summary as the last line")
 
 
@@ -134,6 +151,39 @@ def main_train(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     if ns.json:
         say(json.dumps(summary))
     return EXIT_STOPPED if result.stopped else EXIT_OK
+
+
+def main_calibrate(args: argparse.Namespace | Sequence[str] | None = None) -> int:
+    """Run ``ghostface calibrate``: the threshold at which a checkpoint accepts strangers as often as SFace.
+
+    Returns 0, or 1 when the config or checkpoint is unusable.
+    """
+    ns = _parse(args, add_calibrate_arguments, "ghostface calibrate")
+    from trainer.calibrate import calibrate_threshold, heldout_crops
+    from trainer.config import load_config
+    from trainer.export import export_backbone
+
+    try:
+        config = load_config(ns.config)
+        result = calibrate_threshold(
+            ns.checkpoint, heldout_crops(config), pairs_per_fold=ns.pairs_per_fold, seed=config.seed
+        )
+        summary = result.to_dict()
+        if ns.write:
+            meta = {"similarity_threshold": result.threshold, "calibration": result.to_dict()}
+            summary["written"] = str(export_backbone(ns.checkpoint, ns.write, meta=meta, half=True))
+    except (GhostFaceError, FileNotFoundError, ValueError) as exc:
+        say(f"error: {exc}", error=True)
+        return EXIT_ERROR
+    say(
+        f"threshold {result.threshold:.4f}: accepts {result.far:.2%} of {result.different_pairs} different-person "
+        f"pairs and {result.tar:.2%} of {result.same_pairs} same-person pairs ({result.identities} held-out people); "
+        f"{result.reference} at {result.reference_threshold}: {result.reference_far:.2%} / {result.reference_tar:.2%}; "
+        f"10-fold accuracy {result.accuracy:.2%} (reference {result.reference_accuracy:.2%})"
+    )
+    if ns.json:
+        say(json.dumps(summary))
+    return EXIT_OK
 
 
 def main_align(args: argparse.Namespace | Sequence[str] | None = None) -> int:

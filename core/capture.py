@@ -21,6 +21,8 @@ from core.errors import ImageReadError, SourceError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "camera_index",
+    "is_live_source",
     "CaptureFactory",
     "Frame",
     "FrameSource",
@@ -210,12 +212,9 @@ class _CaptureSource(FrameSource):
             raise SourceError(f"cannot read {target}: it contains no decodable frame")
         self._pending: tuple[np.ndarray, float] | None = first
         h, w = first[0].shape[:2]
-        # Only what the source states: a camera often gives no frame rate and never a frame count.
         details = [f"{w}x{h}"]
-        if self.fps:
-            details.append(f"{self.fps:.2f} fps")
-        if self.frame_count:
-            details.append(f"{self.frame_count} frames")
+        details += [f"{self.fps:.2f} fps"] if self.fps else []
+        details += [f"{self.frame_count} frames"] if self.frame_count else []
         self.description = f"{label} ({', '.join(details)})"
         self._started = time.monotonic()
 
@@ -387,7 +386,13 @@ def _read_image(path: Path) -> np.ndarray | None:
         return None
 
 
-def _camera_index(spec: Any) -> int | None:
+def is_live_source(spec: Any) -> bool:
+    """True for a camera or a network stream: live sources, never looped, ended only when lost."""
+    return camera_index(spec) is not None or "://" in str(spec)
+
+
+def camera_index(spec: Any) -> int | None:
+    """The camera index a source names (``0``, ``"1"``), or None for a file, folder or stream."""
     if isinstance(spec, bool):
         return None
     if isinstance(spec, int):
@@ -447,11 +452,11 @@ def open_source(
             or the camera cannot be opened.
     """
     factory = capture_factory or _default_factory
-    index = _camera_index(spec)
+    index = camera_index(spec)
     if index is not None and index < 0:
         raise SourceError(f"camera index must be 0 or more, got {index}")
     text = str(spec)
-    if index is not None or "://" in text:
+    if is_live_source(spec):
         # A camera index or a network stream: live, so neither looped nor throttled.
         return _CaptureSource(
             index if index is not None else text,

@@ -10,15 +10,25 @@ photo's cached embedding depend on which thread embedded it first.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+
+import numpy as np
 
 from core.detection import Detector, create_detector
 from core.embedding import Embedder, create_embedder
-from core.gallery import Gallery
+from core.gallery import Gallery, GallerySnapshot
 from core.paths import default_gallery_dir
 from core.settings import Settings
 
-__all__ = ["build_detector", "build_embedder", "configure_detector", "gallery_root", "open_gallery"]
+__all__ = [
+    "GalleryView",
+    "build_detector",
+    "build_embedder",
+    "configure_detector",
+    "gallery_root",
+    "open_gallery",
+]
 
 
 def build_detector(settings: Settings, *, evaluation: bool = False) -> Detector:
@@ -78,3 +88,45 @@ def open_gallery(
         cache_path=cache_path,
         allow_largest=allow_largest,
     )
+
+
+_EMPTY = GallerySnapshot(np.zeros((0, 0), np.float32), ())
+
+
+class GalleryView:
+    """The embeddings of a gallery that another thread owns: one owner per folder, many readers.
+
+    The owner (the app's gallery worker) embeds, enrols and renames, and publishes its
+    :class:`~core.gallery.Gallery` here; a reader (the live pipeline) only ever takes the latest
+    immutable snapshot, from any thread. So one folder has one writer and one embedding cache user,
+    and a photo is never embedded twice by two threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._gallery: Gallery | None = None
+
+    def publish(self, gallery: Gallery | None) -> None:
+        """The owner's gallery from now on (None: it closed)."""
+        with self._lock:
+            self._gallery = gallery
+
+    def snapshot(self) -> GallerySnapshot:
+        """The embeddings in use (empty until the owner has published its gallery)."""
+        with self._lock:
+            gallery = self._gallery
+        return gallery.snapshot() if gallery is not None else _EMPTY
+
+    @property
+    def cache_problem(self) -> str | None:
+        """Why the owner's embedding cache on disk is not in use (see :class:`~core.gallery.Gallery`)."""
+        with self._lock:
+            gallery = self._gallery
+        return gallery.cache_problem if gallery is not None else None
+
+    @property
+    def cache_recovered_from(self) -> Path | None:
+        """Where the owner's damaged embedding cache was moved, else None."""
+        with self._lock:
+            gallery = self._gallery
+        return gallery.cache_recovered_from if gallery is not None else None

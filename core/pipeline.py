@@ -13,9 +13,9 @@ import numpy as np
 from core.alignment import align_face
 from core.detection import Detector
 from core.embedding import Embedder
-from core.engine import build_detector, build_embedder, configure_detector
+from core.engine import GalleryView, build_detector, build_embedder, configure_detector
 from core.events import EventEmitter
-from core.gallery import Gallery, ProgressCallback, SyncReport
+from core.gallery import Gallery, GallerySnapshot, ProgressCallback, SyncReport
 from core.matching import Matcher
 from core.settings import Rebuild, Settings, effective_threshold, rebuilds
 from core.tracking import Tracker
@@ -62,8 +62,8 @@ class Pipeline:
 
     Args:
         settings: the settings to start with.
-        gallery: the known people; None means everyone is Unknown. Its embeddings are picked up
-            whenever it publishes new ones (after a sync in another thread, say).
+        gallery: the known people: a gallery, or a view of one another thread owns; None means
+            everyone is Unknown. Its embeddings are picked up whenever it publishes new ones.
         source: what is watched, copied into events.
         detector: a ready detector to use instead of building one from the settings.
         embedder: a ready embedder to use instead of building one from the settings.
@@ -74,7 +74,7 @@ class Pipeline:
     def __init__(
         self,
         settings: Settings,
-        gallery: Gallery | None = None,
+        gallery: Gallery | GalleryView | None = None,
         *,
         source: str = "",
         detector: Detector | None = None,
@@ -95,7 +95,7 @@ class Pipeline:
         self._source = source
         self._emitter = EventEmitter(settings.events, source)
         self._gallery = gallery
-        self._gallery_key: tuple[int, str] | None = None
+        self._gallery_snapshot: GallerySnapshot | None = None  # the one the matcher holds
         # Set when the matcher's parameters or gallery changed: the live tracks are decided again
         # from their stored embeddings at the top of the next frame, so a slider shows at once.
         self._redecide = False
@@ -127,13 +127,13 @@ class Pipeline:
         return self._tracker
 
     @property
-    def gallery(self) -> Gallery | None:
+    def gallery(self) -> Gallery | GalleryView | None:
         return self._gallery
 
-    def set_gallery(self, gallery: Gallery | None) -> None:
+    def set_gallery(self, gallery: Gallery | GalleryView | None) -> None:
         """Use another gallery (or none) from the next frame on; safe from any thread."""
         self._gallery = gallery
-        self._gallery_key = None
+        self._gallery_snapshot = None
 
     @property
     def needs_gallery_sync(self) -> bool:
@@ -180,7 +180,7 @@ class Pipeline:
         if embedder is not self._embedder:
             log.info("embedder rebuilt: %r (the gallery must be synced with it)", embedder)
             self._embedder = embedder
-            self._gallery_key = None
+            self._gallery_snapshot = None
             self._matcher.set_gallery(np.zeros((0, embedder.dim), np.float32), [])
             # The tracks' names and stored embeddings come from the old model: start them afresh.
             self._tracker.reset()
@@ -220,8 +220,9 @@ class Pipeline:
         """Sync the gallery with the pipeline's own detector and embedder.
 
         Call it from the pipeline's thread (or while no frame is processed): the models are shared.
+        A gallery seen through a :class:`~core.engine.GalleryView` is synced by its owner, not here.
         """
-        if self._gallery is None:
+        if not isinstance(self._gallery, Gallery):
             return None
         self._gallery.set_detector(self._detector)
         if self._gallery.embedder is not self._embedder:
@@ -231,15 +232,16 @@ class Pipeline:
     def _refresh_gallery(self) -> None:
         gallery = self._gallery
         if gallery is None:
-            if self._gallery_key is None and self._matcher.size:
+            if self._gallery_snapshot is None and self._matcher.size:
                 self._matcher.set_gallery(np.zeros((0, self._embedder.dim), np.float32), [])
                 self._redecide = True
             return
+        # Snapshots are immutable and replaced whole on every change, so identity says "changed",
+        # also when a view's owner switched to another folder whose versions count from the start.
         snap = gallery.snapshot()
-        key = (snap.version, snap.model_id)
-        if key == self._gallery_key:
+        if snap is self._gallery_snapshot:
             return
-        self._gallery_key = key
+        self._gallery_snapshot = snap
         self._redecide = True
         if snap.model_id != self._embedder.model_id or snap.matrix.shape[0] == 0:
             if snap.model_id and snap.model_id != self._embedder.model_id:

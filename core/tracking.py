@@ -250,10 +250,11 @@ class Tracker:
         Returns:
             how many tracks were decided again.
         """
-        tracks = [t for t in self._tracks.values() if t.embedding is not None]
-        if not tracks:
+        stored = [(t, t.embedding) for t in self._tracks.values() if t.embedding is not None]
+        if not stored:
             return 0
-        decisions = decide(np.stack([t.embedding for t in tracks]))
+        tracks = [track for track, _ in stored]
+        decisions = decide(np.stack([embedding for _, embedding in stored]))
         cfg = self.settings
         for track, match in zip(tracks, decisions, strict=True):
             track.last_match = match

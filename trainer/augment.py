@@ -54,7 +54,7 @@ class Degradation:
 def _geometry(image: np.ndarray, rng: np.random.Generator, spec: Degradation) -> np.ndarray:
     angle = rng.uniform(-spec.max_rotation_deg, spec.max_rotation_deg)
     scale = 1.0 + rng.uniform(-spec.max_scale, spec.max_scale)
-    matrix = cv2.getRotationMatrix2D((CROP_SIZE / 2.0, CROP_SIZE / 2.0), angle, scale)
+    matrix = np.asarray(cv2.getRotationMatrix2D((CROP_SIZE / 2.0, CROP_SIZE / 2.0), angle, scale), np.float64)
     matrix[:, 2] += rng.uniform(-spec.max_shift_px, spec.max_shift_px, size=2)
     # Black border, as the engine's own alignment warp leaves it.
     return cv2.warpAffine(image, matrix, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR)
@@ -70,10 +70,10 @@ def _small(image: np.ndarray, rng: np.random.Generator, spec: Degradation) -> np
 def _blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 1.0 / 3.0:
         length = int(rng.integers(3, 8))
-        kernel = np.zeros((length, length), np.float32)
-        kernel[length // 2, :] = 1.0 / length
+        line = np.zeros((length, length), np.float32)
+        line[length // 2, :] = 1.0 / length
         rotation = cv2.getRotationMatrix2D((length / 2.0 - 0.5, length / 2.0 - 0.5), rng.uniform(0, 180), 1.0)
-        kernel = cv2.warpAffine(kernel, rotation, (length, length))
+        kernel = np.asarray(cv2.warpAffine(line, rotation, (length, length)), np.float32)
         kernel /= max(float(kernel.sum()), 1e-6)
         return cv2.filter2D(image, -1, kernel)
     return cv2.GaussianBlur(image, (0, 0), sigmaX=rng.uniform(0.5, 2.0))

@@ -56,6 +56,7 @@ def export_backbone(
         meta: JSON-compatible run information to store (merged over the source's).
         half: store fp16 weights (half the size; the engine casts back to fp32).
     """
+    base_meta: dict[str, Any]
     if isinstance(source, GhostFaceNetV2):
         model, base_meta = source, {}
     else:

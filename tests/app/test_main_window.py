@@ -226,6 +226,11 @@ def test_history_plugins_and_diagnostics_open_from_the_window(qtbot) -> None:
         for i in range(window.diagnostics.models.topLevelItemCount())
     }
     assert {"yunet", "sface"} <= ids
+    # The runtime, read off the GUI thread: versions, and the devices PyTorch can use.
+    form = window.diagnostics.runtime_form
+    qtbot.waitUntil(lambda: form.rowCount() > 0, timeout=60_000)
+    labels = {form.itemAt(row, form.ItemRole.LabelRole).widget().text() for row in range(form.rowCount())}
+    assert {"Python", "OpenCV", "PyTorch", "PySide6"} <= labels
     window.close()
 
 
@@ -262,7 +267,10 @@ def test_use_this_model_switches_the_running_pipeline_and_its_threshold_and_is_s
     qtbot.waitUntil(
         lambda: window.diagnostics.value("Similarity threshold") == "0.812 (the model's own)", timeout=10_000
     )
-    assert window.diagnostics.value("Gallery").endswith("2 people, 3 embeddings")
+    # The gallery worker, the folder's one owner, re-embeds it for the new model while the video goes on.
+    qtbot.waitUntil(
+        lambda: window.diagnostics.value("Gallery").endswith("2 people, 3 embeddings"), timeout=RUN_TIMEOUT_MS
+    )
     # Diagnostics says what executes it: the deployed ONNX form through OpenCV, not eager PyTorch.
     assert window.diagnostics.value("Embedder runtime") == "OpenCV DNN (ONNX)"
     assert window.controller.is_running()
@@ -318,3 +326,27 @@ def test_an_exception_on_any_thread_reaches_the_window(qtbot) -> None:
 
 def _raise() -> None:
     raise LookupError("nothing here")
+
+
+def test_one_gallery_owner_per_folder(
+    qtbot, hamilton_clip: Path, hamilton_gallery: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The live pipeline reads the gallery worker's embeddings; it never opens the folder a second time
+    # (two owners once embedded the same photos at once, kept apart only by a flag).
+    from core import gallery as gallery_module
+
+    opened: list[Path] = []
+    original = gallery_module.Gallery.__init__
+
+    def counting(self, root, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        opened.append(Path(root).resolve())
+        original(self, root, *args, **kwargs)
+
+    monkeypatch.setattr(gallery_module.Gallery, "__init__", counting)
+    settings = Settings().replace(camera={"source": str(hamilton_clip)}, gallery_dir=str(hamilton_gallery))
+    window = _window(qtbot, settings, autostart=True)
+    qtbot.waitUntil(
+        lambda: bool(_named(window) & {"Barack Obama", "Lin-Manuel Miranda"}), timeout=RUN_TIMEOUT_MS
+    )
+    assert opened.count(hamilton_gallery.resolve()) == 1
+    window.close()

@@ -193,3 +193,31 @@ def test_list_cameras() -> None:
     cameras = {0: FakeCamera(1), 1: FakeCamera(0, opened=False), 2: FakeCamera(1)}
     assert list_cameras(3, capture_factory=lambda index: cameras[index]) == [0, 2]
     assert all(c.released for c in cameras.values())
+
+
+def test_a_camera_that_states_no_frame_rate_opens_and_says_what_it_is(hamilton_clip: Path) -> None:
+    class NoRateCamera:
+        """A camera as many drivers report it: no frame rate, no frame count."""
+
+        def __init__(self) -> None:
+            self._cap = cv2.VideoCapture(str(hamilton_clip))
+
+        def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+            return self._cap.isOpened()
+
+        def read(self):  # type: ignore[no-untyped-def]
+            return self._cap.read()
+
+        def get(self, prop: int) -> float:
+            return 0.0
+
+        def set(self, prop: int, value: float) -> bool:
+            return True
+
+        def release(self) -> None:
+            self._cap.release()
+
+    with open_source(0, capture_factory=lambda _target: NoRateCamera()) as source:
+        assert source.fps is None and source.frame_count is None
+        assert source.description.startswith("camera 0 (") and "fps" not in source.description
+        assert source.read() is not None
