@@ -249,10 +249,14 @@ class _CaptureSource(FrameSource):
         position = self._pass_index
         if not self.frame_count or position >= self.frame_count - 1:
             return None  # the real end, or a file whose length is unknown
+        # Not part of VideoCaptureLike: a stand-in capture without them simply ends at the hole.
+        grab, retrieve = getattr(self._cap, "grab", None), getattr(self._cap, "retrieve", None)
+        if grab is None or retrieve is None:
+            return None
         for tries in range(1, min(self.frame_count - position, _MAX_SKIPPED_FRAMES) + 1):
-            if not self._cap.grab():
+            if not grab():
                 continue
-            ok, image = self._cap.retrieve()
+            ok, image = retrieve()
             if ok and image is not None and image.size:
                 logger.warning(
                     "%s: a damaged stretch after frame %d was skipped (%d frames)",

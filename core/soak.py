@@ -299,7 +299,7 @@ def run_soak(
         if feed is not None:
             feed.close()
         bus.stop(timeout=5.0)
-        status = {
+        status: dict[str, dict[str, int | str]] = {
             s.name: {"calls": s.calls, "failures": s.failures, "dropped": s.dropped, "state": str(s.state)}
             for s in bus.status()
         }
