@@ -5,6 +5,13 @@ from __future__ import annotations
 import multiprocessing
 import sys
 
+if sys.argv[1:2] == ["--ghostface-plugin-host"]:
+    # A frozen build cannot run `python -m core._plugin_host`: it runs itself in this mode to host one
+    # isolated plugin (see core/_plugin_host.py), without Qt and without a window.
+    from core._plugin_host import main as plugin_host
+
+    sys.exit(plugin_host())
+
 from core.errors import GhostFaceError
 from core.runtime import configure_threads
 

@@ -18,10 +18,9 @@ from app.errors import ErrorReporter
 from app.gallery_worker import GalleryController, SyncGallery
 from app.notify_plugin import DesktopNotification
 from app.recognition_worker import RecognitionController
-from core.events import EventBus
+from core.events import EventBus, create_event_bus
 from core.history import History
 from core.paths import config_dir, settings_path
-from core.plugins import discover_plugins, load_plugins
 from core.settings import Settings, load_settings
 
 __all__ = ["AppContext"]
@@ -182,13 +181,12 @@ def _start_event_bus(
     """The plugins as configured, plus the history recorder, each on its dispatch thread."""
     try:
         extra: list[object] = [notifier] if notifier is not None else []
-        plugins = load_plugins(discover_plugins(extra_builtins=extra), settings.plugins)
-        ev = settings.events
-        if history is not None:
-            plugins.append(history.recorder(ev.history_max_days, ev.history_max_mb))
-        bus = EventBus(plugins, settings.plugins.queue_size, settings.plugins.max_failures)
-        bus.start()
-        return bus
+        # The same assembly as `ghostface run --plugins`; folder and installed plugins are found on a
+        # thread of their own (each imported in its own process), so none delays the window. The
+        # history is the context's own, so that the window can say what happened to it.
+        return create_event_bus(
+            settings, extra_builtins=extra, background=True, history=history if history is not None else False
+        )
     except Exception as exc:  # noqa: BLE001 - recognition works without plugins; the user is told why
         log.warning("plugins are not available: %s", exc)
         errors.texts.append(f"Plugins are not available: {exc}")

@@ -42,7 +42,12 @@ def make_event_table(columns: Sequence[str], parent: QWidget | None = None) -> Q
     return table
 
 
-_KIND_LABELS = {EventKind.RECOGNIZED: "recognised", EventKind.UNKNOWN: "unknown face", EventKind.LEFT: "left"}
+_KIND_LABELS = {
+    EventKind.RECOGNIZED: "recognized",
+    EventKind.UPDATED: "updated",
+    EventKind.UNKNOWN: "unknown face",
+    EventKind.LEFT: "left",
+}
 
 
 def kind_label(kind: EventKind) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -42,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         "as JSON (to --measure-out or standard output) and quit",
     )
     parser.add_argument("--measure-out", type=Path, help="where --measure writes its JSON")
+    parser.add_argument(
+        "--no-plugins",
+        action="store_true",
+        help="safe mode: load no plugin from the plugins folder or installed packages (the built-ins "
+        "and the history still run); the same as GHOSTFACE_SAFE_MODE=1",
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -56,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GhostFaceError as exc:
         parser.error(str(exc))
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.no_plugins:
+        from core.events import SAFE_MODE_ENV
+
+        os.environ[SAFE_MODE_ENV] = "1"
 
     from PySide6.QtCore import QTimer
     from PySide6.QtGui import QIcon

@@ -27,6 +27,7 @@ from app.window_actions import build_actions
 from app.window_dialogs import WindowDialogs
 from app.window_parts import LazyTrainerTab, WarningBanner
 from core.engine import gallery_root
+from core.events import safe_mode_requested
 from core.settings import Settings, save_settings
 
 __all__ = ["MainWindow", "create_window"]
@@ -58,6 +59,11 @@ class MainWindow(QMainWindow):
         self.probe_cameras()
         if problems := context.startup_problems():
             self.show_warning(problems)
+        if safe_mode_requested():
+            self.show_warning(
+                "Safe mode: plugins from the plugins folder and installed packages are not loaded "
+                "(started with --no-plugins or GHOSTFACE_SAFE_MODE)."
+            )
         self._check_history()
         if autostart:
             QTimer.singleShot(0, self.start)

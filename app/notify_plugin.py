@@ -1,4 +1,4 @@
-"""Built-in plugin: a desktop notification (system tray balloon) when someone is recognised.
+"""Built-in plugin: a desktop notification (system tray balloon) when someone is recognized.
 
 ``on_event`` runs on the plugin's dispatch thread, and Qt widgets may only be touched on the GUI thread.
 The plugin therefore only emits a signal of a bridge ``QObject`` that lives on the GUI thread; the
@@ -73,7 +73,7 @@ class NotificationBridge(QObject):
 
 
 class DesktopNotification:
-    """Pops up "Obama recognised" (and, if chosen, unknown faces and departures).
+    """Pops up "Obama recognized" (and, if chosen, unknown faces and departures).
 
     Settings:
         kinds: comma-separated event kinds to notify about.
@@ -101,7 +101,7 @@ class DesktopNotification:
             return
         who = event.person or "An unknown face"
         if event.kind is EventKind.RECOGNIZED:
-            title, text = f"{who} recognised", f"Similarity {event.similarity:.2f} · {event.source}"
+            title, text = f"{who} recognized", f"Similarity {event.similarity:.2f} · {event.source}"
         elif event.kind is EventKind.UNKNOWN:
             title, text = "Unknown face", f"Someone not in the gallery is in view · {event.source}"
         else:

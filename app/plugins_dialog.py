@@ -34,10 +34,26 @@ from PySide6.QtWidgets import (
 
 from core import paths
 from core.events import EventBus, PluginState, PluginStatus
-from core.plugins import DiscoveredPlugin, Origin, last_discovery, plugin_defaults
+from core.plugins import (
+    DiscoveredPlugin,
+    Origin,
+    Setting,
+    last_discovery,
+    plugin_defaults,
+    resolve_settings,
+    settings_schema,
+)
 from core.settings import PluginSettings, load_settings
 
 __all__ = ["PluginsDialog", "status_text"]
+
+
+def _schema(plugin: object) -> dict[str, Setting]:
+    try:
+        return settings_schema(plugin)
+    except ValueError:  # a broken schema was refused at discovery; nothing to check against here
+        return {}
+
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +64,8 @@ def status_text(status: PluginStatus) -> str:
     """One line a user understands: "ok", "failed: ...", "disabled after 5 failures: ..."."""
     if status.abandoned:
         return "not responding (left behind at stop)"
+    if status.stuck:
+        return f"busy: in {status.busy_hook} for {status.busy_s:.0f} s ({status.dropped} events dropped)"
     if status.state is PluginState.DISABLED:
         if status.last_error.startswith("on_start"):
             return f"could not start: {status.last_error}"
@@ -122,7 +140,7 @@ class PluginsDialog(QDialog):
         self.apply_button = QPushButton("Apply settings")
         self.apply_button.setToolTip("Restart the plugin with these settings and save them")
         self.test_button = QPushButton("Send test event")
-        self.test_button.setToolTip("Hand this plugin a made-up 'recognised' event to check that it works")
+        self.test_button.setToolTip("Hand this plugin a made-up 'recognized' event to check that it works")
         self.message_label = QLabel()
         self.message_label.setWordWrap(True)
         box_buttons = QHBoxLayout()
@@ -187,7 +205,7 @@ class PluginsDialog(QDialog):
         for item in self.broken:
             self._set_row(row, item.name, item.origin, checkable=False, key=None)
             status_item = self.table.item(row, 3)
-            status_item.setText(f"broken: {item.error}")
+            status_item.setText(f"{item.state}: {item.error}")
             status_item.setToolTip(item.details or item.location)
             row += 1
         self.table.blockSignals(False)
@@ -283,6 +301,7 @@ class PluginsDialog(QDialog):
         self.message_label.clear()
         values: Mapping[str, Any] = {}
         defaults: Mapping[str, Any] = {}
+        schema: Mapping[str, Setting] = {}
         location = ""
         if name is not None and self.bus is not None and name in self.bus.names:
             loaded = self.bus.plugin(name)
@@ -291,17 +310,25 @@ class PluginsDialog(QDialog):
                 plugin_defaults(loaded.plugin),
                 loaded.location,
             )
+            schema = _schema(loaded.plugin)
         else:
             item = next((d for d in self.idle + self.broken if d.name == name), None)
             if item is not None:
                 location = item.location
                 if item.plugin is not None:
                     defaults = plugin_defaults(item.plugin)
+                    schema = _schema(item.plugin)
                     values = {**defaults, **self.plugin_settings.options.get(item.name, {})}
         self.settings_box.setTitle(f"Settings of {name}" if name else "Settings")
         self.location_label.setText(location)
         for key, value in values.items():
             editor = self._editor(value, defaults.get(key, value))
+            setting = schema.get(key)
+            if setting is not None:
+                if setting.help:
+                    editor.setToolTip(setting.help)
+                if setting.secret and isinstance(editor, QLineEdit):
+                    editor.setEchoMode(QLineEdit.EchoMode.Password)
             editor.setObjectName(f"setting-{key}")
             editor.setAccessibleName(key)
             self.form.addRow(key, editor)
@@ -364,7 +391,10 @@ class PluginsDialog(QDialog):
         name = self._selected
         if name is None or self.bus is None:
             return
-        values = self.form_values()
+        values, problems = resolve_settings(name, _schema(self.bus.plugin(name).plugin), self.form_values())
+        if problems:  # checked as the plugin declared them; a bad value is not silently kept
+            self.message_label.setText("; ".join(problems))
+            return
         if not self.bus.update_settings(name, values):
             self.message_label.setText("The plugin is busy; try again in a moment.")
             return

@@ -24,11 +24,10 @@ from cli._common import (
     settings_from_args,
     sync_gallery,
 )
+from cli.plugins import plugins_summary, user_settings
 from core.capture import open_source
-from core.events import EventBus
 from core.matching import Matcher
 from core.pipeline import Pipeline
-from core.plugins import discover_plugins, load_plugins
 from core.runtime import current_policy
 from core.settings import Settings
 
@@ -96,6 +95,8 @@ def bench(args: argparse.Namespace) -> int:
         embedder=tracked.embedder,
         embed_every_frame=True,
     )
+    if args.plugins and not args.settings:
+        settings = settings.replace(plugins=user_settings(args).plugins)
     bus = _start_plugins(settings) if args.plugins else None
     try:
         summary, human = _bench_loop(args, tracked, every, bus)
@@ -107,7 +108,10 @@ def bench(args: argparse.Namespace) -> int:
         human.append(
             "plugins: "
             + (
-                ", ".join(f"{name} {p['calls']} calls, {p['dropped']} dropped" for name, p in plugins.items())
+                ", ".join(
+                    f"{name} {p['state']}, {p['calls']} calls, {p['dropped']} dropped"
+                    for name, p in plugins.items()
+                )
                 or "none found"
             )
         )
@@ -116,28 +120,19 @@ def bench(args: argparse.Namespace) -> int:
 
 
 def _start_plugins(settings: Settings) -> Any:
-    """The plugins as the app runs them: discovered, loaded with the user's settings, each on its thread."""
-    plugins = load_plugins(discover_plugins(), settings.plugins)
-    bus = EventBus(plugins, settings.plugins.queue_size, settings.plugins.max_failures)
-    bus.start()
-    return bus
+    """The plugins as the app runs them: the same assembly (discovery, isolation, history)."""
+    from core.events import create_event_bus
+
+    return create_event_bus(settings)
 
 
 def _stop_plugins(bus: Any) -> dict[str, dict[str, Any]]:
-    # As in the app: queued events get 2 s to be delivered; a plugin still busy then is abandoned (its
-    # daemon thread is left behind), so a hung plugin never holds the bench up for longer.
-    abandoned = set(bus.stop(timeout=2.0))
-    return {
-        s.name: {
-            "enabled": s.enabled,
-            "state": str(s.state),
-            "calls": s.calls,
-            "dropped": s.dropped,
-            "failures": s.failures,
-            "abandoned": s.name in abandoned,
-        }
-        for s in bus.status()
-    }
+    from core.events import plugin_report
+
+    # As in the app: queued events get the drain time (plugins.drain_s); what is left is counted as
+    # dropped, and a plugin still busy after that is abandoned, so a hung one never holds the bench up.
+    bus.stop()
+    return plugins_summary(plugin_report(bus))
 
 
 def _bench_loop(

@@ -25,6 +25,7 @@ from cli._common import (
     settings_from_args,
     sync_gallery,
 )
+from cli.plugins import plugin_lines, plugins_summary, user_settings
 from core.capture import IMAGE_EXTENSIONS, open_source
 from core.pipeline import Pipeline
 from core.settings import Settings
@@ -49,6 +50,15 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--margin", type=float, help="top-1/top-2 margin (default 0.05)")
     parser.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N frames")
+    parser.add_argument(
+        "--plugins",
+        action="store_true",
+        help="fire the plugins as the app does (built-ins, the plugins folder, installed ones, with the "
+        "user's plugin settings) and record the history; --json lists every plugin with its state",
+    )
+    parser.add_argument(
+        "--source-label", metavar="TEXT", help='a name for the source in every event ("Front door")'
+    )
     add_models(parser)
     add_common(parser)
     parser.set_defaults(func=run)
@@ -88,7 +98,8 @@ def _open_events(path: Path) -> TextIO:
 class _Outputs:
     """Where a run's results go: the counted events, the events file, the annotated video."""
 
-    def __init__(self, args: argparse.Namespace, fps: float) -> None:
+    def __init__(self, args: argparse.Namespace, fps: float, bus: Any = None) -> None:
+        self.bus = bus
         self.kinds: Counter[str] = Counter()
         self.recognised: Counter[str] = Counter()
         self._video_path: str | None = args.output
@@ -99,7 +110,9 @@ class _Outputs:
             self._events_file = _open_events(Path(args.events))
 
     def events(self, events: Sequence[RecognitionEvent]) -> None:
-        """Count the events, and write them as JSON lines when asked to."""
+        """Count the events, hand them to the plugins, and write them as JSON lines when asked to."""
+        if self.bus is not None:
+            self.bus.publish_many(events)
         for event in events:
             self.kinds[str(event.kind)] += 1
             if event.person and str(event.kind) == "recognized":
@@ -131,6 +144,11 @@ class _Outputs:
 
 def _run_settings(args: argparse.Namespace) -> Settings:
     settings = settings_from_args(args)
+    if args.plugins and not args.settings:
+        # The station's own plugin switches and settings, as the app would use them.
+        settings = settings.replace(plugins=user_settings(args).plugins)
+    if args.source_label is not None:
+        settings = settings.replace(events={"source_label": args.source_label})
     if Path(args.source).expanduser().exists() and not _is_video(Path(args.source)):
         # Each image of a folder is its own scene: one decision names a face, and an unknown face is
         # reported at once (there is no track to vote over or wait on).
@@ -144,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(args.source, loop=False)
     outputs: _Outputs | None = None
     frames, interrupted, start = 0, False, time.perf_counter()
+    bus = None
+    plugin_rows: list[dict[str, Any]] | None = None
     try:
         pipeline = Pipeline(settings, source=str(args.source))
         gallery = open_gallery(args, settings, pipeline.detector, pipeline.embedder)
@@ -151,7 +171,12 @@ def run(args: argparse.Namespace) -> int:
         pipeline.set_gallery(gallery)
         if gallery_info["usable"] == 0:
             log.warning("the gallery %s has no usable photo: every face will be Unknown", args.gallery)
-        outputs = _Outputs(args, source.fps or 25.0)
+        if args.plugins:
+            from core.events import create_event_bus
+
+            # The one assembly the app uses too: same discovery, isolation and history recorder.
+            bus = create_event_bus(settings)
+        outputs = _Outputs(args, source.fps or 25.0, bus)
         try:
             for frame in source:
                 result = pipeline.process(frame.image, frame.index, frame.timestamp, frame.decode_ms)
@@ -167,6 +192,11 @@ def run(args: argparse.Namespace) -> int:
         source.close()
         if outputs is not None:
             outputs.close()
+        if bus is not None:
+            from core.events import plugin_report
+
+            bus.stop()  # drains within plugins.drain_s; what is left counts as dropped
+            plugin_rows = plugin_report(bus)
     seconds = time.perf_counter() - start
     kinds, recognised = outputs.kinds, outputs.recognised
     summary = {
@@ -177,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
         "recognized": sorted(recognised),
         "gallery": gallery_info,
         "events_file": args.events,
+        **({"plugins": plugins_summary(plugin_rows)} if plugin_rows is not None else {}),
         "output": args.output,
         "interrupted": interrupted,
     }
@@ -185,6 +216,8 @@ def run(args: argparse.Namespace) -> int:
         f"recognised: {', '.join(sorted(recognised)) or 'nobody'}",
         f"events: {', '.join(f'{k} {v}' for k, v in sorted(kinds.items())) or 'none'}",
     ]
+    if plugin_rows is not None:
+        human += ["plugins:", *plugin_lines(plugin_rows)]
     if args.events:
         human.append(f"events written to {args.events}")
     if args.output:

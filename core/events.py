@@ -7,17 +7,26 @@ same events; the events' ``time`` is the wall clock.
 
 The bus gives each plugin its own dispatch thread and bounded queue: ``publish`` never blocks, a plugin
 that raises is logged, counted and after N failures in a row disabled, a plugin that hangs only loses its
-own events (counted as dropped) and is abandoned at ``stop``.
+own events (counted as dropped) and is abandoned at ``stop``. An isolated plugin's dispatch thread talks to
+the plugin's own process (:mod:`core._plugin_host`); a crash of that process is one more failure.
+
+:func:`create_event_bus` is the one place that assembles the bus from the settings (discovery, the
+history recorder, isolation, safe mode), for the app and the command line alike.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import enum
+import inspect
 import itertools
 import logging
+import os
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +37,18 @@ import cv2
 import numpy as np
 
 from core import paths
-from core.plugins import LoadedPlugin
-from core.settings import EventSettings
-from core.types import EVENT_API_VERSION, EventKind, Face, RecognitionEvent
+from core.plugins import LoadedPlugin, PluginContext
+from core.settings import EventSettings, Settings
+from core.types import EventKind, Face, RecognitionEvent
 
 __all__ = [
     "BusContext",
     "EventBus",
+    "PluginTestResult",
+    "create_event_bus",
+    "list_plugins",
+    "plugin_report",
+    "test_plugin",
     "EventEmitter",
     "PluginContext",
     "PluginState",
@@ -82,11 +96,35 @@ def _box_tuple(box: np.ndarray | Sequence[float]) -> tuple[float, float, float, 
     return (x1, y1, x2, y2)
 
 
+def new_visit_id() -> str:
+    """A visit id: random, so that visits of different runs and stations never collide."""
+    return uuid.uuid4().hex[:16]
+
+
+class _AttachedFrame:
+    """The frame as a JPEG for the events that attach it: encoded at most once per frame, and only for
+    a frame that has such an event."""
+
+    def __init__(self, frame: np.ndarray, enabled: bool) -> None:
+        self._frame = frame
+        self._enabled = enabled
+        self._jpeg: bytes | None = None
+
+    def get(self) -> bytes:
+        if self._jpeg is None:
+            self._jpeg = b""
+            if self._enabled:
+                ok, buf = cv2.imencode(".jpg", self._frame, [cv2.IMWRITE_JPEG_QUALITY, _FRAME_QUALITY])
+                self._jpeg = buf.tobytes() if ok else b""
+        return self._jpeg
+
+
 @dataclass(slots=True)
 class _TrackState:
     last_seen: float
     unknown_since: float | None = None
     unknown_emitted: bool = False
+    unknown_wall: float = 0.0
 
 
 @dataclass(slots=True)
@@ -101,6 +139,11 @@ class _Presence:
     box: tuple[float, float, float, float]
     similarity: float
     thumbnail: bytes
+    visit_id: str
+    first_wall: float
+    # What the last recognized/updated event reported, to decide whether a sighting is "better".
+    reported_similarity: float = -1.0
+    reported_area: float = 0.0
 
 
 class EventEmitter:
@@ -117,17 +160,24 @@ class EventEmitter:
       learns the last-seen time). Its time, frame, box and stream time are those of the last sighting.
     - ``unknown``: once per track that has been unknown for ``unknown_after_s`` without a break.
 
-    Stream time going backwards (a looping video, a new file) ends every presence with ``left`` and
-    starts afresh, cooldowns included. Not thread-safe: one emitter belongs to one pipeline.
+    - ``updated`` (only with ``emit_updates``): the visit's match got better by ``update_min_gain`` or
+      its face grew by half, compared with what was last reported.
+
+    Each presence is a visit: its events share a ``visit_id`` and carry ``first_seen`` and
+    ``duration_s``. Stream time going backwards (a looping video, a new file) is a new stream: it ends
+    every visit with ``left`` and starts afresh, cooldowns included. Not thread-safe: one emitter
+    belongs to one pipeline.
 
     Args:
-        settings: the event settings (cooldown, delays, whether to attach the frame).
+        settings: the event settings (cooldown, delays, whether to attach the frame, the source label).
         source: what is being watched, copied into every event.
+        source_label: the user's name for the source; default ``settings.source_label``.
     """
 
-    def __init__(self, settings: EventSettings, source: str) -> None:
+    def __init__(self, settings: EventSettings, source: str, source_label: str | None = None) -> None:
         self._settings = settings
         self._source = str(source)
+        self._label = settings.source_label if source_label is None else source_label
         self._tracks: dict[int, _TrackState] = {}
         self._present: dict[str, _Presence] = {}
         self._last_recognized: dict[str, float] = {}
@@ -146,8 +196,14 @@ class EventEmitter:
         """The people in view now, in order of arrival."""
         return tuple(self._present)
 
+    @property
+    def source_label(self) -> str:
+        return self._label
+
     def apply_settings(self, settings: EventSettings) -> None:
         """Use new delays from the next frame on; who is in view is kept."""
+        if settings.source_label != self._settings.source_label:
+            self._label = settings.source_label
         self._settings = settings
 
     def reset(self) -> None:
@@ -175,87 +231,111 @@ class EventEmitter:
             self.reset()
         self._last_time = stream_time
         now = time.time()
-        s = self._settings
-        frame_jpeg: bytes | None = None
-
-        def attached() -> bytes:
-            # Encoded at most once per frame, and only for a frame that has an event.
-            nonlocal frame_jpeg
-            if frame_jpeg is None:
-                frame_jpeg = b""
-                if s.attach_frame:
-                    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, _FRAME_QUALITY])
-                    frame_jpeg = buf.tobytes() if ok else b""
-            return frame_jpeg
-
+        attached = _AttachedFrame(frame, self._settings.attach_frame)
         seen_people: set[str] = set()
         for face in faces:
             tid = int(face.track_id)
-            box = _box_tuple(face.detection.box)
             track = self._tracks.get(tid)
             if track is None:
                 track = self._tracks[tid] = _TrackState(stream_time)
             track.last_seen = stream_time
-            person = face.person
-            if person is None:
-                if track.unknown_since is None:
-                    track.unknown_since = stream_time
-                if not track.unknown_emitted and stream_time - track.unknown_since >= s.unknown_after_s:
-                    track.unknown_emitted = True
-                    events.append(
-                        RecognitionEvent(
-                            kind=EventKind.UNKNOWN,
-                            time=now,
-                            source=self._source,
-                            track_id=tid,
-                            person=None,
-                            similarity=float(face.similarity),
-                            box=box,
-                            thumbnail=encode_thumbnail(frame, box),
-                            frame_index=frame_index,
-                            stream_time=stream_time,
-                            frame_jpeg=attached(),
-                        )
-                    )
-                continue
-            track.unknown_since = None
-            seen_people.add(person)
-            presence = self._present.get(person)
-            if presence is not None:
-                presence.track_id = tid
-                presence.last_seen = stream_time
-                presence.last_wall = now
-                presence.last_frame = frame_index
-                presence.box = box
-                presence.similarity = float(face.similarity)
-                continue
-            thumbnail = encode_thumbnail(frame, box)
-            self._present[person] = _Presence(
-                tid, stream_time, stream_time, now, frame_index, box, float(face.similarity), thumbnail
-            )
-            last = self._last_recognized.get(person)
-            if last is not None and stream_time - last < s.cooldown_s:
-                log.debug(
-                    "%s back in view %.1f s after being recognised: cooldown", person, stream_time - last
-                )
-                continue
-            self._last_recognized[person] = stream_time
-            events.append(
-                RecognitionEvent(
-                    kind=EventKind.RECOGNIZED,
-                    time=now,
-                    source=self._source,
-                    track_id=tid,
-                    person=person,
-                    similarity=float(face.similarity),
-                    box=box,
-                    thumbnail=thumbnail,
-                    frame_index=frame_index,
-                    stream_time=stream_time,
-                    frame_jpeg=attached(),
-                )
-            )
+            if face.person is None:
+                event = self._unknown_face(face, track, frame, frame_index, stream_time, now, attached)
+            else:
+                track.unknown_since = None
+                seen_people.add(face.person)
+                event = self._known_face(face, frame, frame_index, stream_time, now, attached)
+            if event is not None:
+                events.append(event)
+        events.extend(self._gone(seen_people, stream_time))
+        return events
 
+    def _unknown_face(
+        self,
+        face: Face,
+        track: _TrackState,
+        frame: np.ndarray,
+        frame_index: int,
+        stream_time: float,
+        now: float,
+        attached: _AttachedFrame,
+    ) -> RecognitionEvent | None:
+        """An ``unknown`` event once a track has stayed unnamed for ``unknown_after_s``."""
+        if track.unknown_since is None:
+            track.unknown_since = stream_time
+            track.unknown_wall = now
+        if track.unknown_emitted or stream_time - track.unknown_since < self._settings.unknown_after_s:
+            return None
+        track.unknown_emitted = True
+        box = _box_tuple(face.detection.box)
+        return RecognitionEvent(
+            kind=EventKind.UNKNOWN,
+            time=now,
+            source=self._source,
+            track_id=int(face.track_id),
+            person=None,
+            similarity=float(face.similarity),
+            box=box,
+            thumbnail=encode_thumbnail(frame, box),
+            frame_index=frame_index,
+            stream_time=stream_time,
+            visit_id=new_visit_id(),
+            first_seen=track.unknown_wall,
+            duration_s=stream_time - track.unknown_since,
+            source_label=self._label,
+            frame_jpeg=attached.get(),
+        )
+
+    def _known_face(
+        self,
+        face: Face,
+        frame: np.ndarray,
+        frame_index: int,
+        stream_time: float,
+        now: float,
+        attached: _AttachedFrame,
+    ) -> RecognitionEvent | None:
+        """A person's ``recognized`` (new visit, out of cooldown) or ``updated`` (better view) event."""
+        s = self._settings
+        person = str(face.person)
+        tid = int(face.track_id)
+        box = _box_tuple(face.detection.box)
+        presence = self._present.get(person)
+        if presence is not None:
+            presence.track_id = tid
+            presence.last_seen = stream_time
+            presence.last_wall = now
+            presence.last_frame = frame_index
+            presence.box = box
+            presence.similarity = float(face.similarity)
+            if s.emit_updates and presence.reported_area > 0 and self._better(presence, box):
+                presence.thumbnail = encode_thumbnail(frame, box)
+                return self._visit_event(EventKind.UPDATED, person, presence, now, attached.get())
+            return None
+        thumbnail = encode_thumbnail(frame, box)
+        presence = self._present[person] = _Presence(
+            tid,
+            stream_time,
+            stream_time,
+            now,
+            frame_index,
+            box,
+            float(face.similarity),
+            thumbnail,
+            new_visit_id(),
+            now,
+        )
+        last = self._last_recognized.get(person)
+        if last is not None and stream_time - last < s.cooldown_s:
+            log.debug("%s back in view %.1f s after being recognised: cooldown", person, stream_time - last)
+            return None
+        self._last_recognized[person] = stream_time
+        return self._visit_event(EventKind.RECOGNIZED, person, presence, now, attached.get())
+
+    def _gone(self, seen_people: set[str], stream_time: float) -> list[RecognitionEvent]:
+        """``left`` for the people out of view longer than ``left_after_s``; old tracks forgotten."""
+        s = self._settings
+        events = []
         for person in [p for p in self._present if p not in seen_people]:
             presence = self._present[person]
             if stream_time - presence.last_seen > s.left_after_s:
@@ -281,10 +361,30 @@ class EventEmitter:
         self._tracks.clear()
         return events
 
+    def _better(self, p: _Presence, box: tuple[float, float, float, float]) -> bool:
+        area = max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+        return p.similarity >= p.reported_similarity + self._settings.update_min_gain or (
+            area >= 1.5 * p.reported_area
+        )
+
+    def _visit_event(
+        self, kind: EventKind, person: str, p: _Presence, now: float, frame_jpeg: bytes
+    ) -> RecognitionEvent:
+        p.reported_similarity = p.similarity
+        p.reported_area = max(0.0, p.box[2] - p.box[0]) * max(0.0, p.box[3] - p.box[1])
+        return self._presence_event(kind, person, p, now, frame_jpeg)
+
     def _left(self, person: str, p: _Presence) -> RecognitionEvent:
+        # Dated by the last sighting: the person left then, not when the absence was noticed.
+        return self._presence_event(EventKind.LEFT, person, p, p.last_wall, b"")
+
+    def _presence_event(
+        self, kind: EventKind, person: str, p: _Presence, when: float, frame_jpeg: bytes
+    ) -> RecognitionEvent:
+        """An event of a person's visit, as it stands: one visit id from recognized to left."""
         return RecognitionEvent(
-            kind=EventKind.LEFT,
-            time=p.last_wall,
+            kind=kind,
+            time=when,
             source=self._source,
             track_id=p.track_id,
             person=person,
@@ -293,6 +393,11 @@ class EventEmitter:
             thumbnail=p.thumbnail,
             frame_index=p.last_frame,
             stream_time=p.last_seen,
+            visit_id=p.visit_id,
+            first_seen=p.first_wall,
+            duration_s=p.last_seen - p.started,
+            source_label=self._label,
+            frame_jpeg=frame_jpeg,
         )
 
 
@@ -328,6 +433,7 @@ class PluginState(enum.StrEnum):
     FAILED = "failed"  # its last call raised; it still gets events
     DISABLED = "disabled"  # switched off after too many failures in a row, or its on_start raised
     BROKEN = "broken"  # could not be loaded at all (only in discovery results shown by the GUI)
+    REFUSED = "refused"  # not loaded on purpose: a file another user could have written
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,10 +448,15 @@ class PluginStatus:
         last_error: the last failure, ``"hook: Type: message"``, or "".
         calls: events handed to ``on_event`` so far.
         failures: calls of any hook that raised, in total.
-        dropped: events not delivered because its queue was full.
+        dropped: events not delivered: its queue was full, or they were still queued when the drain
+            time at stop ran out.
         consecutive_failures: failures since its last success.
         running: whether its dispatch thread is alive.
-        abandoned: it did not stop in time and its thread was left behind.
+        abandoned: it did not stop in time and its thread was left behind (its process killed).
+        isolated: it runs in a process of its own.
+        problems: what was wrong with the user's settings for it.
+        busy_hook: the hook it is in now, or "".
+        busy_s: seconds it has been in that hook (a stuck plugin shows here, not as "ok").
     """
 
     name: str
@@ -359,6 +470,19 @@ class PluginStatus:
     consecutive_failures: int = 0
     running: bool = False
     abandoned: bool = False
+    isolated: bool = False
+    problems: tuple[str, ...] = ()
+    busy_hook: str = ""
+    busy_s: float = 0.0
+
+    @property
+    def stuck(self) -> bool:
+        """In one call for longer than :data:`STUCK_AFTER_S`."""
+        return self.busy_s >= STUCK_AFTER_S
+
+
+# A call this long is reported as "busy" (dialog, plugins list) instead of "ok".
+STUCK_AFTER_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,31 +499,6 @@ class BusContext:
     extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
-@dataclass(frozen=True, slots=True)
-class PluginContext:
-    """What a plugin's ``on_start(context)`` receives.
-
-    Attributes:
-        name: the plugin's name.
-        settings: its effective settings (its ``SETTINGS`` overridden by the user's), read-only.
-        data_dir: a folder of its own for files it keeps (it exists).
-        logger: a logger named after it; what it logs shows in the app's log.
-        session_started: wall-clock seconds when the bus started.
-        app_data_dir: the app's data folder.
-        extras: what the app added (see :class:`BusContext`).
-        api_version: :data:`core.types.EVENT_API_VERSION`.
-    """
-
-    name: str
-    settings: Mapping[str, Any]
-    data_dir: Path
-    logger: logging.Logger
-    session_started: float
-    app_data_dir: Path
-    extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    api_version: int = EVENT_API_VERSION
-
-
 _STOP = object()
 
 
@@ -414,6 +513,12 @@ class _Test:
 
 
 def _describe(hook: str, exc: BaseException) -> str:
+    from core._plugin_host import PluginCrashed, RemoteError
+
+    if isinstance(exc, RemoteError):  # already "Type: message" as raised in the plugin's process
+        return f"{hook}: {exc.one_line}"
+    if isinstance(exc, PluginCrashed):
+        return f"{hook}: crashed: {exc}"
     text = str(exc).strip().splitlines()
     return f"{hook}: {type(exc).__name__}: {text[0]}" if text else f"{hook}: {type(exc).__name__}"
 
@@ -440,6 +545,8 @@ class _Worker:
         self.stopping = False
         self.thread: threading.Thread | None = None
         self.settings = plugin.settings
+        self.loop: asyncio.AbstractEventLoop | None = None  # for async hooks, made on first use
+        self.busy: tuple[str, float] | None = None  # (hook, monotonic start) while in a call
 
     # -- state, read from any thread
     def status(self) -> PluginStatus:
@@ -456,6 +563,10 @@ class _Worker:
                 consecutive_failures=self.consecutive,
                 running=self.thread is not None and self.thread.is_alive(),
                 abandoned=self.abandoned,
+                isolated=hasattr(self.plugin.plugin, "terminate"),
+                problems=self.plugin.problems,
+                busy_hook=self.busy[0] if self.busy else "",
+                busy_s=time.monotonic() - self.busy[1] if self.busy else 0.0,
             )
 
     @property
@@ -483,6 +594,20 @@ class _Worker:
                 log.warning("plugin %r is not keeping up: %d events dropped so far", self.name, dropped)
             return False
 
+    def discard_queued(self) -> int:
+        """Empty the queue; the events in it count as dropped. Returns how many there were."""
+        undelivered = 0
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, RecognitionEvent | _Test):
+                undelivered += 1
+        with self.lock:
+            self.dropped += undelivered
+        return undelivered
+
     # -- the dispatch thread
     def _run(self, context: PluginContext) -> None:
         self._start(context)
@@ -493,6 +618,8 @@ class _Worker:
             if item is _STOP:
                 if self.started:
                     self._call("on_stop")
+                if self.loop is not None:
+                    self.loop.close()
                 return
             if isinstance(item, _Restart):
                 if self.started:
@@ -522,11 +649,22 @@ class _Worker:
         fn = getattr(self.plugin.plugin, hook, None)
         if not callable(fn):
             return True
+        self.busy = (hook, time.monotonic())
         try:
-            fn(*args)
+            result = fn(*args)
+            if inspect.isawaitable(result):
+                # An async hook runs to completion on the plugin's own loop, kept for its whole life
+                # so that what on_start creates can still be awaited in on_event.
+                if self.loop is None:
+                    self.loop = asyncio.new_event_loop()
+                self.loop.run_until_complete(result)
         except (Exception, SystemExit) as exc:  # SystemExit: a plugin must not end the app's thread
+            self.busy = None
+            if self.abandoned:  # killed by stop(): its status already says why
+                return False
             self._failed(hook, exc)
             return False
+        self.busy = None
         changed = False
         with self.lock:
             if hook == "on_event":
@@ -541,7 +679,11 @@ class _Worker:
 
     def _failed(self, hook: str, exc: BaseException) -> None:
         message = _describe(hook, exc)
-        log.error("plugin %r failed in %s", self.name, hook, exc_info=exc)
+        remote = getattr(exc, "details", "")
+        if remote:  # the traceback from the plugin's own process says more than ours
+            log.error("plugin %r failed in %s:\n%s", self.name, hook, remote.rstrip())
+        else:
+            log.error("plugin %r failed in %s", self.name, hook, exc_info=exc)
         with self.lock:
             if hook == "on_event":
                 self.calls += 1
@@ -568,9 +710,16 @@ class EventBus:
         plugins: the plugins to run; those not enabled get no thread until enabled.
         queue_size: events waiting per plugin before new ones are dropped for it.
         max_failures: failures in a row after which a plugin is disabled.
+        drain_s: the default time :meth:`stop` gives plugins to take what is queued.
     """
 
-    def __init__(self, plugins: Sequence[LoadedPlugin], queue_size: int = 64, max_failures: int = 5) -> None:
+    def __init__(
+        self,
+        plugins: Sequence[LoadedPlugin],
+        queue_size: int = 64,
+        max_failures: int = 5,
+        drain_s: float = 5.0,
+    ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, not {queue_size}")
         if max_failures < 1:
@@ -579,7 +728,13 @@ class EventBus:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"plugin names must be unique; repeated: {', '.join(duplicates)}")
+        self._queue_size = queue_size
+        self._max_failures = max_failures
+        self.drain_s = drain_s
+        # Replaced, never mutated, when plugins are added: publish() iterates a dict nobody changes.
         self._workers = {p.name: _Worker(self, p, queue_size, max_failures) for p in plugins}
+        self.discovered: tuple[Any, ...] = ()  # what discovery found, broken and refused included
+        self._late: collections.deque[RecognitionEvent] | None = None  # see hold_for_late_plugins
         self._listeners: dict[int, Callable[[PluginStatus], None]] = {}
         self._listener_ids = itertools.count()
         self._lock = threading.Lock()
@@ -614,11 +769,57 @@ class EventBus:
             if worker.enabled:
                 worker.launch(self._plugin_context(worker))
 
+    def hold_for_late_plugins(self) -> None:
+        """Keep the events published from now on (up to ``queue_size``) until :meth:`add`, which hands
+        them to the plugins it adds first: a plugin found in the background misses nothing it could
+        have queued."""
+        with self._lock:
+            self._late = collections.deque(maxlen=self._queue_size)
+
+    def add(self, plugins: Sequence[LoadedPlugin]) -> None:
+        """Add plugins (discovered later, off the GUI thread); started at once when the bus runs.
+
+        Events kept since :meth:`hold_for_late_plugins` are queued for them first, in order.
+
+        Raises:
+            ValueError: a name is already on the bus.
+        """
+        with self._lock:
+            taken = [p.name for p in plugins if p.name in self._workers]
+            if taken:
+                raise ValueError(f"plugin names must be unique; already on the bus: {', '.join(taken)}")
+            added = {p.name: _Worker(self, p, self._queue_size, self._max_failures) for p in plugins}
+            # Queued before the new workers are visible to publish(), so that the order holds.
+            for event in self._late or ():
+                for worker in added.values():
+                    if worker.accepting:
+                        worker.offer(event)
+            self._late = None
+            self._workers = {**self._workers, **added}
+            running, stopped = self._running, self._stopped
+        if stopped:  # found after the app stopped the bus: end their processes, nothing will run
+            for worker in added.values():
+                suspend = getattr(worker.plugin.plugin, "suspend", None)
+                if callable(suspend):
+                    suspend()
+        if running:
+            for worker in added.values():
+                if worker.enabled:
+                    worker.launch(self._plugin_context(worker))
+        for worker in added.values():
+            self._notify(worker)
+
     def publish(self, event: RecognitionEvent) -> None:
         """Queue the event for every enabled plugin; never blocks. Full queues drop it (counted)."""
         if not self._running:
             return
-        for worker in self._workers.values():
+        workers = self._workers
+        if self._late is not None:  # only while plugins are still being found
+            with self._lock:
+                if self._late is not None:
+                    self._late.append(event)
+                workers = self._workers
+        for worker in workers.values():
             if worker.accepting:
                 worker.offer(event)
 
@@ -720,11 +921,14 @@ class EventBus:
             worker.launch(self._plugin_context(worker))
         return worker.offer(_Test(event or make_test_event()))
 
-    def stop(self, timeout: float = 2.0) -> list[str]:
-        """Deliver what is queued, call every ``on_stop`` and end the threads, within ``timeout`` seconds.
+    def stop(self, timeout: float | None = None, grace_s: float = 2.0) -> list[str]:
+        """Deliver what is queued, call every ``on_stop`` and end the threads. Never hangs.
 
-        A plugin still busy at the deadline is abandoned (its daemon thread is left behind and
-        delivers nothing more) with a warning. Never hangs.
+        Plugins get ``timeout`` seconds (default: the bus's ``drain_s``) to take their queued events.
+        Events still queued then are not delivered and count as dropped; the plugin then gets
+        ``on_stop`` as soon as its current call returns, within ``grace_s`` more. A plugin still busy
+        after that is abandoned with a warning: its thread is left behind (delivering nothing more)
+        and an isolated plugin's process is killed.
 
         Returns:
             The names of the abandoned plugins.
@@ -735,29 +939,54 @@ class EventBus:
                 return []
             self._running = False
             self._stopped = True
-        deadline = time.monotonic() + max(0.0, timeout)
+        drain = self.drain_s if timeout is None else max(0.0, timeout)
+        deadline = time.monotonic() + drain
         live = [w for w in self._workers.values() if w.thread is not None]
-        pending: list[_Worker] = []
+        queued_stop: set[str] = set()
         for worker in live:
             worker.stopping = True
             try:
                 worker.queue.put_nowait(_STOP)
+                queued_stop.add(worker.name)
             except queue.Full:
-                pending.append(worker)
-        for worker in pending:
-            try:
-                worker.queue.put(_STOP, timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Full:
-                pass
-        abandoned: list[str] = []
+                pass  # placed after the drain, once what it could not take is discarded
         for worker in live:
             assert worker.thread is not None
+            while worker.name not in queued_stop and worker.thread.is_alive():
+                # A full queue: wait for room until the deadline.
+                try:
+                    worker.queue.put(_STOP, timeout=min(0.05, max(0.0, deadline - time.monotonic())))
+                    queued_stop.add(worker.name)
+                except queue.Full:
+                    if time.monotonic() >= deadline:
+                        break
             worker.thread.join(max(0.0, deadline - time.monotonic()))
+        late = [w for w in live if w.thread is not None and w.thread.is_alive()]
+        for worker in late:
+            undelivered = worker.discard_queued()
+            if undelivered:
+                log.warning(
+                    "plugin %r: %d events not delivered within the drain time of %g s",
+                    worker.name,
+                    undelivered,
+                    drain,
+                )
+            worker.queue.put(_STOP)  # room now: the queue was just emptied
+        grace_end = time.monotonic() + max(0.0, grace_s)
+        abandoned: list[str] = []
+        for worker in late:
+            assert worker.thread is not None
+            worker.thread.join(max(0.0, grace_end - time.monotonic()))
             if worker.thread.is_alive():
                 with worker.lock:
                     worker.abandoned = True
-                    worker.last_error = worker.last_error or f"did not stop within {timeout:g} s"
-                log.warning("plugin %r did not stop within %g s; abandoned", worker.name, timeout)
+                    worker.last_error = worker.last_error or (
+                        f"did not stop within {drain + grace_s:g} s; on_stop not called"
+                    )
+                terminate = getattr(worker.plugin.plugin, "terminate", None)
+                if callable(terminate):  # its own process: end it rather than leave it running
+                    terminate()
+                log.warning("plugin %r did not stop within %g s; abandoned", worker.name, drain + grace_s)
                 abandoned.append(worker.name)
                 self._notify(worker)
         return abandoned
@@ -795,3 +1024,288 @@ class EventBus:
                 listener(status)
             except Exception:  # a listener's bug must not take a plugin's thread down
                 log.exception("plugin status listener failed")
+
+
+# ------------------------------------------------------------------------------------------ assembly
+
+SAFE_MODE_ENV = "GHOSTFACE_SAFE_MODE"
+
+
+def safe_mode_requested() -> bool:
+    """Whether ``GHOSTFACE_SAFE_MODE`` asks to start without folder and entry-point plugins."""
+    return os.environ.get(SAFE_MODE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def create_event_bus(
+    settings: Settings,
+    *,
+    plugins: bool = True,
+    history: Any = True,
+    folder: Path | None = None,
+    extra_builtins: Sequence[object] = (),
+    context: BusContext | None = None,
+    background: bool = False,
+    on_ready: Callable[[EventBus], None] | None = None,
+) -> EventBus:
+    """The event bus as GhostFace runs it, for the app and the command line alike; started.
+
+    Built-ins, the user's plugins folder and the ``ghostface.plugins`` entry points are discovered
+    (folder and entry-point plugins each in a process of its own when ``settings.plugins.isolate``),
+    loaded with the user's settings, and joined by the history recorder, which writes every event
+    into the history database.
+
+    Args:
+        settings: the whole settings (plugins, events).
+        plugins: False for safe mode (``--no-plugins``, or ``GHOSTFACE_SAFE_MODE=1``): no folder or
+            entry-point plugin is imported at all; the built-ins and the history still run.
+        history: True for the default history file, a :class:`core.history.History`, or False for none.
+        folder: the plugins folder; default :func:`core.paths.plugins_dir`.
+        extra_builtins: built-ins that live outside ``core`` (the app's desktop notification).
+        context: what the plugins' contexts are made from.
+        background: find the folder and entry-point plugins on a thread of their own and add them to
+            the bus when they are loaded (the app: no plugin import can delay the first frame); the
+            built-ins and the history start at once.
+        on_ready: called (on the discovery thread when ``background``) once every plugin is on the bus.
+    """
+    from core import plugins as registry
+
+    ps = settings.plugins
+    external = plugins and not safe_mode_requested()
+    if not external:
+        log.warning("safe mode: folder and installed plugins are not loaded")
+    found = registry.discover_plugins(
+        folder,
+        extra_builtins=extra_builtins,
+        external=external and not background,
+        isolate=ps.isolate,
+        timeout_s=ps.load_timeout_s,
+    )
+    # In the background case the user's plugin names are checked once everything is found.
+    loaded = registry.load_plugins(found, ps, warn_unknown=not background)
+    recorder = _history_recorder(settings, history)
+    if recorder is not None:
+        loaded.append(recorder)
+    bus = EventBus(loaded, ps.queue_size, ps.max_failures, ps.drain_s)
+    bus.discovered = tuple(found)
+    if background and external:
+        bus.hold_for_late_plugins()
+    bus.start(context)
+    if not (background and external):
+        if on_ready is not None:
+            on_ready(bus)
+        return bus
+
+    def discover_rest() -> None:
+        try:
+            more = registry.discover_plugins(
+                folder, builtins=False, isolate=ps.isolate, timeout_s=ps.load_timeout_s
+            )
+            everything = registry.remember_discovery([*found, *more])
+            registry.warn_unknown_names(everything, ps)
+            later = list(everything[len(found) :])
+            bus.add(registry.load_plugins(later, ps, warn_unknown=False))
+            bus.discovered = tuple(everything)
+        except Exception:  # noqa: BLE001 - the app runs on without external plugins
+            log.exception("plugins could not be discovered")
+            bus.add([])  # stop holding events
+        if on_ready is not None:
+            on_ready(bus)
+
+    threading.Thread(target=discover_rest, name="plugin-discovery", daemon=True).start()
+    return bus
+
+
+def _history_recorder(settings: Settings, history: Any) -> LoadedPlugin | None:
+    if history is False or history is None:
+        return None
+    from core.history import History
+
+    ev = settings.events
+    try:
+        store = History() if history is True else history
+        return store.recorder(ev.history_max_days, ev.history_max_mb)
+    except Exception as exc:  # noqa: BLE001 - recognition and the plugins run without a history
+        log.warning("the history cannot be recorded: %s", exc)
+        return None
+
+
+def plugin_report(bus: EventBus | None, discovered: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """Every plugin found, with its state and last error, as JSON-ready dicts (``plugins list``,
+    ``--json``); secret settings are masked.
+
+    Args:
+        bus: the running (or stopped) bus, or None when only discovery ran.
+        discovered: discovery results; default ``bus.discovered``.
+    """
+    from core.plugins import settings_schema
+
+    found = list(discovered) or list(bus.discovered if bus is not None else ())
+    on_bus = {s.name: s for s in bus.status()} if bus is not None else {}
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for item in found:
+        status = on_bus.get(item.name) if item.ok else None
+        row: dict[str, Any] = {
+            "name": item.name,
+            "origin": item.origin,
+            "location": item.location,
+            "isolated": item.isolated,
+            "state": item.state,
+            "enabled": False,
+            "last_error": item.error or "",
+            "calls": 0,
+            "failures": 0,
+            "dropped": 0,
+            "problems": [],
+            "settings": {},
+        }
+        if status is not None:
+            seen.add(item.name)
+            row.update(_status_row(status))
+            schema = settings_schema(item.plugin) if item.plugin is not None else {}
+            current = dict(bus.current_settings(item.name)) if bus is not None else {}
+            row["settings"] = {
+                k: ("***" if schema.get(k) is not None and schema[k].secret and v else v)
+                for k, v in current.items()
+            }
+        rows.append(row)
+    for name, status in on_bus.items():
+        if name not in seen and not any(r["name"] == name for r in rows):
+            row = {"name": name, "location": "", "settings": {}}
+            row.update(_status_row(status))
+            rows.append(row)
+    return rows
+
+
+def _status_row(status: PluginStatus) -> dict[str, Any]:
+    if status.abandoned:
+        state = "abandoned"
+    elif status.stuck:
+        state = "busy"
+    elif status.state in (PluginState.DISABLED, PluginState.FAILED):
+        state = str(status.state)
+    else:
+        state = "ok" if status.enabled else "off"
+    return {
+        "origin": status.origin,
+        "isolated": status.isolated,
+        "state": state,
+        "enabled": status.enabled,
+        "last_error": status.last_error,
+        "calls": status.calls,
+        "failures": status.failures,
+        "dropped": status.dropped,
+        "abandoned": status.abandoned,
+        "problems": list(status.problems),
+        "busy": f"{status.busy_hook} for {status.busy_s:.0f} s" if status.stuck else "",
+    }
+
+
+def list_plugins(
+    settings: Settings, *, folder: Path | None = None, plugins: bool = True
+) -> list[dict[str, Any]]:
+    """Every plugin found, as ``ghostface plugins list`` shows it, without starting any.
+
+    Each is imported as the app would import it (in its own process when ``plugins.isolate``), its
+    settings checked against the user's; no hook is called, so listing has no side effect.
+    """
+    from core import plugins as registry
+
+    ps = settings.plugins
+    found = registry.discover_plugins(
+        folder,
+        external=plugins and not safe_mode_requested(),
+        isolate=ps.isolate,
+        timeout_s=ps.load_timeout_s,
+    )
+    loaded = registry.load_plugins(found, ps)
+    bus = EventBus(loaded, ps.queue_size, ps.max_failures, ps.drain_s)
+    bus.discovered = tuple(found)
+    try:
+        return plugin_report(bus)
+    finally:
+        for item in loaded:
+            suspend = getattr(item.plugin, "suspend", None)
+            if callable(suspend):  # nothing runs after a listing
+                suspend()
+
+
+@dataclass(frozen=True, slots=True)
+class PluginTestResult:
+    """What ``ghostface plugins test NAME`` found out.
+
+    Attributes:
+        name: the plugin.
+        ok: its ``on_start``, ``on_event`` (with a made-up ``recognized`` event) and ``on_stop`` ran
+            without an error within the time limit.
+        state: its state afterwards (see :func:`plugin_report`), or ``missing``.
+        message: one line for the user.
+        seconds: how long the test took.
+        report: its row of :func:`plugin_report`.
+    """
+
+    name: str
+    ok: bool
+    state: str
+    message: str
+    seconds: float
+    report: Mapping[str, Any] = field(default_factory=dict)
+
+
+def test_plugin(
+    settings: Settings,
+    name: str,
+    *,
+    folder: Path | None = None,
+    event: RecognitionEvent | None = None,
+    timeout_s: float = 10.0,
+) -> PluginTestResult:
+    """Hand one plugin one test event, as the Plugins dialog's "Send test event" does, and report.
+
+    The plugin is loaded as the app loads it (its process, its settings), started even when switched
+    off, given the event and stopped; no other plugin is started and nothing is written to the history.
+    """
+    from core import plugins as registry
+
+    ps = settings.plugins
+    start = time.monotonic()
+    found = registry.discover_plugins(folder, isolate=ps.isolate, timeout_s=ps.load_timeout_s)
+    match = [d for d in found if d.name == name]
+    known = ", ".join(sorted(d.name for d in found)) or "none"
+    for item in found:
+        suspend = getattr(item.plugin, "suspend", None)
+        if callable(suspend) and item.name != name:
+            suspend()
+    if not match:
+        return PluginTestResult(name, False, "missing", f"no plugin named {name!r} (found: {known})", 0.0)
+    item = next((d for d in match if d.ok), match[0])
+    if not item.ok:
+        row = plugin_report(None, [item])[0]
+        return PluginTestResult(name, False, item.state, f"{item.state}: {item.error}", 0.0, row)
+    loaded = registry.load_plugins([item], ps, warn_unknown=False)
+    bus = EventBus(loaded, ps.queue_size, ps.max_failures, min(ps.drain_s, timeout_s))
+    bus.discovered = (item,)
+    bus.start()
+    bus.send_test_event(name, event)
+    deadline = start + timeout_s
+    while time.monotonic() < deadline:
+        status = bus.status_of(name)
+        if status.calls or status.state is PluginState.DISABLED:
+            break
+        time.sleep(0.01)
+    bus.stop(timeout=max(0.5, deadline - time.monotonic()))
+    status = bus.status_of(name)
+    row = plugin_report(bus)[0]
+    seconds = time.monotonic() - start
+    if status.calls == 0 and status.state is not PluginState.DISABLED:
+        message = f"no answer within {timeout_s:g} s"
+    elif status.failures:
+        message = f"failed: {status.last_error}"
+    else:
+        message = f"ok: on_event took the test event ({seconds:.2f} s in all)"
+    return PluginTestResult(
+        name, status.calls > 0 and status.failures == 0, row["state"], message, seconds, row
+    )
+
+
+test_plugin.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, whatever its name

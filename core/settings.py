@@ -264,7 +264,25 @@ class EventSettings(_Section):
     attach_frame: bool = Field(
         True,
         title="Attach the frame to events",
-        description="Give plugins (the snapshot saver) the whole frame as JPEG with each recognised or unknown face.",
+        description="Give plugins (the snapshot saver) the whole frame as JPEG with each recognized or unknown face.",
+    )
+    source_label: str = Field(
+        "",
+        max_length=100,
+        title="Source label",
+        description='A name for what the camera watches ("Front door"), given to plugins with every event.',
+    )
+    emit_updates: bool = Field(
+        False,
+        title="Send updated events",
+        description="Tell plugins when a visit gets a better match or a larger face (an 'updated' event).",
+    )
+    update_min_gain: float = Field(
+        0.05,
+        ge=0.0,
+        le=2.0,
+        title="Update after similarity gain",
+        description="How much better the match must get before an 'updated' event.",
     )
 
 
@@ -284,6 +302,25 @@ class PluginSettings(_Section):
     )
     queue_size: int = Field(
         64, ge=1, le=10000, title="Plugin queue size", description="Events waiting per plugin."
+    )
+    drain_s: float = Field(
+        5.0,
+        ge=0.0,
+        le=600.0,
+        title="Drain time at exit",
+        description="Seconds plugins get at exit to take their queued events; the rest count as dropped.",
+    )
+    isolate: bool = Field(
+        True,
+        title="Run plugins in their own process",
+        description="Folder and installed plugins run in a process of their own, so a crash cannot end the app.",
+    )
+    load_timeout_s: float = Field(
+        10.0,
+        ge=0.5,
+        le=600.0,
+        title="Plugin load time limit",
+        description="A plugin that takes longer than this to import is skipped.",
     )
 
 

@@ -238,7 +238,7 @@ def run_soak(
     root = Path(tempfile.mkdtemp(prefix="ghostface-soak-")) if work_dir is None else Path(work_dir)
     data_dir = make_private_dir(root / "data")
     history = History(data_dir / "history.sqlite3")
-    plugins = load_plugins(discover_plugins(), settings.plugins)
+    plugins = load_plugins(discover_plugins(external=False), settings.plugins)
     plugins = [p for p in plugins if p.name in SOAK_PLUGINS]
     ev = settings.events
     plugins.append(history.recorder(ev.history_max_days, ev.history_max_mb))

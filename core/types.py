@@ -20,10 +20,13 @@ __all__ = [
     "RecognitionEvent",
     "StageTimings",
     "EVENT_API_VERSION",
+    "parse_kind",
 ]
 
-# Bumped whenever a field of RecognitionEvent changes meaning; plugins may check it.
-EVENT_API_VERSION = 1
+# Bumped whenever RecognitionEvent or the plugin API changes; a plugin declares the version it needs
+# (``API_VERSION``) and is refused by an older app. 2: visits (visit_id, first_seen, duration_s), the
+# ``updated`` kind, the source label, ``to_dict`` keys ``stream_time`` and ``wall_time``.
+EVENT_API_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +110,7 @@ class StageTimings:
 
     @property
     def total_ms(self) -> float:
-        return (
-            self.decode_ms + self.detect_ms + self.align_ms + self.embed_ms + self.match_ms + self.track_ms
-        )
+        return self.decode_ms + self.detect_ms + self.align_ms + self.embed_ms + self.match_ms + self.track_ms
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -123,28 +124,57 @@ class StageTimings:
 
 
 class EventKind(enum.StrEnum):
+    """What happened. Spelled ``recognized`` everywhere (``"recognised"`` is rejected, not guessed)."""
+
     RECOGNIZED = "recognized"
+    UPDATED = "updated"
     UNKNOWN = "unknown"
     LEFT = "left"
+
+
+def parse_kind(value: EventKind | str) -> EventKind:
+    """The :class:`EventKind` named ``value``.
+
+    Raises:
+        ValueError: not a kind (``"recognised"`` included), with the known kinds in the message.
+    """
+    if isinstance(value, EventKind):
+        return value
+    try:
+        return EventKind(value)
+    except ValueError:
+        known = ", ".join(k.value for k in EventKind)
+        raise ValueError(f"unknown event kind {value!r}; known kinds: {known}") from None
 
 
 @dataclass(frozen=True, slots=True)
 class RecognitionEvent:
     """The only thing a plugin sees. Events come from tracks, not from frames.
 
+    A person's presence in view is a *visit*: its ``recognized``, any ``updated`` and its ``left`` share one
+    ``visit_id``, ``first_seen`` and (growing) ``duration_s``.
+
     Attributes:
-        kind: recognized (a track's identity is confirmed), unknown (a track stayed unknown for a
-            while) or left (a recognised person has not been seen for a set time).
-        time: wall-clock seconds since the epoch when the event happened.
+        kind: ``recognized`` (a person came into view), ``updated`` (a better match or a larger face of
+            the same visit; only when ``EventSettings.emit_updates`` is on), ``unknown`` (a track stayed
+            unknown for a while) or ``left`` (a recognized person has not been seen for a set time).
+        time: wall-clock seconds since the epoch when the event happened (``to_dict()["wall_time"]``).
         source: what was being watched (camera index, file path), as text.
-        track_id: the track the event is about.
+        track_id: the track the event is about (a visit can span several tracks; this is the latest).
         person: the person's name, or None for an unknown face.
         similarity: cosine similarity of the decision, in [-1, 1].
         box: ``(x1, y1, x2, y2)`` in pixels of the frame, as plain floats.
-        thumbnail: a small JPEG of the face, or empty bytes.
-        frame_index: the index of the frame in its source.
-        stream_time: seconds into the source (video position), or since the camera started.
+        thumbnail: a JPEG of the face, longer side at most 96 px, or empty bytes.
+        frame_index: the index of the frame in its stream (restarts when a video loops).
+        stream_time: seconds into the stream (video position, or since the camera started);
+            ``to_dict()["stream_time"]``.
         api_version: :data:`EVENT_API_VERSION` at the time the event was made.
+        visit_id: one id per visit, shared by its ``recognized``, ``updated`` and ``left``; for ``unknown``
+            one per track. Unique across runs.
+        first_seen: wall-clock seconds when the visit (or the unknown track) was first seen.
+        duration_s: seconds in view so far (stream time from the first to the latest sighting); on
+            ``left`` the whole visit.
+        source_label: the name the user gave the source ("Front door"), or "".
         frame_jpeg: the whole frame as JPEG, for the snapshot plugin; empty unless
             ``EventSettings.attach_frame`` is on, and only on ``recognized`` and ``unknown`` events.
             Never written to the history and left out of :meth:`to_dict`.
@@ -161,8 +191,18 @@ class RecognitionEvent:
     frame_index: int = 0
     stream_time: float = 0.0
     api_version: int = EVENT_API_VERSION
+    visit_id: str = ""
+    first_seen: float = 0.0
+    duration_s: float = 0.0
+    source_label: str = ""
     # Kept out of repr and comparisons: a frame's JPEG is large and says nothing about the event.
     frame_jpeg: bytes = field(default=b"", repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # A plain string is accepted when it is a known kind; a misspelling ("recognised") fails here,
+        # where the author made it, instead of never matching anything later.
+        if not isinstance(self.kind, EventKind):
+            object.__setattr__(self, "kind", parse_kind(self.kind))
 
     def to_dict(self, *, with_thumbnail: bool = False) -> dict[str, object]:
         """A JSON-ready dict (the ``ghostface run --events`` line format)."""
@@ -172,10 +212,14 @@ class RecognitionEvent:
             "similarity": round(float(self.similarity), 4),
             "track": self.track_id,
             "frame": self.frame_index,
-            "time": round(self.stream_time, 3),
+            "stream_time": round(self.stream_time, 3),
             "wall_time": self.time,
             "box": [round(v, 1) for v in self.box],
             "source": self.source,
+            "source_label": self.source_label,
+            "visit_id": self.visit_id,
+            "first_seen": self.first_seen,
+            "duration_s": round(self.duration_s, 3),
             "api_version": self.api_version,
         }
         if with_thumbnail:

@@ -12,9 +12,10 @@ from typing import Any
 
 from core.builtin_plugins.snapshot import parse_kinds
 from core.errors import GhostFaceError
+from core.plugins import Setting
 from core.types import EventKind, RecognitionEvent
 
-__all__ = ["Webhook", "WebhookError", "validate_url"]
+__all__ = ["Webhook", "WebhookError", "redact_url", "validate_url"]
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +45,46 @@ def validate_url(url: str) -> str:
     return url
 
 
+def _secret_like(segment: str) -> bool:
+    # Tokens in webhook paths (Slack, Discord, Home Assistant) are long runs of letters and digits.
+    return len(segment) >= 16 or (
+        len(segment) >= 8 and any(c.isdigit() for c in segment) and any(c.isalpha() for c in segment)
+    )
+
+
+def redact_url(url: str) -> str:
+    """The URL as it may appear in a message or a log: no user or password, no query values, no
+    fragment, and path segments that look like tokens replaced by ``***``.
+
+    ``https://user:pw@hooks.example.com/services/T0123/B0456/abcdefXYZ123456789?token=s3cret`` becomes
+    ``https://***@hooks.example.com/services/T0123/B0456/***?token=***``.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<invalid URL>"
+    userinfo = "***@" if parts.username or parts.password else ""
+    path = "/".join("***" if _secret_like(seg) else seg for seg in parts.path.split("/"))
+    query = "&".join(f"{key}=***" for key, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+    return urllib.parse.urlunsplit((parts.scheme, f"{userinfo}{host}{port}", path, query, ""))
+
+
 class Webhook:
     """POSTs ``event.to_dict()`` as JSON (``Content-Type: application/json``) to ``url``.
 
     Nothing is sent while ``url`` is empty. A connection error, a timeout or a 5xx/408/429 answer is
     retried ``retries`` times, waiting ``backoff_s``, then twice that, and so on; another 4xx is not
-    retried. When every attempt fails the plugin gives up on that event, counts it in ``failed`` and
+    retried. ``timeout_s`` bounds the whole delivery of one event, retries and waits included (a server
+    that answers a byte at a time cannot hold the plugin longer). Messages and logs show the URL
+    redacted (:func:`redact_url`): tokens and credentials in it are never repeated. When every attempt fails the plugin gives up on that event, counts it in ``failed`` and
     raises :class:`WebhookError`, so that the Plugins dialog shows the failure (and the bus disables
     the plugin after too many failures in a row).
 
     Settings:
         url: http(s) URL; empty sends nothing.
-        timeout_s: seconds per attempt.
+        timeout_s: seconds for one event, every attempt and wait included.
         retries: further attempts after the first.
         backoff_s: wait before the first retry; doubled for each next one.
         kinds: comma-separated event kinds to send.
@@ -64,12 +93,12 @@ class Webhook:
 
     NAME = "webhook"
     SETTINGS: dict[str, Any] = {
-        "url": "",
-        "timeout_s": 5.0,
-        "retries": 2,
-        "backoff_s": 0.5,
-        "kinds": "recognized,unknown,left",
-        "include_thumbnail": False,
+        "url": Setting("", secret=True, help="http(s) URL to POST each event to; empty sends nothing"),
+        "timeout_s": Setting(5.0, min=0.1, max=600.0, help="seconds for one event, retries included"),
+        "retries": Setting(2, min=0, max=20, help="further attempts after a failed one"),
+        "backoff_s": Setting(0.5, min=0.0, max=60.0, help="wait before the first retry; doubled each time"),
+        "kinds": Setting("recognized,unknown,left", help="comma-separated event kinds to send"),
+        "include_thumbnail": Setting(False, help="add the face thumbnail as base64 JPEG"),
     }
 
     def __init__(self) -> None:
@@ -98,16 +127,28 @@ class Webhook:
         self._thumbnail = bool(s.get("include_thumbnail", False))
         if self.url is None:
             log.info("webhook: no URL configured; nothing will be sent")
+        else:
+            log.info("webhook: sending to %s", redact_url(self.url))
 
     def on_event(self, event: RecognitionEvent) -> None:
         if self.url is None or event.kind not in self._kinds:
             return
         body = json.dumps(event.to_dict(with_thumbnail=self._thumbnail)).encode("utf-8")
-        attempts = self._retries + 1
+        deadline = time.monotonic() + self._timeout
+        shown = redact_url(self.url)
+        attempts = 0
         last = ""
-        for attempt in range(attempts):
+        for attempt in range(self._retries + 1):
             if attempt:
-                time.sleep(self._backoff * 2 ** (attempt - 1))
+                wait = self._backoff * 2 ** (attempt - 1)
+                if time.monotonic() + wait >= deadline:
+                    last += f"; no time left for another attempt within {self._timeout:g} s"
+                    break
+                time.sleep(wait)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            attempts += 1
             request = urllib.request.Request(
                 self.url,
                 data=body,
@@ -115,8 +156,11 @@ class Webhook:
                 headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
             )
             try:
-                with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                    response.read()
+                # The socket timeout bounds each wait for data; the loop bounds the whole answer.
+                with urllib.request.urlopen(request, timeout=remaining) as response:
+                    while response.read1(65536):
+                        if time.monotonic() > deadline:
+                            raise TimeoutError(f"the answer took longer than {self._timeout:g} s")
                 self.sent += 1
                 return
             except urllib.error.HTTPError as exc:
@@ -129,8 +173,10 @@ class Webhook:
                 last = (
                     f"{type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else str(reason)
                 )
+            # An error text can quote the URL (with its token): never repeat it.
+            last = last.replace(self.url, shown)
             log.debug(
-                "webhook: attempt %d of %d to %s failed: %s", attempt + 1, self._retries + 1, self.url, last
+                "webhook: attempt %d of %d to %s failed: %s", attempt + 1, self._retries + 1, shown, last
             )
         self.failed += 1
-        raise WebhookError(f"POST to {self.url} failed after {attempts} attempt(s): {last}")
+        raise WebhookError(f"POST to {shown} failed after {attempts} attempt(s): {last}")

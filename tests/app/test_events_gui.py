@@ -48,7 +48,7 @@ def test_events_panel_newest_first_and_capped(qtbot) -> None:  # type: ignore[no
     person, kind, when, sim = panel.row_text(0)
     assert (person, kind, sim) == ("Unknown", "unknown face", "0.12")
     assert when == datetime.fromtimestamp(now + 1).strftime("%H:%M:%S")
-    assert panel.row_text(1)[:2] == ("obama", "recognised")
+    assert panel.row_text(1)[:2] == ("obama", "recognized")
     assert not panel.table.item(0, 0).icon().isNull()  # the thumbnail is shown
 
     panel.add_events([ev(f"p{i}", now + 2 + i) for i in range(6)])
@@ -265,7 +265,7 @@ def test_notification_is_shown_on_the_gui_thread(qtbot) -> None:  # type: ignore
     finally:
         bus.stop(timeout=2.0)
     assert plugin.bridge.messages == [
-        ("obama recognised", "Similarity 0.61 · cam 0"),
+        ("obama recognized", "Similarity 0.61 · cam 0"),
         ("obama left", "Not seen for a while · cam 0"),
     ]
     # on_event ran on the plugin's dispatch thread, and the message was shown on the GUI thread.

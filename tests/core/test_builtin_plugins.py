@@ -23,7 +23,7 @@ from core.builtin_plugins.attendance import COLUMNS, AttendanceLog
 from core.builtin_plugins.snapshot import SnapshotSaver
 from core.builtin_plugins.webhook import Webhook, validate_url
 from core.events import EventBus, PluginState, make_test_event
-from core.plugins import LoadedPlugin, discover_plugins, load_plugins
+from core.plugins import LoadedPlugin, discover_plugins, load_plugins, plugin_defaults
 from core.settings import PluginSettings
 from core.types import EventKind, RecognitionEvent
 
@@ -286,7 +286,10 @@ def test_webhook_posts_then_gives_up_cleanly_when_the_server_is_gone(server: Thr
     bus = EventBus(
         [
             LoadedPlugin(
-                "webhook", "built-in", hook, {**Webhook.SETTINGS, "url": url, "retries": 2, "backoff_s": 0.05}
+                "webhook",
+                "built-in",
+                hook,
+                {**plugin_defaults(Webhook), "url": url, "retries": 2, "backoff_s": 0.05},
             )
         ],
         max_failures=3,
@@ -317,7 +320,13 @@ def test_webhook_posts_then_gives_up_cleanly_when_the_server_is_gone(server: Thr
 def test_webhook_does_not_retry_a_client_error_and_can_send_thumbnails(server: ThreadingHTTPServer) -> None:
     url = f"http://127.0.0.1:{server.server_port}/"
     hook = Webhook()
-    settings = {**Webhook.SETTINGS, "url": url, "backoff_s": 0.01, "include_thumbnail": True, "kinds": "left"}
+    settings = {
+        **plugin_defaults(Webhook),
+        "url": url,
+        "backoff_s": 0.01,
+        "include_thumbnail": True,
+        "kinds": "left",
+    }
     server.answers.append(404)  # type: ignore[attr-defined]
     bus = run_plugin(
         hook,
@@ -332,7 +341,7 @@ def test_webhook_does_not_retry_a_client_error_and_can_send_thumbnails(server: T
 
 def test_webhook_sends_nothing_without_a_url(server: ThreadingHTTPServer) -> None:
     hook = Webhook()
-    bus = run_plugin(hook, "webhook", dict(Webhook.SETTINGS), [ev(EventKind.RECOGNIZED, "a", 1.0, 1.0)])
+    bus = run_plugin(hook, "webhook", plugin_defaults(Webhook), [ev(EventKind.RECOGNIZED, "a", 1.0, 1.0)])
     assert server.received == [] and hook.sent == 0  # type: ignore[attr-defined]
     assert bus.status_of("webhook").state is PluginState.OK
 
@@ -351,7 +360,7 @@ def test_webhook_sends_nothing_without_a_url(server: ThreadingHTTPServer) -> Non
 def test_webhook_url_is_validated(url: str) -> None:
     with pytest.raises(ValueError, match="webhook URL"):
         validate_url(url)
-    bus = run_plugin(Webhook(), "webhook", {**Webhook.SETTINGS, "url": url}, [])
+    bus = run_plugin(Webhook(), "webhook", {**plugin_defaults(Webhook), "url": url}, [])
     status = bus.status_of("webhook")
     assert status.state is PluginState.DISABLED and "webhook URL" in status.last_error
 

@@ -84,7 +84,7 @@ def test_folder_discovery_goes_on_past_broken_plugins(tmp_path: Path) -> None:
     assert found["d_raises"].error == "RuntimeError: config missing"
     assert "Traceback" in found["d_raises"].details
     assert found["e_exits"].error == "SystemExit: 2"
-    assert found["f_nohooks"].error == "defines none of on_start, on_event, on_stop"
+    assert found["f_nohooks"].error == "defines none of the hooks on_start, on_event, on_stop"
     assert found["g_badsettings"].error == "SETTINGS must be a dict, not list"
     for name in ("counter", "pkg"):
         assert found[name].ok and found[name].origin == Origin.FOLDER
