@@ -48,8 +48,10 @@ _probe = RuntimeProbe()
 
 
 def start_runtime_probe() -> None:
-    """Read the versions and devices on a background thread, once: importing torch takes seconds and
-    must not freeze the window."""
+    """Read the versions and devices on a background thread, once.
+
+    Importing torch takes seconds and must not freeze the window.
+    """
     _probe.start()
 
 

@@ -251,10 +251,12 @@ class GalleryWorker(ThreadWorker):
             self._settings = settings
 
     def request_stop(self) -> None:
+        """Stop after the current job; the running and queued jobs are cancelled."""
         super().request_stop()
         self.cancel()
 
     def work(self) -> None:
+        """Run the queued jobs in order until asked to stop; close the gallery at the end."""
         try:
             while not self.stop_event.is_set():
                 try:

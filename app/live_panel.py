@@ -69,11 +69,13 @@ class PeopleInView(QTreeWidget):
         self._dirty = False
 
     def clear_people(self) -> None:
+        """Forget everyone (a new run or a new source)."""
         self._seen.clear()
         self._in_view.clear()
         self.clear()
 
     def names_in_view(self) -> list[str]:
+        """The names in the latest frame, sorted."""
         return sorted(self._seen[k][0] for k in self._in_view)
 
     def names_seen(self) -> list[str]:
@@ -81,6 +83,7 @@ class PeopleInView(QTreeWidget):
         return sorted(entry[0] for entry in self._seen.values())
 
     def update_from(self, result: FrameResult) -> None:
+        """Record who is in this result; the list is redrawn by :meth:`refresh`, at most every 250 ms."""
         now = time.time()
         in_view = set()
         for face in result.faces:
@@ -100,6 +103,7 @@ class PeopleInView(QTreeWidget):
         self._dirty = True
 
     def refresh(self) -> None:
+        """Redraw the list if anything changed since the last redraw."""
         if not self._dirty:
             return
         self._dirty = False
@@ -169,6 +173,7 @@ class EmptyState(QWidget):
         layout.addStretch(2)
 
     def show_state(self, title: str, message: str, *, camera: bool) -> None:
+        """Say why there is no video; offer the camera retry only when the source is a camera."""
         self.title.setText(title)
         self.message.setText(message)
         self.retry_button.setVisible(camera)

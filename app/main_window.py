@@ -38,8 +38,10 @@ log = logging.getLogger(__name__)
 class MainWindow(QMainWindow):
     """The application window, around an :class:`~app.context.AppContext`; ``autostart`` starts at once."""
 
-    def __init__(self, context: AppContext, *, autostart: bool = False) -> None:
+    def __init__(self, context: AppContext | Settings, *, autostart: bool = False, **options: Any) -> None:
         super().__init__()
+        if isinstance(context, Settings):  # bare settings: a context of its own (``options`` for it)
+            context = AppContext.build(context, **options)
         self.setObjectName("MainWindow")
         self.setWindowTitle("GhostFace")
         self.setWindowIcon(QIcon(str(RESOURCES / "icons" / "ghostface.svg")))
@@ -81,8 +83,9 @@ class MainWindow(QMainWindow):
     # -- building ---------------------------------------------------------------------------------
     def _build_ui(self) -> None:
         self.banner = WarningBanner()
+        self.banner_label = self.banner.label
         self.live = LivePanel()
-        self.video_view = self.live.video_view
+        self.video_view, self.events_panel = self.live.video_view, self.live.events_panel
         self.gallery_panel = GalleryPanel(self.gallery_controller, self._settings, self)
         self.diagnostics = DiagnosticsView(self)
         self.trainer_holder = LazyTrainerTab()
@@ -336,7 +339,7 @@ class MainWindow(QMainWindow):
         return self.trainer_holder.tab
 
     def use_trained_model(self, checkpoint: str) -> None:
-        """ "Use this model": recognise with a trained GhostFaceNetV2 from now on, and save that choice.
+        """Recognise with a trained GhostFaceNetV2 from now on ("Use this model"), and save that choice.
 
         The threshold follows the model (its checkpoint carries the one calibrated on its validation
         pairs; a hand-set one belonged to the previous model). The worker builds the new embedder and

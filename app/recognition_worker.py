@@ -210,6 +210,7 @@ class RecognitionWorker(ThreadWorker):
 
     # -- the loop (worker thread) --------------------------------------------------------------
     def work(self) -> None:
+        """Build the engine, then process the newest frame until asked to stop (or a file ends)."""
         settings = self._settings
         self.source_state.emit(SourceState.OPENING, f"Loading the models for {settings.camera.source}…")
         pipeline, gallery = self._build(settings)

@@ -113,6 +113,7 @@ class TrainingWorker(ThreadWorker):
         self._send(trainer, force=True)
 
     def work(self) -> None:
+        """Train the config; progress, epochs and the log go out as signals, the result as ``finished``."""
         from trainer.loop import Trainer
 
         handler = _SignalLogHandler(self.log_message.emit)

@@ -38,8 +38,10 @@ class WarningBanner(QWidget):
 
 
 class LazyTrainerTab(QWidget):
-    """Holds the trainer tab, built the first time it is shown: the trainer loads torch, which
-    recognition with SFace never needs. A build without the trainer shows why instead.
+    """Holds the trainer tab, built the first time it is shown.
+
+    The trainer loads torch, which recognition with SFace never needs. A build without the trainer
+    shows why instead.
 
     Signals:
         use_model(str): the trainer tab's "Use this model", with the checkpoint path.

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from core._image import read_image
+from core._image import IMAGE_SUFFIXES, read_image
 from core.errors import ImageReadError, SourceError
 
 __all__ = [
@@ -33,7 +33,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+# The photo formats, and TIFF: a folder of frames from a camera or a microscope is often TIFF, which
+# OpenCV decodes; the gallery keeps to the common photo formats.
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES | {".tif", ".tiff"}
 
 # At most this many frames are stepped over to get past a damaged stretch of a video file.
 _MAX_SKIPPED_FRAMES = 10_000
@@ -380,10 +382,12 @@ def _to_bgr(image: np.ndarray) -> np.ndarray:
 
 
 def _read_image(path: Path) -> np.ndarray | None:
-    """The image, or None (the reason logged) for a file that is not one, or not a regular file."""
+    """The image as ``(H, W, 3) uint8`` BGR, or None (the reason logged) when it cannot be read.
+
+    Regular files only, size and pixel count checked first: a named pipe must not block the source and
+    a decompression bomb must not take gigabytes (core/_image.py).
+    """
     try:
-        # Regular files only, size and pixel count checked first: a named pipe must not block the
-        # source and a decompression bomb must not take gigabytes (core/_image.py).
         return read_image(path)
     except ImageReadError as exc:
         logger.warning("%s", exc)

@@ -499,8 +499,12 @@ def _embed_identification_jobs(
     embedder: Embedder,
     progress: ProgressCallback | None,
 ) -> tuple[dict[str, list[np.ndarray]], list[tuple[str, np.ndarray | None]], list[np.ndarray], int]:
-    """Embed every (role, person, photo): the gallery per person, the probes, the distractors, and how
-    many photos gave no face (a probe without a face is kept, as a miss)."""
+    """Embed every (role, person, photo).
+
+    Returns:
+        The gallery per person, the probes, the distractors, and how many photos gave no face (a
+        probe without a face is kept, as a miss).
+    """
     no_face = 0
     gallery: dict[str, list[np.ndarray]] = {}
     probes: list[tuple[str, np.ndarray | None]] = []

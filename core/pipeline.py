@@ -112,22 +112,27 @@ class Pipeline:
 
     @property
     def detector(self) -> Detector:
+        """The detector in use (replaced when the settings name another one or another device)."""
         return self._detector
 
     @property
     def embedder(self) -> Embedder:
+        """The embedder in use (replaced when the settings name another one or another device)."""
         return self._embedder
 
     @property
     def matcher(self) -> Matcher:
+        """The matcher: threshold, margin and the gallery's embeddings."""
         return self._matcher
 
     @property
     def tracker(self) -> Tracker:
+        """The tracker: the live tracks and their identity votes."""
         return self._tracker
 
     @property
     def gallery(self) -> Gallery | GalleryView | None:
+        """The known people (None: everyone is Unknown)."""
         return self._gallery
 
     def set_gallery(self, gallery: Gallery | GalleryView | None) -> None:

@@ -81,6 +81,8 @@ class _Section(BaseModel):
 
 
 class CameraSettings(_Section):
+    """Where the frames come from: a camera, a video file or an image folder, and how fast."""
+
     source: str = Field(
         "0",
         title="Source",
@@ -119,6 +121,8 @@ class CameraSettings(_Section):
 
 
 class DetectionSettings(_Section):
+    """The face detector and what counts as a face."""
+
     detector: str = Field(
         "yunet",
         title="Detector",
@@ -156,6 +160,8 @@ class DetectionSettings(_Section):
 
 
 class RecognitionSettings(_Section):
+    """The embedder and how a face is matched to a gallery person."""
+
     embedder: str = Field(
         "sface",
         title="Embedder",
@@ -204,6 +210,8 @@ def effective_threshold(recognition: RecognitionSettings, suggested: float | Non
 
 
 class TrackingSettings(_Section):
+    """How faces are followed from frame to frame and named by a vote over each track."""
+
     iou_threshold: float = Field(
         0.3, ge=0.05, le=0.95, title="Track overlap", description="Minimum box overlap to continue a track."
     )
@@ -226,6 +234,8 @@ class TrackingSettings(_Section):
 
 
 class DisplaySettings(_Section):
+    """What the live view draws over the video."""
+
     show_boxes: bool = Field(True, title="Show boxes", description="Draw a box around every face.")
     show_landmarks: bool = Field(False, title="Show landmarks", description="Draw the five facial landmarks.")
     show_similarity: bool = Field(
@@ -238,6 +248,8 @@ class DisplaySettings(_Section):
 
 
 class EventSettings(_Section):
+    """When recognition events fire, and how long the history keeps them."""
+
     cooldown_s: float = Field(
         60.0,
         ge=0.0,
@@ -287,6 +299,8 @@ class EventSettings(_Section):
 
 
 class PluginSettings(_Section):
+    """Which plugins run, their settings, and how failures and floods are handled."""
+
     enabled: dict[str, bool] = Field(
         default_factory=dict, title="Enabled plugins", description="Plugin name to enabled state."
     )
@@ -325,6 +339,8 @@ class PluginSettings(_Section):
 
 
 class Settings(_Section):
+    """Every setting of the app, in sections; an immutable snapshot (change it with :meth:`replace`)."""
+
     schema_version: int = SCHEMA_VERSION
     gallery_dir: str = Field(
         "",
@@ -512,8 +528,10 @@ def _drop_bad_keys(data: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
 
 
 def _drop_contradictions(clean: dict[str, Any], warnings: list[str]) -> None:
-    """Reset to their defaults the fields of ``clean`` that break a rule between fields (or name an
-    unknown model), with a warning each, so that one contradiction in an old file costs only itself.
+    """Reset to their defaults the fields of ``clean`` that break a rule between fields.
+
+    Also those that name an unknown model; a warning each, so that one contradiction in an old file
+    costs only itself.
     """
     values: dict[str, Any] = {}
     for name, value in clean.items():

@@ -146,8 +146,11 @@ _NOT_PLUGIN_DATA = frozenset({"models", "plugins", "gallery"})
 
 
 def _plugin_files_mb(data_dir: Path) -> float:
-    """What the plugins wrote: ``plugin-data`` and the folders of the data folder they default to
-    (``attendance``, ``snapshots``), everything but models, plugin code, the gallery and the history."""
+    """What the plugins wrote in the data folder, in MiB.
+
+    That is ``plugin-data`` and the folders the built-ins default to (``attendance``, ``snapshots``):
+    everything but models, plugin code, the gallery and the history.
+    """
     try:
         entries = list(data_dir.iterdir())
     except OSError:

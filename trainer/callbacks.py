@@ -202,7 +202,7 @@ class LogFile:
 
 
 class TerminalProgress:
-    """A one-line progress bar on a terminal (``\\r``-redrawn); plain lines when not a terminal."""
+    r"""A one-line progress bar on a terminal (``\r``-redrawn); plain lines when not a terminal."""
 
     def __init__(self, stream: IO[str] | None = None, width: int = 28, min_interval_s: float = 0.5) -> None:
         self.stream = stream or sys.stderr

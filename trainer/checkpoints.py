@@ -1,5 +1,7 @@
-"""Training checkpoints: everything needed to resume a run exactly (weights, heads, optimizer, schedule,
-position, random-number states, history), written atomically."""
+"""Training checkpoints: everything needed to resume a run exactly, written atomically.
+
+That is the weights, heads, optimizer, schedule, position, random-number states and history.
+"""
 
 from __future__ import annotations
 

@@ -47,7 +47,9 @@ def margin_logits(
         cos: ``(N, C)`` cosines between embeddings and class centres.
         labels: ``(N,)`` int64 class indices in ``[0, C)``.
         scale: the logit scale s.
-        m1, m2, m3: the combined margin.
+        m1: the multiplicative angular margin (SphereFace).
+        m2: the additive angular margin (ArcFace).
+        m3: the additive cosine margin (CosFace).
         easy_margin: apply the additive angular margin only where cos > 0.
 
     Returns:

@@ -35,9 +35,9 @@ def list_embedders() -> list[str]:
 
 
 def parse_spec(spec: str) -> tuple[str, Path | None]:
-    """Split ``"name"`` or ``"name:/path/to/weights"`` into the name and the optional weights path.
+    r"""Split ``"name"`` or ``"name:/path/to/weights"`` into the name and the optional weights path.
 
-    Only the first colon separates, so Windows paths (``ghostfacenetv2:C:\\m.pt``) survive.
+    Only the first colon separates, so Windows paths (``ghostfacenetv2:C:\m.pt``) survive.
 
     Raises:
         UnknownModelError: the name is not registered (the message lists the known ones).
