@@ -19,6 +19,7 @@ from app.gallery_worker import GalleryController, SyncGallery
 from app.notify_plugin import DesktopNotification
 from app.recognition_worker import RecognitionController
 from core.events import EventBus, create_event_bus
+from core.history import History
 from core.paths import config_dir, settings_path
 from core.settings import Settings, load_settings
 
@@ -41,6 +42,7 @@ class AppContext:
         recognition: the live recognition worker's controller.
         gallery: the gallery worker's controller.
         window_state: where the window's geometry is remembered.
+        history: the event history the bus writes into (None when it could not be opened at all).
     """
 
     settings: Settings
@@ -52,6 +54,7 @@ class AppContext:
     recognition: RecognitionController
     gallery: GalleryController
     window_state: QSettings = field(repr=False)
+    history: History | None = None
 
     @classmethod
     def build(
@@ -65,7 +68,8 @@ class AppContext:
         """Start the plugins and make the controllers (no worker thread runs yet); GUI thread only."""
         errors = ErrorReporter()
         notifier = _notifier(errors)
-        event_bus = _start_event_bus(settings, notifier, errors)
+        history = _open_history(errors)
+        event_bus = _start_event_bus(settings, notifier, errors, history)
         # One owner per gallery folder: the gallery worker embeds; the live pipeline reads its view.
         gallery = GalleryController(settings)
         gallery.use_system_trash = system_trash
@@ -83,6 +87,7 @@ class AppContext:
             recognition=recognition,
             gallery=gallery,
             window_state=QSettings(str(config_dir() / "window.ini"), QSettings.Format.IniFormat),
+            history=history,
         )
 
     @classmethod
@@ -137,6 +142,9 @@ class AppContext:
         if self.event_bus is not None:
             self.event_bus.stop()
             self.event_bus = None
+        if self.history is not None:
+            self.history.close()  # writes the events still kept in memory, if it can
+            self.history = None
 
 
 def default_settings_path() -> Path:
@@ -153,15 +161,32 @@ def _notifier(errors: ErrorReporter) -> DesktopNotification | None:
         return None
 
 
+def _open_history(errors: ErrorReporter) -> History | None:
+    try:
+        # A short wait on a history another program holds locked: this runs on the GUI thread. It
+        # then opens read-only, and new events wait in memory until the lock is gone.
+        return History(busy_timeout_s=2.0)
+    except Exception as exc:  # noqa: BLE001 - recognition works without a history; the user is told why
+        log.warning("the event history is not available: %s", exc)
+        errors.texts.append(f"The event history is not available: {exc}")
+        return None
+
+
 def _start_event_bus(
-    settings: Settings, notifier: DesktopNotification | None, errors: ErrorReporter
+    settings: Settings,
+    notifier: DesktopNotification | None,
+    errors: ErrorReporter,
+    history: History | None = None,
 ) -> EventBus | None:
     """The plugins as configured, plus the history recorder, each on its dispatch thread."""
     try:
         extra: list[object] = [notifier] if notifier is not None else []
         # The same assembly as `ghostface run --plugins`; folder and installed plugins are found on a
-        # thread of their own (each imported in its own process), so none delays the window.
-        return create_event_bus(settings, extra_builtins=extra, background=True)
+        # thread of their own (each imported in its own process), so none delays the window. The
+        # history is the context's own, so that the window can say what happened to it.
+        return create_event_bus(
+            settings, extra_builtins=extra, background=True, history=history if history is not None else False
+        )
     except Exception as exc:  # noqa: BLE001 - recognition works without plugins; the user is told why
         log.warning("plugins are not available: %s", exc)
         errors.texts.append(f"Plugins are not available: {exc}")

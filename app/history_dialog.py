@@ -223,9 +223,11 @@ class HistoryDialog(QDialog):
             self.count_label.setText(f"The history cannot be read: {exc}")
         else:
             shown = len(self.events)
-            self.count_label.setText(
-                f"{total} events" if shown == total else f"{total} events; the newest {shown} are shown"
-            )
+            text = f"{total} events" if shown == total else f"{total} events; the newest {shown} are shown"
+            problem = getattr(self.history, "problem", None)
+            if problem:
+                text += f". {problem}"  # a locked, read-only or full history: say why new ones are missing
+            self.count_label.setText(text)
         self.table.setRowCount(len(self.events))
         for row, event in enumerate(self.events):
             thumb = QTableWidgetItem()

@@ -50,6 +50,8 @@ class MainWindow(QMainWindow):
         self.controller, self.gallery_controller = context.recognition, context.gallery
         self._closing = False
         self._start_when_probed = False
+        self._history_notice: str | None = None
+        self._cache_notice = ""
         self._build_ui()
         self._wire()
         self.live.set_display(self._settings.display)
@@ -64,6 +66,7 @@ class MainWindow(QMainWindow):
                 "Safe mode: plugins from the plugins folder and installed packages are not loaded "
                 "(started with --no-plugins or GHOSTFACE_SAFE_MODE)."
             )
+        self._check_history()
         if autostart:
             QTimer.singleShot(0, self.start)
 
@@ -132,6 +135,7 @@ class MainWindow(QMainWindow):
         ctl.frame_ready.connect(self.live.show_result)
         ctl.stats_ready.connect(self.figures.show_stats)
         ctl.stats_ready.connect(self.diagnostics.set_stats)
+        ctl.stats_ready.connect(self._on_stats)
         ctl.engine_ready.connect(self.diagnostics.set_engine)
         ctl.engine_ready.connect(self._on_engine)
         ctl.source_state.connect(self._on_source_state)
@@ -255,6 +259,10 @@ class MainWindow(QMainWindow):
 
     # -- worker reports ---------------------------------------------------------------------------
     def _on_engine(self, info: EngineInfo) -> None:
+        if info.gallery_cache_notice and info.gallery_cache_notice != self._cache_notice:
+            self.show_warning(info.gallery_cache_notice)
+            self.diagnostics.add_error(info.gallery_cache_notice)
+        self._cache_notice = info.gallery_cache_notice
         if info.gallery_people == 0 and not self.gallery_controller.pending:
             message = "The gallery is empty: everyone is Unknown. Add people in the Gallery tab."
             self.statusBar().showMessage(message, 8000)
@@ -273,6 +281,30 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Error: {exc}", 8000)
         if not self.controller.is_running() or self.video_view.result is None:
             self.show_warning(str(exc))
+
+    def _on_stats(self, stats: object) -> None:
+        del stats
+        self._check_history()
+
+    def _check_history(self) -> None:
+        """Show a history that was recovered, or that cannot be written now, in the banner (once each)."""
+        history = self.context.history
+        if history is None:
+            return
+        notice = history.problem
+        if history.recovered_from is not None:
+            recovered = (
+                f"The event history was damaged: it was moved to {history.recovered_from} and a new one "
+                "was started."
+            )
+            notice = f"{recovered} {notice}" if notice else recovered
+            if history.problem is None:
+                # Said once; afterwards only a new problem is news.
+                history.recovered_from = None
+        if notice and notice != self._history_notice:
+            self.show_warning(notice)
+            self.diagnostics.add_error(notice)
+        self._history_notice = notice
 
     def _on_notification(self, title: str, text: str) -> None:
         self.statusBar().showMessage(f"{title}: {text}", 5000)

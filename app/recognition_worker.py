@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -91,6 +92,17 @@ class EngineInfo:
     gallery_dir: str
     gallery_people: int
     gallery_embeddings: int
+    # Why the embedding cache on disk is not in use, or where a damaged one was moved ("" when fine).
+    gallery_cache_notice: str = ""
+
+
+def _cache_notice(gallery: Gallery | GalleryView) -> str:
+    moved = gallery.cache_recovered_from
+    problem = gallery.cache_problem
+    parts = [f"The embedding cache was damaged: it was moved to {moved} and rebuilt."] if moved else []
+    if problem:
+        parts.append(f"{problem[0].upper()}{problem[1:]}.")
+    return " ".join(parts)
 
 
 def _mean_timings(window: deque[StageTimings]) -> StageTimings:
@@ -135,6 +147,9 @@ class _LoopState:
     last_stats: float = 0.0
     last_process: float = 0.0
     faces: int = 0
+    # A file that is there but cannot be opened is not retried until the source changes: unlike a
+    # camera (or a file not there yet), it will not start working by itself.
+    given_up: bool = False
 
 
 class RecognitionWorker(ThreadWorker):
@@ -259,6 +274,7 @@ class RecognitionWorker(ThreadWorker):
                 gallery_dir=str(gallery_root(settings)),
                 gallery_people=_people_in(gallery),
                 gallery_embeddings=int(gallery.snapshot().matrix.shape[0]),
+                gallery_cache_notice=_cache_notice(gallery),
             )
         )
 
@@ -269,6 +285,8 @@ class RecognitionWorker(ThreadWorker):
         if new is None:
             return
         parts = rebuilds(state.settings, new)
+        if Rebuild.SOURCE in parts:
+            state.given_up = False
         if Rebuild.SOURCE in parts and state.feed is not None:
             self._close_feed(state)
             state.ever_ran = False
@@ -293,6 +311,9 @@ class RecognitionWorker(ThreadWorker):
 
     def _next_frame(self, state: _LoopState) -> Frame | object | None:
         """The newest frame; None when there is none yet (or the source is retried); _STOP at the end."""
+        if state.given_up:
+            self.stop_event.wait(0.2)
+            return None
         if state.feed is None:
             state.feed = LatestFrameReader(
                 state.settings.camera,
@@ -317,6 +338,14 @@ class RecognitionWorker(ThreadWorker):
             return _STOP
         message = "The camera stopped delivering frames." if isinstance(item, FeedEnded) else str(item)
         lost = SourceState.LOST if was_running else SourceState.UNAVAILABLE
+        if (
+            lost == SourceState.UNAVAILABLE
+            and not is_camera
+            and Path(state.settings.camera.source).expanduser().is_file()
+        ):
+            state.given_up = True
+            self.source_state.emit(lost, f"{message} Choose another file or a camera.")
+            return None
         self.source_state.emit(lost, f"{message} Retrying every {RETRY_INTERVAL_S:.0f} s…")
         self.stop_event.wait(RETRY_INTERVAL_S)
         return None

@@ -59,7 +59,9 @@ class WindowDialogs(QObject):
 
     def open_history(self) -> HistoryDialog:
         """The event history, searchable and exportable."""
-        dialog = HistoryDialog(parent=self._window)
+        # The history the bus writes into: no second connection (no second wait on a locked file),
+        # and it shows what it holds even while it cannot be written.
+        dialog = HistoryDialog(self._window.context.history, parent=self._window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog

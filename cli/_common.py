@@ -11,12 +11,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from core import engine
 from core.detection import Detector
 from core.embedding import Embedder
 from core.errors import GhostFaceError
 from core.gallery import Gallery
-from core.settings import Settings, load_settings
+from core.settings import Settings, describe_validation_error, load_settings
 
 log = logging.getLogger("ghostface")
 
@@ -50,6 +52,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         recognition["margin"] = args.margin
     try:
         return settings.replace(detection=detection, recognition=recognition)
+    except ValidationError as exc:
+        # One line a person can act on, not pydantic's multi-line dump with its documentation links.
+        raise CliError(f"invalid option value: {describe_validation_error(exc)}") from None
     except ValueError as exc:
         raise CliError(f"invalid option value: {exc}") from exc
 

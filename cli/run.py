@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import cv2
 import numpy as np
@@ -86,6 +86,15 @@ def _is_video(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() not in IMAGE_EXTENSIONS
 
 
+def _open_events(path: Path) -> TextIO:
+    """The events file, open for writing; the error names it (not only the folder that failed)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "w", encoding="utf-8")  # noqa: SIM115 - the caller closes it
+    except OSError as exc:
+        raise CliError(f"cannot write the events file {path}: {exc.strerror or exc}") from exc
+
+
 class _Outputs:
     """Where a run's results go: the counted events, the events file, the annotated video."""
 
@@ -98,8 +107,7 @@ class _Outputs:
         self._writer: cv2.VideoWriter | None = None
         self._events_file = None
         if args.events:
-            Path(args.events).parent.mkdir(parents=True, exist_ok=True)
-            self._events_file = open(args.events, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._events_file = _open_events(Path(args.events))
 
     def events(self, events: Sequence[RecognitionEvent]) -> None:
         """Count the events, hand them to the plugins, and write them as JSON lines when asked to."""

@@ -37,6 +37,8 @@ logger = logging.getLogger(__name__)
 # OpenCV decodes; the gallery keeps to the common photo formats.
 IMAGE_EXTENSIONS = IMAGE_SUFFIXES | {".tif", ".tiff"}
 
+# At most this many frames are stepped over to get past a damaged stretch of a video file.
+_MAX_SKIPPED_FRAMES = 10_000
 # A camera that fails this many reads in a row is taken as lost (unplugged, taken by another app).
 DEFAULT_MAX_FAILED_READS = 25
 # Pause between failed camera reads, so that a brief stall is not mistaken for a lost camera.
@@ -228,7 +230,7 @@ class _CaptureSource(FrameSource):
             if ok and image is not None and image.size:
                 return _to_bgr(image), decode_ms
             if not self.is_camera:
-                return None
+                return None if first else self._skip_damage(start)
             failures += 1
             if failures >= self._max_failed_reads:
                 if first:
@@ -238,6 +240,35 @@ class _CaptureSource(FrameSource):
                     f"({failures} reads in a row failed): it was unplugged or taken by another application"
                 )
             time.sleep(_FAILED_READ_PAUSE_S)
+
+    def _skip_damage(self, start: float) -> tuple[np.ndarray, float] | None:
+        """After a failed read inside a file of known length, the next frame that decodes, or None.
+
+        A damaged stretch of an mp4 makes ``read()`` fail while ``grab()`` still moves on through the
+        packets: stepping over the hole keeps the rest of the video (seeking does not help, it lands
+        before the hole again).
+        """
+        position = self._pass_index
+        if not self.frame_count or position >= self.frame_count - 1:
+            return None  # the real end, or a file whose length is unknown
+        # Not part of VideoCaptureLike: a stand-in capture without them simply ends at the hole.
+        grab, retrieve = getattr(self._cap, "grab", None), getattr(self._cap, "retrieve", None)
+        if grab is None or retrieve is None:
+            return None
+        for tries in range(1, min(self.frame_count - position, _MAX_SKIPPED_FRAMES) + 1):
+            if not grab():
+                continue
+            ok, image = retrieve()
+            if ok and image is not None and image.size:
+                logger.warning(
+                    "%s: a damaged stretch after frame %d was skipped (%d frames)",
+                    self.description,
+                    position,
+                    tries,
+                )
+                self._pass_index += tries  # keeps the time stamps of what follows on the file's clock
+                return _to_bgr(image), (time.perf_counter() - start) * 1000.0
+        return None
 
     def _read(self) -> Frame | None:
         if self._pending is not None:
@@ -351,10 +382,15 @@ def _to_bgr(image: np.ndarray) -> np.ndarray:
 
 
 def _read_image(path: Path) -> np.ndarray | None:
-    """The image as ``(H, W, 3) uint8`` BGR, or None when it cannot be read (a folder source skips it)."""
+    """The image as ``(H, W, 3) uint8`` BGR, or None (the reason logged) when it cannot be read.
+
+    Regular files only, size and pixel count checked first: a named pipe must not block the source and
+    a decompression bomb must not take gigabytes (core/_image.py).
+    """
     try:
         return read_image(path)
-    except ImageReadError:
+    except ImageReadError as exc:
+        logger.warning("%s", exc)
         return None
 
 
@@ -369,8 +405,11 @@ def camera_index(spec: Any) -> int | None:
         return None
     if isinstance(spec, int):
         return spec
-    if isinstance(spec, str) and spec.strip().isdigit():
-        return int(spec.strip())
+    if isinstance(spec, str):
+        text = spec.strip()
+        # "-1" too: a mistyped camera index, to be refused as one rather than looked for as a file.
+        if text.isdigit() or (text.startswith("-") and text[1:].isdigit()):
+            return int(text)
     return None
 
 

@@ -116,3 +116,17 @@ class GalleryView:
         with self._lock:
             gallery = self._gallery
         return gallery.snapshot() if gallery is not None else _EMPTY
+
+    @property
+    def cache_problem(self) -> str | None:
+        """Why the owner's embedding cache on disk is not in use (see :class:`~core.gallery.Gallery`)."""
+        with self._lock:
+            gallery = self._gallery
+        return gallery.cache_problem if gallery is not None else None
+
+    @property
+    def cache_recovered_from(self) -> Path | None:
+        """Where the owner's damaged embedding cache was moved, else None."""
+        with self._lock:
+            gallery = self._gallery
+        return gallery.cache_recovered_from if gallery is not None else None

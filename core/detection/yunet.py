@@ -7,6 +7,7 @@ import logging
 import cv2
 import numpy as np
 
+from core._opencv import quiet_opencv
 from core.detection._base import Detector, RawDetections
 from core.modelstore import ModelStore, default_store
 
@@ -45,11 +46,20 @@ class YuNetDetector(Detector):
         super().__init__(
             score_threshold=score_threshold, nms_threshold=nms_threshold, device="cpu", max_side=max_side
         )
-        self.model_path = (store or default_store()).resolve(self.model_id)
+        # The network is built from the very bytes whose SHA-256 was checked, not from the path.
+        model = (store or default_store()).load_verified(self.model_id)
+        self.model_path = model.path
         self._model_threshold = min(_MIN_MODEL_THRESHOLD, self.score_threshold)
-        self._net = cv2.FaceDetectorYN.create(
-            str(self.model_path), "", (320, 320), self._model_threshold, self.nms_threshold, _TOP_K
-        )
+        with quiet_opencv():
+            self._net = cv2.FaceDetectorYN.create(
+                "onnx",
+                np.frombuffer(model.data, np.uint8),
+                np.zeros(0, np.uint8),
+                (320, 320),
+                self._model_threshold,
+                self.nms_threshold,
+                _TOP_K,
+            )
         self._input_size: tuple[int, int] = (320, 320)
         self._model_nms = self.nms_threshold
 

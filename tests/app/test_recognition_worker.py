@@ -236,3 +236,18 @@ def test_a_stage_that_cannot_be_built_is_reported_and_the_video_goes_on(
     qtbot.waitUntil(lambda: len(results) >= after + 5, timeout=START_TIMEOUT_MS)
     assert len(errors) == 1, "the failed change is reported once, not once per frame"
     assert controller.is_running()
+
+
+def test_a_file_that_is_not_a_video_is_reported_once_not_retried_forever(
+    qtbot, controller: RecognitionController, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("this is not a video\n" * 100)
+    states: list[tuple[str, str]] = []
+    controller.source_state.connect(lambda state, msg: states.append((state, msg)))
+    controller.start(_settings(notes))
+    qtbot.waitUntil(lambda: any(s == SourceState.UNAVAILABLE for s, _ in states), timeout=START_TIMEOUT_MS)
+    qtbot.wait(5000)  # two retry intervals
+    unavailable = [m for s, m in states if s == SourceState.UNAVAILABLE]
+    assert len(unavailable) == 1 and "notes.mp4" in unavailable[0] and "Retrying" not in unavailable[0]
+    assert controller.is_running()  # still there: choosing another source starts it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 import core.modelstore as modelstore
 from core import paths
+from core.detection import create_detector
 from core.errors import ModelIntegrityError, ModelNotFoundError, UnknownModelError
 from core.modelstore import ModelSpec, ModelStore, default_store, get_model_spec, list_model_specs, sha256_of
 
@@ -125,30 +127,29 @@ def test_corrupt_file_is_rejected_with_both_hashes(
     assert not broken.verified and broken.error and "SHA-256" in broken.error
 
 
-def test_verified_hash_is_cached_and_a_changed_file_is_rehashed(
-    yunet_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_file_altered_with_its_old_size_and_time_is_refused(yunet_file: Path, tmp_path: Path) -> None:
+    # Issue 12, point 7: digests were cached on path + size + mtime, so this file passed the pin.
     copy = tmp_path / YUNET.filename
     shutil.copy(yunet_file, copy)
     store = ModelStore(search_paths=[tmp_path])
-    calls: list[Path] = []
-    real = modelstore.sha256_of
-
-    def counting(path: Path) -> str:
-        calls.append(path)
-        return real(path)
-
-    monkeypatch.setattr(modelstore, "sha256_of", counting)
     assert store.resolve("yunet") == copy
-    assert ModelStore(search_paths=[tmp_path]).resolve("yunet") == copy  # a new store: the cache is on disk
-    assert len(calls) == 1
-    # Same size, new content and mtime: must be hashed again, and rejected.
-    _flip_byte(copy)
+    assert store.load_verified("yunet").sha256 == YUNET.sha256
     stat = copy.stat()
-    os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+    _flip_byte(copy)
+    os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size, same mtime
+    for attempt in (store.resolve, ModelStore(search_paths=[tmp_path]).resolve, store.load_verified):
+        with pytest.raises(ModelIntegrityError):
+            attempt("yunet")
     with pytest.raises(ModelIntegrityError):
-        store.resolve("yunet")
-    assert len(calls) == 2
+        create_detector("yunet", store=store)
+
+
+def test_the_bytes_loaded_are_the_bytes_verified(yunet_file: Path, tmp_path: Path) -> None:
+    copy = tmp_path / YUNET.filename
+    shutil.copy(yunet_file, copy)
+    model = ModelStore(search_paths=[tmp_path]).load_verified("yunet")
+    assert model.data == yunet_file.read_bytes() and model.path == copy
+    assert hashlib.sha256(model.data).hexdigest() == model.sha256 == YUNET.sha256
 
 
 def test_unpinned_model_is_accepted_and_its_hash_reported(tmp_path: Path) -> None:

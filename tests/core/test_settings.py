@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from core import paths
-from core.settings import SCHEMA_VERSION, Settings, SettingsError, load_settings, save_settings
+from core.settings import (
+    SCHEMA_VERSION,
+    Settings,
+    SettingsError,
+    describe_validation_error,
+    load_settings,
+    save_settings,
+)
 
 
 def test_missing_file_gives_defaults_without_warnings(tmp_path: Path) -> None:
@@ -133,3 +141,23 @@ def test_an_old_file_loses_only_its_contradictions_and_typos(tmp_path: Path) -> 
     path.write_text(json.dumps({"tracking": {"confirm_votes": 10, "vote_window": 12}}))
     loaded = load_settings(path)
     assert loaded.warnings == () and loaded.settings.tracking.confirm_votes == 10
+
+
+def test_a_bad_value_is_described_in_one_clear_line() -> None:
+    with pytest.raises(ValidationError) as err:
+        Settings().replace(recognition={"similarity_threshold": 5.0})
+    message = describe_validation_error(err.value)
+    assert message.startswith("recognition.similarity_threshold = 5.0: ") and "\n" not in message
+    assert "pydantic" not in message
+
+
+def test_load_settings_leaves_showing_the_warnings_to_its_caller(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The CLI printed each settings warning twice: once logged here, once by itself.
+    path = tmp_path / "settings.json"
+    path.write_text('{"recognition": {"similarity_threshold": 7}, "bogus": 1}')
+    with caplog.at_level(logging.WARNING):
+        result = load_settings(path)
+    assert len(result.warnings) == 2
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
