@@ -492,14 +492,17 @@ def export_onnx(model: GhostFaceNetV2, path: str | Path, *, opset: int = 17) -> 
     return path
 
 
-def _read_checkpoint(path: Path, map_location: str | torch.device) -> Any:
-    if not path.is_file():
+def _read_checkpoint(path: Path | bytes, map_location: str | torch.device, source: str) -> Any:
+    if isinstance(path, Path) and not path.is_file():
         raise ModelNotFoundError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # a damaged file can fail deep in the unpickler with any error type
+        # Bytes: the very bytes whose hash was checked, so a file swapped after the check is not loaded.
+        return torch.load(
+            io.BytesIO(path) if isinstance(path, bytes) else path, map_location=map_location, weights_only=True
+        )
+    except Exception as exc:  # noqa: BLE001 - a damaged file can fail deep in the unpickler with any error type
         raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint (truncated, corrupt or another kind of file): "
+            f"{source} is not a readable PyTorch checkpoint (truncated, corrupt or another kind of file): "
             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         ) from exc
 
@@ -635,10 +638,11 @@ def _check_fit(model: nn.Module, state: Mapping[str, torch.Tensor], source: str)
 
 
 def load_backbone(
-    path_or_state: str | Path | Mapping[str, Any],
+    path_or_state: str | Path | bytes | Mapping[str, Any],
     *,
     map_location: str | torch.device = "cpu",
     arch: Mapping[str, Any] | None = None,
+    source: str | None = None,
 ) -> GhostFaceNetV2:
     """Build a GhostFaceNetV2 and load weights into it, in eval mode.
 
@@ -647,9 +651,10 @@ def load_backbone(
     loaded. For a raw state dict the architecture is inferred from the shapes (:func:`infer_arch`).
 
     Args:
-        path_or_state: checkpoint file, or a loaded checkpoint / state dict.
+        path_or_state: checkpoint file, its bytes, or a loaded checkpoint / state dict.
         map_location: where tensors are loaded (as for :func:`torch.load`).
         arch: constructor arguments that override the stored or inferred ones.
+        source: how messages name the checkpoint (default: its path).
 
     Raises:
         ModelNotFoundError: the file does not exist.
@@ -657,10 +662,13 @@ def load_backbone(
             fit the architecture (the message names the first mismatching keys and shapes).
     """
     if isinstance(path_or_state, str | Path):
-        source = str(path_or_state)
-        loaded = _read_checkpoint(Path(path_or_state), map_location)
+        source = source or str(path_or_state)
+        loaded = _read_checkpoint(Path(path_or_state), map_location, source)
+    elif isinstance(path_or_state, bytes):
+        source = source or "checkpoint"
+        loaded = _read_checkpoint(path_or_state, map_location, source)
     else:
-        source = "state dict"
+        source = source or "state dict"
         loaded = path_or_state
     state, stored_arch, meta = _as_state_dict(loaded, source)
     # The original's optional ImageNet-style classifier is not part of the embedding network.

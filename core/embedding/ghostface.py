@@ -10,6 +10,7 @@ path for CUDA and the fallback when the export or its check fails.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from pathlib import Path
@@ -24,7 +25,7 @@ from core._atomic import atomic_write_text
 from core.embedding._base import CROP_SIZE, Embedder
 from core.errors import CheckpointError, ModelNotFoundError
 from core.ghostfacenet import GhostFaceNetV2, export_onnx, load_backbone, to_memory_format
-from core.modelstore import ModelStore, default_store, sha256_of
+from core.modelstore import ModelStore, default_store
 from core.runtime import apply_torch_threads
 
 __all__ = ["GhostFaceEmbedder", "Runtime", "calibrated_threshold", "deployed_onnx", "resolve_device"]
@@ -112,17 +113,18 @@ def _deployed_onnx(model: GhostFaceNetV2, digest: str, cache: Path | None) -> tu
     onnx_path = folder / f"ghostfacenetv2-{digest[:16]}.onnx"
     pin = onnx_path.with_suffix(".onnx.sha256")
     try:
-        if (
-            onnx_path.is_file()
-            and pin.is_file()
-            and pin.read_text(encoding="ascii").strip() == sha256_of(onnx_path)
-        ):
-            return cv2.dnn.readNetFromONNX(str(onnx_path)), onnx_path
+        if onnx_path.is_file() and pin.is_file():
+            # Hashed and loaded from the same bytes: a file changed after the check is never run.
+            data = onnx_path.read_bytes()
+            if pin.read_text(encoding="ascii").strip() == hashlib.sha256(data).hexdigest():
+                return cv2.dnn.readNetFromONNX(np.frombuffer(data, np.uint8)), onnx_path
+            log.warning("cached deployed model %s does not match its pin; exporting it again", onnx_path)
     except (OSError, cv2.error) as exc:
         log.warning("cached deployed model %s is unreadable (%s); exporting it again", onnx_path, exc)
     try:
         export_onnx(model, onnx_path)
-        net = cv2.dnn.readNetFromONNX(str(onnx_path))
+        data = onnx_path.read_bytes()
+        net = cv2.dnn.readNetFromONNX(np.frombuffer(data, np.uint8))
     except (OSError, cv2.error) as exc:
         raise CheckpointError(f"cannot deploy GhostFaceNetV2 to {onnx_path}: {exc}") from exc
     agreement = _check_deployed(model, net)
@@ -131,7 +133,7 @@ def _deployed_onnx(model: GhostFaceNetV2, digest: str, cache: Path | None) -> tu
         raise CheckpointError(
             f"the deployed GhostFaceNetV2 disagrees with PyTorch (cosine {agreement:.5f} < {DEPLOY_MIN_COSINE})"
         )
-    atomic_write_text(pin, sha256_of(onnx_path) + "\n")
+    atomic_write_text(pin, hashlib.sha256(data).hexdigest() + "\n")
     log.info("GhostFaceNetV2 deployed to %s (cosine to PyTorch %.6f)", onnx_path, agreement)
     return net, onnx_path
 
@@ -164,24 +166,29 @@ class GhostFaceEmbedder(Embedder):
         store: ModelStore | None = None,
         runtime: Runtime = "auto",
     ) -> None:
+        # The bytes are read once, hashed, and loaded from memory: what runs is what was verified.
         if checkpoint is None:
             store = store or default_store()
             try:
-                checkpoint = store.resolve(MODEL_ID)
+                verified = store.load_verified(MODEL_ID)
             except ModelNotFoundError as exc:
                 raise ModelNotFoundError(
                     f"{exc}\nNo GhostFaceNetV2 model is installed yet: train one (ghostface train) and "
                     f"use the embedder 'ghostfacenetv2:<checkpoint.pt>', or use 'sface'."
                 ) from exc
-            digest = store.verify(MODEL_ID, checkpoint)
+            checkpoint, data, digest = verified.path, verified.data, verified.sha256
         else:
             checkpoint = Path(checkpoint).expanduser()
             if not checkpoint.is_file():
                 raise ModelNotFoundError(f"GhostFaceNetV2 checkpoint not found: {checkpoint}")
-            digest = sha256_of(checkpoint)
+            try:
+                data = checkpoint.read_bytes()
+            except OSError as exc:
+                raise ModelNotFoundError(f"cannot read {checkpoint}: {exc.strerror or exc}") from exc
+            digest = hashlib.sha256(data).hexdigest()
         apply_torch_threads()
         torch_device = resolve_device(device)
-        model = load_backbone(checkpoint, map_location="cpu")
+        model = load_backbone(data, map_location="cpu", source=str(checkpoint))
         if model.arch.get("input_size", CROP_SIZE) != CROP_SIZE:
             raise CheckpointError(
                 f"{checkpoint} was built for {model.arch['input_size']}-pixel faces; the embedder feeds "
