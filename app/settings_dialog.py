@@ -1,8 +1,9 @@
 """The settings dialog: every field of :class:`core.settings.Settings`, applied live to the running pipeline.
 
 The dialog snapshots the live settings when it opens. Every edit emits :attr:`SettingsDialog.settings_changed`
-with a new immutable snapshot (debounced, so a slider drag or a typed number does not rebuild a stage per
-keystroke); OK saves, Cancel re-applies the snapshot from the opening, Restore defaults asks first.
+with a new immutable snapshot once a value is committed (Enter, focus out, a step, a slider release: a
+number half typed or a slider mid-drag is never applied), debounced; OK saves, Cancel re-applies the
+snapshot from the opening, Restore defaults asks first.
 Tooltips are the pydantic field descriptions, so the model is the one place a setting is documented.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -87,7 +89,12 @@ def available_devices(current: str = "cpu") -> list[str]:
 
 
 class _FloatEdit(QWidget):
-    """A spin box, with a slider beside it when the range is a threshold's."""
+    """A spin box, with a slider beside it when the range is a threshold's.
+
+    ``valueChanged`` fires only for a committed value: Enter, focus out, an arrow key or spin step, a
+    slider release or a slider key. A number being typed passes through others (``0`` and ``0.`` on the
+    way to ``0.45``) and a drag through many; applying those would, for a moment, recognise strangers.
+    """
 
     valueChanged = Signal(float)  # noqa: N815 - Qt naming
 
@@ -99,28 +106,53 @@ class _FloatEdit(QWidget):
         self.spin.setRange(lo, hi)
         self.spin.setDecimals(decimals)
         self.spin.setSingleStep(10 ** (-decimals) if slider else max((hi - lo) / 100, 0.1))
+        self.spin.setKeyboardTracking(False)
+        self._scale = 10**decimals
         self.slider: QSlider | None = None
         if slider:
             self.slider = QSlider(Qt.Orientation.Horizontal)
-            self._scale = 10**decimals
             self.slider.setRange(round(lo * self._scale), round(hi * self._scale))
-            self.slider.valueChanged.connect(lambda v: self.spin.setValue(v / self._scale))
+            # Without tracking, valueChanged comes on release (and on the slider's own keys) only;
+            # while dragging, the spin box shows the position without applying it.
+            self.slider.setTracking(False)
+            self.slider.sliderMoved.connect(self._preview)
+            self.slider.valueChanged.connect(self._slider_committed)
             layout.addWidget(self.slider, 1)
         self.spin.valueChanged.connect(self._spin_changed)
         layout.addWidget(self.spin)
+        self._committed = float(self.spin.value())
+
+    def _preview(self, position: int) -> None:
+        self.spin.blockSignals(True)
+        self.spin.setValue(position / self._scale)
+        self.spin.blockSignals(False)
+
+    def _slider_committed(self, position: int) -> None:
+        # The spin box may already show this value (the drag previewed it), so commit explicitly.
+        self._preview(position)
+        self._commit(float(self.spin.value()))
 
     def _spin_changed(self, value: float) -> None:
         if self.slider is not None:
             self.slider.blockSignals(True)
             self.slider.setValue(round(value * self._scale))
             self.slider.blockSignals(False)
-        self.valueChanged.emit(value)
+        self._commit(float(value))
+
+    def _commit(self, value: float) -> None:
+        if value != self._committed:
+            self._committed = value
+            self.valueChanged.emit(value)
 
     def value(self) -> float:
-        return float(self.spin.value())
+        """The committed value (a number still being typed, or a slider being dragged, is not one)."""
+        return self._committed
 
     def setValue(self, value: float) -> None:  # noqa: N802 - Qt naming
+        """Show ``value`` in the spin box and the slider, as committed."""
         self.spin.setValue(value)
+        # A value equal to the shown one emits nothing from the spin box, but is committed all the same.
+        self._committed = float(self.spin.value())
 
 
 class SettingsDialog(QDialog):
@@ -203,6 +235,16 @@ class SettingsDialog(QDialog):
         restore.clicked.connect(self.restore_defaults)
         return buttons
 
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt naming
+        """Enter commits the number being typed (the field has done so by now); it does not press OK.
+
+        The dialog is tuned in while the video runs: closing it on every Enter would end the tuning.
+        """
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
     def _poll_devices(self) -> None:
         """Add the CUDA devices to the list once the background probe has found them."""
         from app.diagnostics import known_devices
@@ -274,6 +316,8 @@ class SettingsDialog(QDialog):
             lo, hi = field_bounds(info)
             spin = QSpinBox()
             spin.setRange(int(lo if lo is not None else -(2**31)), int(hi if hi is not None else 2**31 - 1))
+            # Typed numbers apply on Enter, focus out or a step, never digit by digit (see _FloatEdit).
+            spin.setKeyboardTracking(False)
             spin.valueChanged.connect(self._changed)
             self._setters[ident] = spin.setValue
             self._getters[ident] = spin.value
@@ -294,7 +338,14 @@ class SettingsDialog(QDialog):
                 combo = QComboBox()
                 combo.setEditable(key != "device")
                 combo.addItems(choices)
-                combo.currentTextChanged.connect(self._changed)
+                if combo.isEditable():
+                    # A typed source applies when committed (Enter, focus out), not letter by letter.
+                    combo.activated.connect(self._changed)
+                    line_edit = combo.lineEdit()
+                    assert line_edit is not None
+                    line_edit.editingFinished.connect(self._changed)
+                else:
+                    combo.currentIndexChanged.connect(self._changed)
 
                 def set_text(value: str, combo: QComboBox = combo) -> None:
                     if combo.findText(value) < 0:
