@@ -19,6 +19,7 @@ from pydantic.fields import FieldInfo
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -680,6 +681,10 @@ class SettingsDialog(QDialog):
         self._emit_now()
 
     def accept(self) -> None:
+        """OK: commit a number still being typed, then save, unless a chosen model cannot load."""
+        # OK is a commit too: a number typed into a field that never lost the focus is not lost.
+        for spin in self.findChildren(QAbstractSpinBox):
+            spin.interpretText()
         self.flush()
         try:
             final = self.current_settings()

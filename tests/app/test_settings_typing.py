@@ -158,3 +158,13 @@ def test_typing_into_the_running_apps_dialog_never_reaches_the_worker_half_typed
     assert all(e.similarity >= 0.36 for e in named), [(e.person, e.similarity) for e in named]
     dialog.reject()
     window.close()
+
+
+def test_ok_commits_a_number_still_being_typed(qtbot) -> None:
+    saved: list[Settings] = []
+    dialog = SettingsDialog(_hand_set(0.36), save=saved.append, devices=["cpu"])
+    qtbot.addWidget(dialog)
+    _show(qtbot, dialog)
+    _type_into_threshold(qtbot, dialog, "0.45")
+    dialog.accept()  # OK by its shortcut: the field may never have lost the focus
+    assert [s.recognition.similarity_threshold for s in saved] == [0.45]
