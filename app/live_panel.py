@@ -264,6 +264,15 @@ class LivePanel(QSplitter):
                 camera=False,
             )
 
+    def show_load_error(self, message: str) -> None:
+        """The models could not be loaded: that is the state of the view, not "Ready"."""
+        self.live_stack.setCurrentWidget(self.empty_state)
+        self.empty_state.show_state(
+            "The models could not be loaded",
+            f"{message}\n\nChoose another model in Settings (Ctrl+,), or locate its file there.",
+            camera=False,
+        )
+
     def show_no_camera(self) -> None:
         """The first-class "no camera" state: what to do instead."""
         self.live_stack.setCurrentWidget(self.empty_state)

@@ -20,6 +20,7 @@ from app.diagnostics import DiagnosticsView
 from app.gallery_panel import GalleryPanel
 from app.icons import RESOURCES, icon
 from app.live_panel import LivePanel
+from app.model_choices import MODEL_LOAD_ERRORS
 from app.recognition_worker import EngineInfo, SourceState
 from app.sources import CameraSources, is_camera_spec
 from app.status_figures import StatusFigures
@@ -28,7 +29,7 @@ from app.window_dialogs import WindowDialogs
 from app.window_parts import LazyTrainerTab, WarningBanner
 from core.engine import gallery_root
 from core.events import safe_mode_requested
-from core.settings import Settings, save_settings
+from core.settings import Rebuild, Settings, rebuilds, save_settings
 
 __all__ = ["MainWindow", "create_window"]
 
@@ -52,6 +53,9 @@ class MainWindow(QMainWindow):
         self._start_when_probed = False
         self._history_notice: str | None = None
         self._cache_notice = ""
+        # Why the last start could not load its models; shown as the Live view's state until the
+        # models change or the next start.
+        self._load_error: str | None = None
         self._build_ui()
         self._wire()
         self.live.set_display(self._settings.display)
@@ -158,7 +162,12 @@ class MainWindow(QMainWindow):
     # -- settings ---------------------------------------------------------------------------------
     def apply_settings(self, settings: Settings, *, save: bool = False) -> None:
         """Make ``settings`` live everywhere (pipeline, display, gallery); optionally save them."""
-        self._settings = settings
+        old, self._settings = self._settings, settings
+        models_changed = bool({Rebuild.DETECTOR, Rebuild.EMBEDDER} & set(rebuilds(old, settings)))
+        if models_changed and self._load_error is not None:
+            self._load_error = None
+            if not self.controller.is_running():
+                self._show_idle_state()
         self.controller.apply_settings(settings)
         self.live.set_display(settings.display)
         self.gallery_controller.apply_settings(settings)
@@ -230,6 +239,7 @@ class MainWindow(QMainWindow):
             self._show_no_camera()
             return
         # With the probe still running, start anyway: a missing camera is reported by the worker.
+        self._load_error = None
         self.live.show_starting()
         self.controller.start(self._settings)
 
@@ -252,7 +262,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("No camera found: open a video file instead (Ctrl+O)")
 
     def _show_idle_state(self) -> None:
-        if self.sources.none_found(self._settings.camera.source):
+        if self._load_error is not None:
+            self.live.show_load_error(self._load_error)
+        elif self.sources.none_found(self._settings.camera.source):
             self._show_no_camera()
         else:
             self.live.show_idle(self._settings.camera.source, self.sources.cameras)
@@ -279,6 +291,13 @@ class MainWindow(QMainWindow):
     def _on_error(self, exc: BaseException) -> None:
         self.diagnostics.add_error(f"{type(exc).__name__}: {exc}")
         self.statusBar().showMessage(f"Error: {exc}", 8000)
+        if isinstance(exc, MODEL_LOAD_ERRORS):
+            self.dialogs.model_failed(exc)
+            if self.controller.frames_received == 0:
+                # The run could not start: the Live view says why, instead of a banner over "Ready".
+                self._load_error = str(exc)
+                self.live.show_load_error(self._load_error)
+                return
         if not self.controller.is_running() or self.video_view.result is None:
             self.show_warning(str(exc))
 

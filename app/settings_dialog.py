@@ -1,8 +1,9 @@
 """The settings dialog: every field of :class:`core.settings.Settings`, applied live to the running pipeline.
 
 The dialog snapshots the live settings when it opens. Every edit emits :attr:`SettingsDialog.settings_changed`
-with a new immutable snapshot (debounced, so a slider drag or a typed number does not rebuild a stage per
-keystroke); OK saves, Cancel re-applies the snapshot from the opening, Restore defaults asks first.
+with a new immutable snapshot once a value is committed (Enter, focus out, a step, a slider release: a
+number half typed or a slider mid-drag is never applied), debounced; OK saves, Cancel re-applies the
+snapshot from the opening, Restore defaults asks first.
 Tooltips are the pydantic field descriptions, so the model is the one place a setting is documented.
 """
 
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -35,8 +39,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.detection import list_detectors
-from core.embedding import list_embedders
+from app.model_choices import ModelChoice, ModelKind, install_model_file, model_choice, model_choices
+from core.embedding import parse_spec
+from core.errors import GhostFaceError
+from core.modelstore import ModelStore, default_store
 from core.settings import Settings
 
 __all__ = ["SettingsDialog", "available_devices", "field_bounds"]
@@ -52,6 +58,11 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("display", "Display"),
     ("events", "Events"),
 )
+# The settings fields that name a model, and which list each one is.
+MODEL_FIELDS: dict[tuple[str, str], ModelKind] = {
+    ("detection", "detector"): ModelKind.DETECTOR,
+    ("recognition", "embedder"): ModelKind.EMBEDDER,
+}
 # Milliseconds an edit must rest before it is applied to the pipeline.
 DEBOUNCE_MS = 80
 # Float fields whose whole range fits a slider (thresholds); others get a spin box only.
@@ -87,7 +98,12 @@ def available_devices(current: str = "cpu") -> list[str]:
 
 
 class _FloatEdit(QWidget):
-    """A spin box, with a slider beside it when the range is a threshold's."""
+    """A spin box, with a slider beside it when the range is a threshold's.
+
+    ``valueChanged`` fires only for a committed value: Enter, focus out, an arrow key or spin step, a
+    slider release or a slider key. A number being typed passes through others (``0`` and ``0.`` on the
+    way to ``0.45``) and a drag through many; applying those would, for a moment, recognise strangers.
+    """
 
     valueChanged = Signal(float)  # noqa: N815 - Qt naming
 
@@ -99,28 +115,53 @@ class _FloatEdit(QWidget):
         self.spin.setRange(lo, hi)
         self.spin.setDecimals(decimals)
         self.spin.setSingleStep(10 ** (-decimals) if slider else max((hi - lo) / 100, 0.1))
+        self.spin.setKeyboardTracking(False)
+        self._scale = 10**decimals
         self.slider: QSlider | None = None
         if slider:
             self.slider = QSlider(Qt.Orientation.Horizontal)
-            self._scale = 10**decimals
             self.slider.setRange(round(lo * self._scale), round(hi * self._scale))
-            self.slider.valueChanged.connect(lambda v: self.spin.setValue(v / self._scale))
+            # Without tracking, valueChanged comes on release (and on the slider's own keys) only;
+            # while dragging, the spin box shows the position without applying it.
+            self.slider.setTracking(False)
+            self.slider.sliderMoved.connect(self._preview)
+            self.slider.valueChanged.connect(self._slider_committed)
             layout.addWidget(self.slider, 1)
         self.spin.valueChanged.connect(self._spin_changed)
         layout.addWidget(self.spin)
+        self._committed = float(self.spin.value())
+
+    def _preview(self, position: int) -> None:
+        self.spin.blockSignals(True)
+        self.spin.setValue(position / self._scale)
+        self.spin.blockSignals(False)
+
+    def _slider_committed(self, position: int) -> None:
+        # The spin box may already show this value (the drag previewed it), so commit explicitly.
+        self._preview(position)
+        self._commit(float(self.spin.value()))
 
     def _spin_changed(self, value: float) -> None:
         if self.slider is not None:
             self.slider.blockSignals(True)
             self.slider.setValue(round(value * self._scale))
             self.slider.blockSignals(False)
-        self.valueChanged.emit(value)
+        self._commit(float(value))
+
+    def _commit(self, value: float) -> None:
+        if value != self._committed:
+            self._committed = value
+            self.valueChanged.emit(value)
 
     def value(self) -> float:
-        return float(self.spin.value())
+        """The committed value (a number still being typed, or a slider being dragged, is not one)."""
+        return self._committed
 
     def setValue(self, value: float) -> None:  # noqa: N802 - Qt naming
+        """Show ``value`` in the spin box and the slider, as committed."""
         self.spin.setValue(value)
+        # A value equal to the shown one emits nothing from the spin box, but is committed all the same.
+        self._committed = float(self.spin.value())
 
 
 class SettingsDialog(QDialog):
@@ -132,6 +173,10 @@ class SettingsDialog(QDialog):
         save: called with the final settings on OK (the main window persists them).
         devices: the devices to offer; None asks :func:`available_devices`.
         cameras: the camera indexes found (the dialog never probes devices itself).
+        store: where model files are looked for; None means :func:`core.modelstore.default_store`.
+
+    A model whose file is missing is marked in its list and offers "Locate file…"; it is never
+    applied live nor saved: the last working choice stays, and the dialog says why.
 
     Signals:
         settings_changed(Settings): a new snapshot to make live now.
@@ -147,6 +192,7 @@ class SettingsDialog(QDialog):
         save: Callable[[Settings], None] | None = None,
         devices: Sequence[str] | None = None,
         cameras: Sequence[str] = (),
+        store: ModelStore | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
@@ -158,6 +204,14 @@ class SettingsDialog(QDialog):
         self._devices = (
             list(devices) if devices is not None else available_devices(settings.recognition.device)
         )
+        self._store = store if store is not None else default_store()
+        self._model_combos: dict[ModelKind, QComboBox] = {}
+        self._locate_buttons: dict[ModelKind, QPushButton] = {}
+        # Specs chosen through "Locate file…", kept in the list once located.
+        self._located: dict[ModelKind, list[str]] = {kind: [] for kind in ModelKind}
+        # Models the pipeline failed to load (spec -> why): marked, and never applied again.
+        self._failed: dict[str, str] = {}
+        self._working = self._working_models(settings)
         self._setters: dict[tuple[str, str], Callable[[Any], None]] = {}
         self._getters: dict[tuple[str, str], Callable[[], Any]] = {}
         self._loading = False
@@ -203,6 +257,16 @@ class SettingsDialog(QDialog):
         restore.clicked.connect(self.restore_defaults)
         return buttons
 
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt naming
+        """Enter commits the number being typed (the field has done so by now); it does not press OK.
+
+        The dialog is tuned in while the video runs: closing it on every Enter would end the tuning.
+        """
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
     def _poll_devices(self) -> None:
         """Add the CUDA devices to the list once the background probe has found them."""
         from app.diagnostics import known_devices
@@ -235,10 +299,6 @@ class SettingsDialog(QDialog):
 
     # -- building -------------------------------------------------------------------------------
     def _choices(self, section: str, key: str) -> list[str] | None:
-        if (section, key) == ("detection", "detector"):
-            return list_detectors()
-        if (section, key) == ("recognition", "embedder"):
-            return list_embedders()
         if (section, key) == ("recognition", "device"):
             return self._devices
         if (section, key) == ("camera", "source"):
@@ -274,6 +334,8 @@ class SettingsDialog(QDialog):
             lo, hi = field_bounds(info)
             spin = QSpinBox()
             spin.setRange(int(lo if lo is not None else -(2**31)), int(hi if hi is not None else 2**31 - 1))
+            # Typed numbers apply on Enter, focus out or a step, never digit by digit (see _FloatEdit).
+            spin.setKeyboardTracking(False)
             spin.valueChanged.connect(self._changed)
             self._setters[ident] = spin.setValue
             self._getters[ident] = spin.value
@@ -288,13 +350,22 @@ class SettingsDialog(QDialog):
             self._setters[ident] = edit.setValue
             self._getters[ident] = edit.value
             return edit
+        if annotation is str and ident in MODEL_FIELDS:
+            return self._model_editor(MODEL_FIELDS[ident], ident)
         if annotation is str:
             choices = self._choices(section, key)
             if choices is not None:
                 combo = QComboBox()
                 combo.setEditable(key != "device")
                 combo.addItems(choices)
-                combo.currentTextChanged.connect(self._changed)
+                if combo.isEditable():
+                    # A typed source applies when committed (Enter, focus out), not letter by letter.
+                    combo.activated.connect(self._changed)
+                    line_edit = combo.lineEdit()
+                    assert line_edit is not None
+                    line_edit.editingFinished.connect(self._changed)
+                else:
+                    combo.currentIndexChanged.connect(self._changed)
 
                 def set_text(value: str, combo: QComboBox = combo) -> None:
                     if combo.findText(value) < 0:
@@ -312,6 +383,171 @@ class SettingsDialog(QDialog):
             self._getters[ident] = line.text
             return line
         return None  # dict-valued plugin settings: the plugins dialog edits them
+
+    # -- model lists ----------------------------------------------------------------------------
+    def _model_editor(self, kind: ModelKind, ident: tuple[str, str]) -> QWidget:
+        """A list of the registry's models (not editable as text) with "Locate file…" beside it."""
+        combo = QComboBox()
+        combo.setObjectName(f"{ident[0]}.{ident[1]}.list")
+        combo.currentIndexChanged.connect(self._model_changed)
+        locate = QPushButton("Locate file…")
+        locate.setObjectName(f"{ident[0]}.{ident[1]}.locate")
+        locate.setToolTip(f"Point to the {kind.value}'s model file on this computer.")
+        locate.clicked.connect(self._locate_detector if kind is ModelKind.DETECTOR else self._locate_embedder)
+        self._model_combos[kind] = combo
+        self._locate_buttons[kind] = locate
+
+        def select(spec: str, kind: ModelKind = kind) -> None:
+            self._fill_models(kind, spec)
+
+        def chosen(combo: QComboBox = combo) -> str:
+            return str(combo.currentData())
+
+        self._setters[ident] = select
+        self._getters[ident] = chosen
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(combo, 1)
+        row.addWidget(locate)
+        return box
+
+    def model_choice(self, kind: ModelKind, spec: str) -> ModelChoice:
+        """The list entry of ``spec``: its label, and why it cannot load (None when it can)."""
+        if spec in self._failed:
+            label = model_choice(kind, spec, self._store).label
+            return ModelChoice(spec, f"{label} (failed to load)", self._failed[spec])
+        return model_choice(kind, spec, self._store)
+
+    def _working_models(self, settings: Settings) -> dict[ModelKind, str]:
+        """The models to fall back on: those in use, or the first installed one if that one is missing."""
+        working: dict[ModelKind, str] = {}
+        for (section, key), kind in MODEL_FIELDS.items():
+            spec = getattr(getattr(settings, section), key)
+            if model_choice(kind, spec, self._store).problem is not None:
+                loadable = [c.spec for c in model_choices(kind, self._store) if c.problem is None]
+                spec = loadable[0] if loadable else spec
+            working[kind] = spec
+        return working
+
+    def _fill_models(self, kind: ModelKind, selected: str) -> None:
+        """List the registry's models, the located and the selected one, each marked if it cannot load."""
+        combo = self._model_combos[kind]
+        specs = [c.spec for c in model_choices(kind, self._store)]
+        for extra in (*self._located[kind], self._working[kind], selected):
+            if extra and extra not in specs:
+                specs.append(extra)
+        combo.blockSignals(True)
+        try:
+            combo.clear()
+            for index, spec in enumerate(specs):
+                choice = self.model_choice(kind, spec)
+                combo.addItem(choice.label, spec)
+                combo.setItemData(index, choice.problem or spec, Qt.ItemDataRole.ToolTipRole)
+            combo.setCurrentIndex(specs.index(selected) if selected in specs else 0)
+        finally:
+            combo.blockSignals(False)
+        self._show_locate(kind)
+
+    def _show_locate(self, kind: ModelKind) -> None:
+        combo = self._model_combos[kind]
+        problem = self.model_choice(kind, str(combo.currentData())).problem
+        # Offered first where the file is missing; an embedder may always take another checkpoint.
+        self._locate_buttons[kind].setEnabled(problem is not None or kind is ModelKind.EMBEDDER)
+
+    def _model_changed(self, *_: Any) -> None:
+        for kind in self._model_combos:
+            self._show_locate(kind)
+        self._changed()
+
+    def _pick_model_file(self, kind: ModelKind) -> Path | None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            f"Locate the {kind.value} model file",
+            str(Path.home()),
+            "Model files (*.onnx *.pt *.pth);;All files (*)",
+        )
+        return Path(path) if path else None
+
+    def _locate_detector(self) -> None:
+        """Check the chosen file is the detector's model, then install it where the model store looks."""
+        name = str(self._model_combos[ModelKind.DETECTOR].currentData())
+        path = self._pick_model_file(ModelKind.DETECTOR)
+        if path is None:
+            return
+        try:
+            install_model_file(name, path, self._store)
+        except (GhostFaceError, OSError) as exc:
+            self._show_error(f"The file was not used: {exc}")
+            return
+        self._use_located(ModelKind.DETECTOR, name)
+
+    def _locate_embedder(self) -> None:
+        """Use the chosen file as the embedder's weights (the ``<name>:<path>`` spec)."""
+        current = str(self._model_combos[ModelKind.EMBEDDER].currentData())
+        path = self._pick_model_file(ModelKind.EMBEDDER)
+        if path is None:
+            return
+        try:
+            name, _ = parse_spec(current)
+        except GhostFaceError as exc:
+            self._show_error(f"The file was not used: {exc}")
+            return
+        spec = f"{name}:{path}"
+        if spec not in self._located[ModelKind.EMBEDDER]:
+            self._located[ModelKind.EMBEDDER].append(spec)
+        self._use_located(ModelKind.EMBEDDER, spec)
+
+    def _use_located(self, kind: ModelKind, spec: str) -> None:
+        # A located file is a new chance: a failure of the file it replaces says nothing about it.
+        self._failed.pop(spec, None)
+        self._fill_models(kind, spec)
+        self._changed()
+
+    def model_failed(self, error: BaseException) -> None:
+        """The pipeline could not load a model this dialog applied: take it back and say why.
+
+        The models applied since the dialog opened that differ from the working ones are marked as
+        failed (never applied or saved again), and the working ones are applied again.
+        """
+        reverted: list[str] = []
+        for (section, key), kind in MODEL_FIELDS.items():
+            applied = getattr(getattr(self._current, section), key)
+            if applied == self._working[kind]:
+                continue
+            label = self.model_choice(kind, applied).label
+            self._failed[applied] = f"{label} could not be loaded: {error}"
+            # Kept in the list, marked, so the user sees what was tried and why it is not in use.
+            if applied not in self._located[kind]:
+                self._located[kind].append(applied)
+            self._fill_models(kind, self._working[kind])
+            working = self.model_choice(kind, self._working[kind]).label
+            reverted.append(f"{label} could not be loaded ({error}); the {kind.value} stays {working}.")
+        if not reverted:
+            return
+        self._debounce.stop()
+        self._emit_now()
+        self._show_error(" ".join(reverted))
+
+    def _loadable(self, settings: Settings) -> tuple[Settings, dict[ModelKind, str]]:
+        """``settings`` with each model that cannot load replaced by the working one, and why."""
+        problems: dict[ModelKind, str] = {}
+        changes: dict[str, dict[str, str]] = {}
+        for (section, key), kind in MODEL_FIELDS.items():
+            choice = self.model_choice(kind, getattr(getattr(settings, section), key))
+            if choice.problem is None:
+                continue
+            working = self._working[kind]
+            problems[kind] = (
+                f"{choice.problem} The {kind.value} stays {self.model_choice(kind, working).label}."
+            )
+            changes[section] = {key: working}
+        return (settings.replace(**changes) if changes else settings), problems
+
+    def _show_error(self, text: str) -> None:
+        log.info("settings: %s", text)
+        self.error_label.setText(text)
+        self.error_label.show()
 
     def _with_browse(self, combo: QComboBox, set_text: Callable[[str], None]) -> QWidget:
         box = QWidget()
@@ -406,10 +642,14 @@ class SettingsDialog(QDialog):
             settings = self.current_settings()
         except ValueError as exc:
             # pydantic's ValidationError is one: the editor keeps the bad value, the pipeline the old one.
-            self.error_label.setText(f"Not applied: {exc}")
-            self.error_label.show()
+            self._show_error(f"Not applied: {exc}")
             return
-        self.error_label.hide()
+        settings, problems = self._loadable(settings)
+        if problems:
+            # The pipeline keeps the working model; the list keeps the choice, marked.
+            self._show_error("Not applied: " + " ".join(problems.values()))
+        else:
+            self.error_label.hide()
         if settings != self._current:
             self._current = settings
             self.settings_changed.emit(settings)
@@ -441,12 +681,24 @@ class SettingsDialog(QDialog):
         self._emit_now()
 
     def accept(self) -> None:
+        """OK: commit a number still being typed, then save, unless a chosen model cannot load."""
+        # OK is a commit too: a number typed into a field that never lost the focus is not lost.
+        for spin in self.findChildren(QAbstractSpinBox):
+            spin.interpretText()
         self.flush()
         try:
             final = self.current_settings()
         except ValueError as exc:
-            self.error_label.setText(f"Cannot save: {exc}")
-            self.error_label.show()
+            self._show_error(f"Cannot save: {exc}")
+            return
+        final, problems = self._loadable(final)
+        if problems:
+            # Never saved: the lists go back to the working models, and the dialog stays open to say why.
+            for kind in problems:
+                self._fill_models(kind, self._working[kind])
+            self._show_error(
+                "Not saved: " + " ".join(problems.values()) + " Press OK again to save the other settings."
+            )
             return
         if final != self._current:
             self._current = final

@@ -52,6 +52,11 @@ class WindowDialogs(QObject):
         dialog.open()
         return dialog
 
+    def model_failed(self, error: BaseException) -> None:
+        """A model could not be loaded: an open settings dialog takes its choice back (never saved)."""
+        if self._settings_dialog is not None:
+            self._settings_dialog.model_failed(error)
+
     def _settings_dialog_closed(self) -> None:
         dialog, self._settings_dialog = self._settings_dialog, None
         if dialog is not None:
