@@ -18,7 +18,7 @@ from app.errors import ErrorReporter
 from app.gallery_worker import GalleryController, SyncGallery
 from app.notify_plugin import DesktopNotification
 from app.recognition_worker import RecognitionController
-from core.events import EventBus, create_event_bus
+from core.events import EventBus, create_event_bus, safe_mode_requested
 from core.history import History
 from core.paths import config_dir, settings_path
 from core.settings import Settings, load_settings
@@ -110,11 +110,21 @@ class AppContext:
         return cls.build(settings, warnings=loaded.warnings, settings_path=path, system_trash=system_trash)
 
     def startup_problems(self) -> str:
-        """What went wrong before the window opened (a bad settings file, plugins that did not start)."""
+        """What the user must know as the window opens.
+
+        Safe mode first, then what went wrong before the window opened (a bad settings file, plugins that
+        did not start).
+        """
         problems = list(self.errors.texts)
         if self.warnings:
             text = "The settings file had problems; defaults were used for them: " + "; ".join(self.warnings)
             problems.insert(0, text)
+        if safe_mode_requested():
+            problems.insert(
+                0,
+                "Safe mode: plugins from the plugins folder and installed packages are not loaded "
+                "(started with --no-plugins or GHOSTFACE_SAFE_MODE)",
+            )
         return "; ".join(problems)
 
     def restore_geometry(self, window: QWidget, splitter: QSplitter) -> None:

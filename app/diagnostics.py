@@ -226,6 +226,11 @@ class DiagnosticsView(QWidget):
         """The text shown for ``key`` (for tests)."""
         return self._labels[key].text()
 
+    def follow(self, controller: Any) -> None:
+        """Show what the live controller reports (its GUI-thread signals): models in use and figures."""
+        controller.engine_ready.connect(self.set_engine)
+        controller.stats_ready.connect(self.set_stats)
+
     def set_engine(self, info: EngineInfo) -> None:
         set_ = self._labels
         set_["Detector"].setText(info.detector)

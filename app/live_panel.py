@@ -283,6 +283,14 @@ class LivePanel(QSplitter):
             camera=True,
         )
 
+    def show_source_state(self, state: str, message: str, spec: str) -> None:
+        """The worker's word on the source: opening is said over the video, a problem as :meth:`show_source_problem`."""
+        if state == SourceState.OPENING:
+            self.video_view.set_message(message)
+        elif state in (SourceState.LOST, SourceState.UNAVAILABLE):
+            # The worker retries by itself; say so, and offer a file meanwhile.
+            self.show_source_problem(state, message, spec)
+
     def show_source_problem(self, state: str, message: str, spec: str) -> None:
         """A lost or unavailable source (the worker retries by itself): say so over the video or instead."""
         if self.video_view.result is None or state == SourceState.UNAVAILABLE:

@@ -11,9 +11,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QTimer, QUrl
-from PySide6.QtGui import QCloseEvent, QDesktopServices, QIcon
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QCloseEvent, QIcon
+from PySide6.QtWidgets import QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from app.context import AppContext
 from app.diagnostics import DiagnosticsView
@@ -26,9 +26,7 @@ from app.sources import CameraSources, is_camera_spec
 from app.status_figures import StatusFigures
 from app.window_actions import build_actions
 from app.window_dialogs import WindowDialogs
-from app.window_parts import LazyTrainerTab, WarningBanner
-from core.engine import gallery_root
-from core.events import safe_mode_requested
+from app.window_parts import LazyTrainerTab, StorageNotices, WarningBanner
 from core.settings import Rebuild, Settings, rebuilds, save_settings
 
 __all__ = ["MainWindow", "create_window"]
@@ -51,8 +49,6 @@ class MainWindow(QMainWindow):
         self.controller, self.gallery_controller = context.recognition, context.gallery
         self._closing = False
         self._start_when_probed = False
-        self._history_notice: str | None = None
-        self._cache_notice = ""
         # Why the last start could not load its models; shown as the Live view's state until the
         # models change or the next start.
         self._load_error: str | None = None
@@ -65,11 +61,6 @@ class MainWindow(QMainWindow):
         self.probe_cameras()
         if problems := context.startup_problems():
             self.show_warning(problems)
-        if safe_mode_requested():
-            self.show_warning(
-                "Safe mode: plugins from the plugins folder and installed packages are not loaded "
-                "(started with --no-plugins or GHOSTFACE_SAFE_MODE)."
-            )
         self._check_history()
         if autostart:
             QTimer.singleShot(0, self.start)
@@ -108,13 +99,10 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.tabs)
         self.setCentralWidget(central)
         self.figures = StatusFigures(self.statusBar())
+        self.notices = StorageNotices(self.show_warning, self.diagnostics.add_error)
         self.dialogs = WindowDialogs(self)
         d = self.dialogs
-        self.open_settings, self.open_history, self.open_plugins = (
-            d.open_settings,
-            d.open_history,
-            d.open_plugins,
-        )
+        self.open_settings, self.open_history, self.open_plugins = d.open_settings, d.open_history, d.open_plugins
         self.menu_actions = build_actions(
             self,
             {
@@ -126,7 +114,7 @@ class MainWindow(QMainWindow):
                 "quit": self.close,
                 "history": d.open_history,
                 "plugins": d.open_plugins,
-                "gallery_folder": self.open_gallery_folder,
+                "gallery_folder": d.show_gallery_folder,
                 "diagnostics": self.show_diagnostics,
                 "about": d.about,
             },
@@ -137,15 +125,12 @@ class MainWindow(QMainWindow):
     def _wire(self) -> None:
         ctl = self.controller
         ctl.frame_ready.connect(self.live.show_result)
-        ctl.stats_ready.connect(self.figures.show_stats)
-        ctl.stats_ready.connect(self.diagnostics.set_stats)
-        ctl.stats_ready.connect(self._on_stats)
-        ctl.engine_ready.connect(self.diagnostics.set_engine)
+        self.figures.follow(ctl, self.gallery_controller)
+        self.diagnostics.follow(ctl)
+        ctl.stats_ready.connect(self._check_history)  # a history problem is news as soon as it happens
         ctl.engine_ready.connect(self._on_engine)
         ctl.source_state.connect(self._on_source_state)
-        ctl.running_changed.connect(self.figures.show_running)
         ctl.running_changed.connect(self._on_running_changed)
-        self.gallery_controller.progress.connect(self.figures.show_gallery_progress)
         self.context.errors.reported.connect(self._on_error)
         if self.context.notifier is not None:
             self.context.notifier.bridge.shown.connect(self._on_notification)
@@ -207,15 +192,12 @@ class MainWindow(QMainWindow):
 
     def open_video(self) -> None:
         """Ask for a video file and watch it."""
-        filters = "Videos (*.mp4 *.avi *.mkv *.mov *.webm *.m4v);;All files (*)"
-        path, _ = QFileDialog.getOpenFileName(self, "Open a video", "", filters)
-        if path:
+        if path := self.dialogs.ask_video():
             self.set_source(path)
 
     def open_image_folder(self) -> None:
         """Ask for a folder of images and watch it."""
-        path = QFileDialog.getExistingDirectory(self, "Open a folder of images")
-        if path:
+        if path := self.dialogs.ask_image_folder():
             self.set_source(path)
 
     def retry_camera(self) -> None:
@@ -225,12 +207,6 @@ class MainWindow(QMainWindow):
             self.apply_settings(self._settings.replace(camera={"source": "0"}), save=True)
         self.sources.probe(forget=True)
         self._show_idle_state()
-
-    def open_gallery_folder(self) -> None:
-        """Show the gallery folder in the file manager."""
-        root = gallery_root(self._settings)
-        root.mkdir(parents=True, exist_ok=True)
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(root)))
 
     # -- running ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -271,10 +247,7 @@ class MainWindow(QMainWindow):
 
     # -- worker reports ---------------------------------------------------------------------------
     def _on_engine(self, info: EngineInfo) -> None:
-        if info.gallery_cache_notice and info.gallery_cache_notice != self._cache_notice:
-            self.show_warning(info.gallery_cache_notice)
-            self.diagnostics.add_error(info.gallery_cache_notice)
-        self._cache_notice = info.gallery_cache_notice
+        self.notices.check_cache(info.gallery_cache_notice)
         if info.gallery_people == 0 and not self.gallery_controller.pending:
             message = "The gallery is empty: everyone is Unknown. Add people in the Gallery tab."
             self.statusBar().showMessage(message, 8000)
@@ -282,11 +255,7 @@ class MainWindow(QMainWindow):
     def _on_source_state(self, state: str, message: str) -> None:
         timeout = {SourceState.RUNNING: 4000, SourceState.ENDED: 8000}.get(state, 0)
         self.statusBar().showMessage(message, timeout)
-        if state == SourceState.OPENING:
-            self.video_view.set_message(message)
-        elif state in (SourceState.LOST, SourceState.UNAVAILABLE):
-            # The worker retries by itself; say so, and offer a file meanwhile.
-            self.live.show_source_problem(state, message, self._settings.camera.source)
+        self.live.show_source_state(state, message, self._settings.camera.source)
 
     def _on_error(self, exc: BaseException) -> None:
         self.diagnostics.add_error(f"{type(exc).__name__}: {exc}")
@@ -301,29 +270,8 @@ class MainWindow(QMainWindow):
         if not self.controller.is_running() or self.video_view.result is None:
             self.show_warning(str(exc))
 
-    def _on_stats(self, stats: object) -> None:
-        del stats
-        self._check_history()
-
-    def _check_history(self) -> None:
-        """Show a history that was recovered, or that cannot be written now, in the banner (once each)."""
-        history = self.context.history
-        if history is None:
-            return
-        notice = history.problem
-        if history.recovered_from is not None:
-            recovered = (
-                f"The event history was damaged: it was moved to {history.recovered_from} and a new one "
-                "was started."
-            )
-            notice = f"{recovered} {notice}" if notice else recovered
-            if history.problem is None:
-                # Said once; afterwards only a new problem is news.
-                history.recovered_from = None
-        if notice and notice != self._history_notice:
-            self.show_warning(notice)
-            self.diagnostics.add_error(notice)
-        self._history_notice = notice
+    def _check_history(self, *_stats: object) -> None:
+        self.notices.check_history(self.context.history)
 
     def _on_notification(self, title: str, text: str) -> None:
         self.statusBar().showMessage(f"{title}: {text}", 5000)
@@ -344,13 +292,14 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.diagnostics)
 
     def _on_tab_changed(self, index: int) -> None:
-        widget = self.tabs.widget(index)
-        if widget is self.trainer_holder:
-            self.trainer_holder.load()
-        elif widget is self.diagnostics:
-            self.diagnostics.refresh_models()
-        elif widget is self.gallery_panel:
-            self.gallery_panel.refresh()
+        # Each tab brings itself up to date when shown (the trainer tab is built the first time).
+        on_show = {
+            self.trainer_holder: self.trainer_holder.load,
+            self.diagnostics: self.diagnostics.refresh_models,
+            self.gallery_panel: self.gallery_panel.refresh,
+        }
+        if (refresh := on_show.get(self.tabs.widget(index))) is not None:
+            refresh()
 
     @property
     def trainer_tab(self) -> QWidget | None:
@@ -360,9 +309,8 @@ class MainWindow(QMainWindow):
     def use_trained_model(self, checkpoint: str) -> None:
         """Recognise with a trained GhostFaceNetV2 from now on ("Use this model"), and save that choice.
 
-        The threshold follows the model (its checkpoint carries the one calibrated on its validation
-        pairs; a hand-set one belonged to the previous model). The worker builds the new embedder and
-        re-embeds the gallery in the background; until then the old model keeps recognising.
+        The threshold follows the model (a hand-set one belonged to the previous model). The worker builds
+        the new embedder and re-embeds the gallery in the background; meanwhile the old model recognises.
         """
         recognition = {"embedder": f"ghostfacenetv2:{checkpoint}", "threshold_from_model": True}
         self.apply_settings(self._settings.replace(recognition=recognition), save=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
@@ -40,6 +42,12 @@ class StatusFigures(QObject):
             bar.addPermanentWidget(widget)
 
     @Slot(object)
+    def follow(self, controller: Any, gallery_controller: Any) -> None:
+        """Keep the figures current from the live and gallery controllers' signals (GUI-thread relays)."""
+        controller.stats_ready.connect(self.show_stats)
+        controller.running_changed.connect(self.show_running)
+        gallery_controller.progress.connect(self.show_gallery_progress)
+
     def show_stats(self, stats: WorkerStats) -> None:
         """The worker's latest figures."""
         self.last_stats = stats

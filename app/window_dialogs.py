@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import QObject, Qt, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 import core
 from app.enroll_dialog import EnrollDialog
 from app.history_dialog import HistoryDialog
 from app.plugins_dialog import PluginsDialog
 from app.settings_dialog import SettingsDialog
+from core.engine import gallery_root
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,6 +36,22 @@ class WindowDialogs(QObject):
 
     def _save_applied(self, settings: Settings) -> None:
         self._window.apply_settings(settings, save=True)
+
+    def show_gallery_folder(self) -> None:
+        """Show the gallery folder in the file manager."""
+        root = gallery_root(self._window.settings)
+        root.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(root)))
+
+    def ask_video(self) -> str:
+        """A video file the user picks ("" when cancelled)."""
+        filters = "Videos (*.mp4 *.avi *.mkv *.mov *.webm *.m4v);;All files (*)"
+        path, _ = QFileDialog.getOpenFileName(self._window, "Open a video", "", filters)
+        return path
+
+    def ask_image_folder(self) -> str:
+        """A folder of images the user picks ("" when cancelled)."""
+        return QFileDialog.getExistingDirectory(self._window, "Open a folder of images")
 
     def open_settings(self) -> SettingsDialog:
         """The settings dialog (one at a time): edits go live, OK saves, Cancel restores."""

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+
+if TYPE_CHECKING:
+    from core.history import History
 
 __all__ = ["LazyTrainerTab", "WarningBanner"]
 
@@ -77,3 +82,44 @@ class LazyTrainerTab(QWidget):
         """Stop a running training (it saves its checkpoint first)."""
         if self.tab is not None and hasattr(self.tab, "shutdown"):
             self.tab.shutdown()
+
+
+class StorageNotices:
+    """Says once, in the window's banner and Diagnostics, when the history or the gallery cache failed.
+
+    A history that was damaged and moved aside, or that cannot be written now (full, locked, read-only
+    disk: the events wait in memory), and an embedding cache that could not be used: each notice is
+    shown when it first appears or changes, not on every statistics tick.
+    """
+
+    def __init__(self, show: Callable[[str], None], log_error: Callable[[str], None]) -> None:
+        self._show = show
+        self._log_error = log_error
+        self._history_notice: str | None = None
+        self._cache_notice = ""
+
+    def check_history(self, history: History | None) -> None:
+        """Show a history that was recovered, or that cannot be written now (once each)."""
+        if history is None:
+            return
+        notice = history.problem
+        if history.recovered_from is not None:
+            recovered = (
+                f"The event history was damaged: it was moved to {history.recovered_from} and a new one "
+                "was started."
+            )
+            notice = f"{recovered} {notice}" if notice else recovered
+            if history.problem is None:
+                # Said once; afterwards only a new problem is news.
+                history.recovered_from = None
+        if notice and notice != self._history_notice:
+            self._show(notice)
+            self._log_error(notice)
+        self._history_notice = notice
+
+    def check_cache(self, notice: str) -> None:
+        """Show the gallery cache's problem when it is new."""
+        if notice and notice != self._cache_notice:
+            self._show(notice)
+            self._log_error(notice)
+        self._cache_notice = notice
