@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core._perms import make_private_dir
 from core.errors import GhostFaceError
@@ -226,9 +227,7 @@ def run_soak(
     """
     from core.capture import open_source  # noqa: PLC0415 - heavy imports only when a soak runs
     from core.engine import open_gallery
-    from core.events import BusContext, EventBus
     from core.pipeline import Pipeline
-    from core.plugins import discover_plugins, load_plugins
 
     if minutes <= 0 or interval_s <= 0:
         raise GhostFaceError("a soak needs a positive duration and interval")
@@ -241,15 +240,7 @@ def run_soak(
     root = Path(tempfile.mkdtemp(prefix="ghostface-soak-")) if work_dir is None else Path(work_dir)
     data_dir = make_private_dir(root / "data")
     history = History(data_dir / "history.sqlite3")
-    plugins = load_plugins(discover_plugins(external=False), settings.plugins)
-    plugins = [p for p in plugins if p.name in SOAK_PLUGINS]
-    ev = settings.events
-    plugins.append(history.recorder(ev.history_max_days, ev.history_max_mb))
-    bus = EventBus(plugins, settings.plugins.queue_size, settings.plugins.max_failures)
-    bus.start(BusContext(data_dir=data_dir))
-
-    frames = events = errors = 0
-    samples: list[SoakSample] = []
+    bus = _soak_bus(settings, history, data_dir)
     pipeline = Pipeline(settings, source=str(source))
     gallery = open_gallery(
         settings.replace(gallery_dir=str(gallery_dir)),
@@ -257,46 +248,13 @@ def run_soak(
         pipeline.embedder,
         cache_path=make_private_dir(root / "cache") / "gallery.sqlite3",
     )
+    run = _SoakRun(history, gallery.cache_path, data_dir, on_sample)
     feed = None
     try:
         gallery.sync()
         pipeline.set_gallery(gallery)
         feed = open_source(source, loop=True)
-        start = time.monotonic()
-        deadline = start + minutes * 60.0
-        last_frames, last_time = 0, start
-
-        def sample(now: float) -> None:
-            nonlocal last_frames, last_time
-            fps = (frames - last_frames) / (now - last_time) if now > last_time else 0.0
-            last_frames, last_time = frames, now
-            taken = measure(now - start, frames, events, fps, history, gallery.cache_path, data_dir)
-            samples.append(taken)
-            log.info("soak: %s", taken.line())
-            if on_sample is not None:
-                on_sample(taken)
-
-        sample(start)
-        next_sample = start + interval_s
-        for frame in feed:
-            if stop.is_set():
-                break
-            try:
-                result = pipeline.process(frame.image, frame.index, frame.timestamp, frame.decode_ms)
-            except Exception as exc:  # noqa: BLE001 - as in the app: one bad frame does not end the run
-                errors += 1
-                log.warning("soak: frame %d failed: %s", frame.index, exc)
-                continue
-            frames += 1
-            if result.events:
-                events += len(result.events)
-                bus.publish_many(result.events)
-            now = time.monotonic()
-            if now >= next_sample or now >= deadline:
-                sample(now)
-                next_sample += interval_s
-            if now >= deadline:
-                break
+        run.loop(feed, pipeline, bus, minutes * 60.0, interval_s, stop)
         bus.publish_many(pipeline.flush_events())
     finally:
         if feed is not None:
@@ -310,4 +268,75 @@ def run_soak(
         history.close()
         if temporary:
             shutil.rmtree(root, ignore_errors=True)
-    return SoakReport(tuple(samples), status, errors)
+    return SoakReport(tuple(run.samples), status, run.errors)
+
+
+def _soak_bus(settings: Settings, history: History, data_dir: Path) -> Any:
+    """The built-in plugins of :data:`SOAK_PLUGINS` and the history recorder on a started bus."""
+    from core.events import BusContext, EventBus  # noqa: PLC0415 - heavy imports only when a soak runs
+    from core.plugins import discover_plugins, load_plugins
+
+    plugins = load_plugins(discover_plugins(external=False), settings.plugins)
+    plugins = [p for p in plugins if p.name in SOAK_PLUGINS]
+    ev = settings.events
+    plugins.append(history.recorder(ev.history_max_days, ev.history_max_mb))
+    bus = EventBus(plugins, settings.plugins.queue_size, settings.plugins.max_failures)
+    bus.start(BusContext(data_dir=data_dir))
+    return bus
+
+
+class _SoakRun:
+    """The frames, events and errors of one soak, and its samples."""
+
+    def __init__(
+        self,
+        history: History,
+        cache_path: Path,
+        data_dir: Path,
+        on_sample: Callable[[SoakSample], None] | None,
+    ) -> None:
+        self.history, self.cache_path, self.data_dir, self.on_sample = history, cache_path, data_dir, on_sample
+        self.frames = self.events = self.errors = 0
+        self.samples: list[SoakSample] = []
+        self.start = self.last_time = time.monotonic()
+        self.last_frames = 0
+
+    def sample(self, now: float) -> None:
+        """Take, log and hand on one sample (frames per second since the previous one)."""
+        fps = (self.frames - self.last_frames) / (now - self.last_time) if now > self.last_time else 0.0
+        self.last_frames, self.last_time = self.frames, now
+        taken = measure(
+            now - self.start, self.frames, self.events, fps, self.history, self.cache_path, self.data_dir
+        )
+        self.samples.append(taken)
+        log.info("soak: %s", taken.line())
+        if self.on_sample is not None:
+            self.on_sample(taken)
+
+    def loop(
+        self, feed: Any, pipeline: Any, bus: Any, seconds: float, interval_s: float, stop: threading.Event
+    ) -> None:
+        """Process the looping ``feed`` for ``seconds`` (or until ``stop``), sampling every ``interval_s``."""
+        self.start = self.last_time = time.monotonic()
+        deadline = self.start + seconds
+        self.sample(self.start)
+        next_sample = self.start + interval_s
+        for frame in feed:
+            if stop.is_set():
+                break
+            try:
+                result = pipeline.process(frame.image, frame.index, frame.timestamp, frame.decode_ms)
+            except Exception as exc:  # noqa: BLE001 - as in the app: one bad frame does not end the run
+                self.errors += 1
+                log.warning("soak: frame %d failed: %s", frame.index, exc)
+                continue
+            self.frames += 1
+            if result.events:
+                self.events += len(result.events)
+                bus.publish_many(result.events)
+            now = time.monotonic()
+            if now >= next_sample or now >= deadline:
+                self.sample(now)
+                next_sample += interval_s
+            if now >= deadline:
+                break

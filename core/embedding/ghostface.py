@@ -138,6 +138,35 @@ def _deployed_onnx(model: GhostFaceNetV2, digest: str, cache: Path | None) -> tu
     return net, onnx_path
 
 
+def _read_weights(checkpoint: Path | None, store: ModelStore | None) -> tuple[Path, bytes, str]:
+    """The checkpoint's path, bytes and SHA-256: the shipped model through the store, else the given file.
+
+    The bytes are read once, hashed, and loaded from memory, so what runs is what was verified.
+
+    Raises:
+        ModelNotFoundError: no such file, or no installed model.
+        ModelIntegrityError: the installed model does not match its pin.
+    """
+    if checkpoint is None:
+        store = store or default_store()
+        try:
+            verified = store.load_verified(MODEL_ID)
+        except ModelNotFoundError as exc:
+            raise ModelNotFoundError(
+                f"{exc}\nNo GhostFaceNetV2 model is installed yet: train one (ghostface train) and "
+                f"use the embedder 'ghostfacenetv2:<checkpoint.pt>', or use 'sface'."
+            ) from exc
+        return verified.path, verified.data, verified.sha256
+    checkpoint = Path(checkpoint).expanduser()
+    if not checkpoint.is_file():
+        raise ModelNotFoundError(f"GhostFaceNetV2 checkpoint not found: {checkpoint}")
+    try:
+        data = checkpoint.read_bytes()
+    except OSError as exc:
+        raise ModelNotFoundError(f"cannot read {checkpoint}: {exc.strerror or exc}") from exc
+    return checkpoint, data, hashlib.sha256(data).hexdigest()
+
+
 class GhostFaceEmbedder(Embedder):
     """GhostFaceNetV2 face embeddings.
 
@@ -166,26 +195,7 @@ class GhostFaceEmbedder(Embedder):
         store: ModelStore | None = None,
         runtime: Runtime = "auto",
     ) -> None:
-        # The bytes are read once, hashed, and loaded from memory: what runs is what was verified.
-        if checkpoint is None:
-            store = store or default_store()
-            try:
-                verified = store.load_verified(MODEL_ID)
-            except ModelNotFoundError as exc:
-                raise ModelNotFoundError(
-                    f"{exc}\nNo GhostFaceNetV2 model is installed yet: train one (ghostface train) and "
-                    f"use the embedder 'ghostfacenetv2:<checkpoint.pt>', or use 'sface'."
-                ) from exc
-            checkpoint, data, digest = verified.path, verified.data, verified.sha256
-        else:
-            checkpoint = Path(checkpoint).expanduser()
-            if not checkpoint.is_file():
-                raise ModelNotFoundError(f"GhostFaceNetV2 checkpoint not found: {checkpoint}")
-            try:
-                data = checkpoint.read_bytes()
-            except OSError as exc:
-                raise ModelNotFoundError(f"cannot read {checkpoint}: {exc.strerror or exc}") from exc
-            digest = hashlib.sha256(data).hexdigest()
+        checkpoint, data, digest = _read_weights(checkpoint, store)
         apply_torch_threads()
         torch_device = resolve_device(device)
         model = load_backbone(data, map_location="cpu", source=str(checkpoint))
