@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,3 +76,26 @@ def train_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def models_dir(shared_dir: Path) -> Path:
     return _need(shared_dir / "models")
+
+
+@pytest.fixture
+def hamilton_gallery(tmp_path: Path, demo_dir: Path) -> Path:
+    """A gallery with the two people of the Hamilton clip: Barack Obama (2 photos) and Lin-Manuel Miranda."""
+    root = tmp_path / "gallery"
+    (root / "Barack Obama").mkdir(parents=True)
+    (root / "Lin-Manuel Miranda").mkdir(parents=True)
+    shutil.copy(demo_dir / "obama.jpg", root / "Barack Obama" / "obama.jpg")
+    shutil.copy(demo_dir / "obama2.jpg", root / "Barack Obama" / "obama2.jpg")
+    shutil.copy(demo_dir / "lin-manuel-miranda.png", root / "Lin-Manuel Miranda" / "lin-manuel-miranda.png")
+    return root
+
+
+@pytest.fixture
+def demo_gallery(demo_dir: Path, tmp_path: Path) -> Path:
+    """The demo photos' own gallery (``knn_examples/train``: Obama, Biden, Kit Harington, Rose Leslie, ...)
+    plus Lin-Manuel Miranda, folder names as they come."""
+    root = tmp_path / "gallery"
+    shutil.copytree(demo_dir / "knn_examples" / "train", root)
+    (root / "lin-manuel-miranda").mkdir()
+    shutil.copy(demo_dir / "lin-manuel-miranda.png", root / "lin-manuel-miranda")
+    return root

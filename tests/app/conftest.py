@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from app.threads import running_threads
-
-
-@pytest.fixture
-def hamilton_gallery(tmp_path: Path, demo_dir: Path) -> Path:
-    """A gallery with the two people of the Hamilton clip: Obama and Lin-Manuel Miranda."""
-    root = tmp_path / "gallery"
-    (root / "Barack Obama").mkdir(parents=True)
-    (root / "Lin-Manuel Miranda").mkdir(parents=True)
-    shutil.copy(demo_dir / "obama.jpg", root / "Barack Obama" / "obama.jpg")
-    shutil.copy(demo_dir / "obama2.jpg", root / "Barack Obama" / "obama2.jpg")
-    shutil.copy(demo_dir / "lin-manuel-miranda.png", root / "Lin-Manuel Miranda" / "lin-manuel-miranda.png")
-    return root
 
 
 @pytest.fixture(autouse=True)

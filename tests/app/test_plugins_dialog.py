@@ -9,7 +9,6 @@ from PySide6.QtWidgets import QLineEdit
 from app.plugins_dialog import PluginsDialog
 from core.events import create_event_bus
 from core.settings import PluginSettings, Settings
-from tests.app._fixtures import hamilton_gallery  # noqa: F401 - fixture
 
 
 def test_refused_and_broken_plugins_are_listed_with_the_reason(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -22,17 +22,9 @@ def _json_line(out: str) -> dict:
     return json.loads(lines[-1])
 
 
-@pytest.fixture()
-def hamilton_gallery(demo_dir: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "gallery"
-    shutil.copytree(demo_dir / "knn_examples" / "train", root)
-    (root / "lin-manuel-miranda").mkdir()
-    shutil.copy(demo_dir / "lin-manuel-miranda.png", root / "lin-manuel-miranda")
-    return root
-
 
 def test_run_names_the_right_people_in_the_hamilton_clip(
-    hamilton_clip: Path, hamilton_gallery: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    hamilton_clip: Path, demo_gallery: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     events_path = tmp_path / "out" / "events.jsonl"
     video_path = tmp_path / "out" / "annotated.mp4"
@@ -42,7 +34,7 @@ def test_run_names_the_right_people_in_the_hamilton_clip(
             "--source",
             str(hamilton_clip),
             "--gallery",
-            str(hamilton_gallery),
+            str(demo_gallery),
             "--events",
             str(events_path),
             "--output",
@@ -223,7 +215,7 @@ def on_event(event):
 
 def test_bench_runs_the_plugins_and_reports_each(
     hamilton_clip: Path,
-    hamilton_gallery: Path,
+    demo_gallery: Path,
     _fresh_home: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -231,7 +223,7 @@ def test_bench_runs_the_plugins_and_reports_each(
 
     (plugins_dir() / "recorder.py").write_text(_RECORDER_PLUGIN, encoding="utf-8")
     args = ["bench", "--source", str(hamilton_clip), "--frames", "10", "--gallery-size", "0"]
-    code = main([*args, "--gallery", str(hamilton_gallery), "--plugins", "--json"])
+    code = main([*args, "--gallery", str(demo_gallery), "--plugins", "--json"])
     assert code == 0
     plugins = _json_line(capsys.readouterr().out)["plugins"]
     recorded = [
@@ -294,13 +286,13 @@ def test_the_console_script_module_runs(tmp_path: Path) -> None:
 
 
 def test_run_on_an_image_folder_names_each_photo(
-    demo_dir: Path, hamilton_gallery: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    demo_dir: Path, demo_gallery: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
     shutil.copy(demo_dir / "knn_examples" / "test" / "obama1.jpg", photos / "1.jpg")
     shutil.copy(demo_dir / "alex-lacamoire.png", photos / "2.png")
-    code = main(["run", "--source", str(photos), "--gallery", str(hamilton_gallery), "--json"])
+    code = main(["run", "--source", str(photos), "--gallery", str(demo_gallery), "--json"])
     assert code == 0
     summary = _json_line(capsys.readouterr().out)
     # One photo is one scene: a single decision names the face (no vote over frames to wait for).
@@ -317,13 +309,13 @@ def test_a_threshold_on_the_command_line_replaces_the_models_own() -> None:
 
 
 def test_run_with_the_shipped_ghostfacenet_matches_on_its_own_threshold(
-    hamilton_clip: Path, hamilton_gallery: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    hamilton_clip: Path, demo_gallery: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The shipped checkpoint's scale differs from SFace's: at SFace's 0.36 it takes the first face of
     # the clip for Kit Harington (0.39). Its own calibrated threshold names Lin-Manuel Miranda and nobody
     # wrongly.
     events_path = tmp_path / "events.jsonl"
-    args = ["run", "--source", str(hamilton_clip), "--gallery", str(hamilton_gallery), "--json"]
+    args = ["run", "--source", str(hamilton_clip), "--gallery", str(demo_gallery), "--json"]
     assert main([*args, "--embedder", "ghostfacenetv2", "--events", str(events_path)]) == 0
     _json_line(capsys.readouterr().out)
     events = [json.loads(line) for line in events_path.read_text(encoding="utf-8").splitlines()]

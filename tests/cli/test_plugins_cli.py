@@ -4,7 +4,6 @@ pip-installed entry-point distribution (issue 15, points 1, 3 and 4; issue 12, p
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -55,17 +54,9 @@ def station(doorbell_site: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     return tmp_path
 
 
-@pytest.fixture()
-def hamilton_gallery(demo_dir: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "gallery"
-    shutil.copytree(demo_dir / "knn_examples" / "train", root)
-    (root / "lin-manuel-miranda").mkdir()
-    shutil.copy(demo_dir / "lin-manuel-miranda.png", root / "lin-manuel-miranda")
-    return root
-
 
 def test_run_with_plugins_fires_folder_and_installed_plugins_with_the_events_and_history(
-    station: Path, hamilton_clip: Path, hamilton_gallery: Path, capsys: pytest.CaptureFixture[str]
+    station: Path, hamilton_clip: Path, demo_gallery: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     events_path = station / "events.jsonl"
     args = [
@@ -73,7 +64,7 @@ def test_run_with_plugins_fires_folder_and_installed_plugins_with_the_events_and
         "--source",
         str(hamilton_clip),
         "--gallery",
-        str(hamilton_gallery),
+        str(demo_gallery),
         "--events",
         str(events_path),
     ]

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-
-import pytest
 
 from core import paths
 from core.history import History
 from core.soak import SoakSample, run_soak
-
-
-@pytest.fixture
-def hamilton_gallery(tmp_path: Path, demo_dir: Path) -> Path:
-    """The two people of the Hamilton clip."""
-    root = tmp_path / "gallery"
-    (root / "Barack Obama").mkdir(parents=True)
-    (root / "Lin-Manuel Miranda").mkdir(parents=True)
-    shutil.copy(demo_dir / "obama.jpg", root / "Barack Obama" / "obama.jpg")
-    shutil.copy(demo_dir / "lin-manuel-miranda.png", root / "Lin-Manuel Miranda" / "lin-manuel-miranda.png")
-    return root
 
 
 def test_a_short_soak_samples_memory_threads_files_and_databases(
