@@ -87,12 +87,14 @@ class StallMonitor(QObject):
         self.stalls: list[tuple[float, float]] = []
 
     def start(self) -> None:
+        """Clear earlier measurements and start the timer."""
         self.lateness_ms.clear()
         self.stalls.clear()
         self._last = self._t0 = time.perf_counter()
         self._timer.start()
 
     def stop(self) -> None:
+        """Stop the timer; the measurements so far are kept."""
         self._timer.stop()
 
     def _tick(self) -> None:
@@ -232,6 +234,7 @@ class DiagnosticsView(QWidget):
         controller.stats_ready.connect(self.set_stats)
 
     def set_engine(self, info: EngineInfo) -> None:
+        """Show the models, devices, threshold and gallery the engine runs with."""
         set_ = self._labels
         set_["Detector"].setText(info.detector)
         set_["Detector device"].setText(info.detector_device)
@@ -246,6 +249,7 @@ class DiagnosticsView(QWidget):
         )
 
     def set_stats(self, stats: WorkerStats) -> None:
+        """Show the worker's live figures: rate, per-stage timings, drops, errors and source."""
         t = stats.mean_timings
         set_ = self._labels
         set_["Frames per second"].setText(f"{stats.fps:.1f}")
@@ -274,9 +278,11 @@ class DiagnosticsView(QWidget):
             self.runtime_form.addRow(key, label)
 
     def add_error(self, text: str) -> None:
+        """Append a line to the error log."""
         self.errors.appendPlainText(text)
 
     def refresh_models(self) -> None:
+        """List the model files and whether they verify; fill in the runtime facts once they are known."""
         if not self._runtime_loaded:
             info = runtime_info()
             if info is None:

@@ -96,6 +96,7 @@ class EnrollDialog(QDialog):
         self._update_save()
 
     def start_capture(self) -> None:
+        """Start a fresh capture from the camera, discarding any shots taken so far."""
         self._stop_capture()
         self.shots = []
         self.counter.setValue(0)
@@ -150,6 +151,7 @@ class EnrollDialog(QDialog):
         )
 
     def accept(self) -> None:
+        """Stop the capture and, if there are shots and a name, add them to the gallery before closing."""
         self._stop_capture()
         name = self.name_edit.text().strip()
         if self.shots and name:
@@ -157,9 +159,11 @@ class EnrollDialog(QDialog):
         super().accept()
 
     def reject(self) -> None:
+        """Stop the capture and close without enrolling anything."""
         self._stop_capture()
         super().reject()
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt naming
+        """Stop the capture before the dialog closes."""
         self._stop_capture()
         super().closeEvent(event)

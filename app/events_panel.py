@@ -56,6 +56,7 @@ def kind_label(kind: EventKind) -> str:
 
 
 def person_label(event: RecognitionEvent) -> str:
+    """The event's person, or "Unknown" for an unmatched face."""
     return event.person if event.person is not None else "Unknown"
 
 
@@ -122,6 +123,7 @@ class EventsPanel(QWidget):
         self._update_empty()
 
     def row_count(self) -> int:
+        """The number of events in the table."""
         return self.table.rowCount()
 
     def row_text(self, row: int) -> tuple[str, str, str, str]:
@@ -147,6 +149,7 @@ class EventsPanel(QWidget):
 
     @Slot()
     def clear_events(self) -> None:
+        """Remove every event from the table."""
         self.table.setRowCount(0)
         self._update_empty()
 

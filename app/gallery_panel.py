@@ -210,6 +210,7 @@ class GalleryPanel(QWidget):
 
     # -- state ------------------------------------------------------------------------------------
     def set_settings(self, settings: Settings) -> None:
+        """Use new settings and show the gallery folder they point to."""
         self._settings = settings
         self._update_folder_label()
 
@@ -218,20 +219,25 @@ class GalleryPanel(QWidget):
         self._confirm = confirm
 
     def refresh(self) -> None:
+        """Reload the list of people from the gallery."""
         self._controller.refresh()
 
     def shutdown(self) -> None:
+        """Cancel the gallery work still running."""
         self._controller.cancel()
 
     @property
     def people(self) -> list[Any]:
+        """A copy of the people currently listed."""
         return list(self._people)
 
     def selected_name(self) -> str | None:
+        """The name of the selected person, or None when nobody is selected."""
         items = self.people_list.selectedItems()
         return items[0].data(Qt.ItemDataRole.UserRole) if items else None
 
     def select(self, name: str) -> None:
+        """Select ``name`` in the list, clearing every other selection."""
         for i in range(self.people_list.count()):
             item = self.people_list.item(i)
             item.setSelected(item.data(Qt.ItemDataRole.UserRole) == name)
@@ -249,6 +255,7 @@ class GalleryPanel(QWidget):
 
     # -- actions ----------------------------------------------------------------------------------
     def add_person(self, name: str | None = None) -> None:
+        """Add a person, asking for the name when ``name`` is None."""
         if name is None:
             name, ok = QInputDialog.getText(self, "Add a person", "Name:")
             if not ok or not name.strip():
@@ -256,6 +263,7 @@ class GalleryPanel(QWidget):
         self._controller.submit(AddPerson(name.strip()))
 
     def rename_person(self, new: str | None = None) -> None:
+        """Rename the selected person, asking for the new name when ``new`` is None."""
         old = self.selected_name()
         if old is None:
             return
@@ -266,6 +274,10 @@ class GalleryPanel(QWidget):
         self._controller.submit(RenamePerson(old, new.strip()))
 
     def delete_person(self, name: str | None = None) -> None:
+        """Delete a person (the selected one by default), after confirming if confirmation is on.
+
+        Their photos go to the trash rather than being destroyed.
+        """
         name = name or self.selected_name()
         if name is None:
             return
@@ -280,6 +292,7 @@ class GalleryPanel(QWidget):
         self._controller.delete(name)
 
     def add_photos(self, paths: list[str] | None = None, name: str | None = None) -> None:
+        """Add photos to a person, asking for whichever of the name and the files is not given."""
         name = name or self.selected_name()
         if name is None:
             name, ok = QInputDialog.getText(self, "Add photos", "Whose photos are they? Name:")
@@ -295,6 +308,7 @@ class GalleryPanel(QWidget):
         self.enroll_requested.emit(self.selected_name() or "")
 
     def open_folder(self) -> None:
+        """Open the gallery folder in the system file manager, creating it first if needed."""
         root = gallery_root(self._settings)
         root.mkdir(parents=True, exist_ok=True)
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(root)))

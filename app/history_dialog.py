@@ -213,6 +213,7 @@ class HistoryDialog(QDialog):
 
     @Slot()
     def refresh(self) -> None:
+        """Query the history with the current filters and fill the table, or say why it cannot be read."""
         f = self.filters()
         try:
             self.events = self.history.query(limit=self.limit, **f)  # type: ignore[arg-type]
@@ -274,6 +275,7 @@ class HistoryDialog(QDialog):
         self.count_label.setText(f"{n} events exported to {path}")
 
     def done(self, result: int) -> None:
+        """Close the history if this dialog opened it, then close the dialog."""
         if self._owns_history:
             self.history.close()
             self._owns_history = False

@@ -23,6 +23,7 @@ RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line of the desktop app."""
     parser = argparse.ArgumentParser(
         prog="ghostface-desktop", description="GhostFace: real-time face recognition."
     )

@@ -90,6 +90,11 @@ class DesktopNotification:
         self._duration = 5000
 
     def on_start(self, context: Any) -> None:
+        """Read which event kinds to notify about and how long a message stays.
+
+        Raises:
+            ValueError: ``duration_ms`` is negative.
+        """
         self._kinds = parse_kinds(context.settings.get("kinds", "recognized"))
         duration = int(context.settings.get("duration_ms", 5000))
         if duration < 0:
@@ -97,6 +102,7 @@ class DesktopNotification:
         self._duration = duration
 
     def on_event(self, event: RecognitionEvent) -> None:
+        """Ask the GUI thread to show a message for an event of a chosen kind."""
         if event.kind not in self._kinds:
             return
         who = event.person or "An unknown face"

@@ -258,6 +258,11 @@ class PluginsDialog(QDialog):
         raise KeyError(name)
 
     def row_of(self, name: str) -> int:
+        """The table row of the plugin called ``name``.
+
+        Raises:
+            KeyError: no plugin has that name.
+        """
         for row in range(self.table.rowCount()):
             if self.table.item(row, 0).text() == name:
                 return row
@@ -291,6 +296,7 @@ class PluginsDialog(QDialog):
         self._show_settings(name)
 
     def select(self, name: str) -> None:
+        """Select the row of the plugin called ``name``."""
         self.table.selectRow(self.row_of(name))
 
     def _show_settings(self, name: str | None) -> None:
@@ -419,5 +425,6 @@ class PluginsDialog(QDialog):
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(paths.plugins_dir())))
 
     def done(self, result: int) -> None:
+        """Stop the status timer, then close the dialog."""
         self.timer.stop()
         super().done(result)

@@ -662,6 +662,11 @@ class SettingsDialog(QDialog):
 
     # -- buttons --------------------------------------------------------------------------------
     def restore_defaults(self, *, ask: bool = True) -> None:
+        """Put every setting back to its default, keeping the source and the gallery folder.
+
+        Args:
+            ask: confirm with the user first.
+        """
         if ask:
             answer = QMessageBox.question(
                 self,
@@ -708,6 +713,7 @@ class SettingsDialog(QDialog):
         super().accept()
 
     def reject(self) -> None:
+        """Cancel: go back to the settings from before the dialog opened, telling the app if they changed."""
         self._debounce.stop()
         if self._current != self._original:
             self._current = self._original
@@ -716,4 +722,5 @@ class SettingsDialog(QDialog):
 
     @property
     def original(self) -> Settings:
+        """The settings the dialog opened with."""
         return self._original

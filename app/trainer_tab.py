@@ -57,10 +57,12 @@ class PlotWidget(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def clear(self) -> None:
+        """Remove every point and repaint."""
         self.points = []
         self.update()
 
     def add_point(self, x: float, y: float) -> None:
+        """Append a point (a non-finite ``y`` is dropped); past ``max_points`` keep every other one."""
         if not math.isfinite(y):
             return
         self.points.append((float(x), float(y)))
@@ -70,6 +72,7 @@ class PlotWidget(QWidget):
         self.update()
 
     def paintEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        """Draw the title, the frame, the autoscaled line and its last value, or "no data yet"."""
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = QRectF(self.rect()).adjusted(40, 22, -10, -20)
@@ -258,9 +261,11 @@ class TrainerTab(QWidget):
 
     @property
     def run_dir(self) -> Path:
+        """The run's output folder, as typed in the form."""
         return Path(self.output_edit.text().strip()).expanduser()
 
     def set_data_folder(self, path: str | Path) -> None:
+        """Put ``path`` in the training data field."""
         self.data_edit.setText(str(path))
 
     def _browse_data(self) -> None:
@@ -353,10 +358,12 @@ class TrainerTab(QWidget):
 
     @Slot()
     def start(self) -> None:
+        """Start a new training run with the form's settings."""
         self._launch(resume=None)
 
     @Slot()
     def resume(self) -> None:
+        """Continue the run in the output folder from its ``last.pt``, if there is one."""
         checkpoint = self.run_dir / "last.pt"
         if not checkpoint.is_file():
             self._append_log(f"nothing to resume: {checkpoint} does not exist")
@@ -397,6 +404,7 @@ class TrainerTab(QWidget):
         return self.controller.stop(timeout_ms)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        """Stop a running training (its checkpoint is written first), then let the window close."""
         self.shutdown()
         super().closeEvent(event)
 

@@ -62,13 +62,16 @@ class VideoView(QWidget):
         self.frames_shown = 0
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt naming
+        """The preferred size: 960 x 540 (16:9)."""
         return QSize(960, 540)
 
     @property
     def result(self) -> FrameResult | None:
+        """The frame result shown now, or None when the view is cleared."""
         return self._result
 
     def set_display(self, display: DisplaySettings) -> None:
+        """Draw the overlay with new display settings."""
         self._display = display
         self.update()
 
@@ -78,6 +81,7 @@ class VideoView(QWidget):
         self.update()
 
     def clear(self, message: str = "No video") -> None:
+        """Drop the frame and show ``message`` instead."""
         self._result = None
         self._frame = None
         self._image = None
@@ -85,6 +89,7 @@ class VideoView(QWidget):
         self.update()
 
     def show_result(self, result: FrameResult) -> None:
+        """Show a processed frame and its faces, and count it."""
         self._result = result
         self._frame = result.frame
         self._image = _qimage(result.frame)
@@ -104,6 +109,7 @@ class VideoView(QWidget):
         return QRectF((self.width() - tw) / 2, (self.height() - th) / 2, tw, th)
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt naming
+        """Draw the frame scaled to fit with the faces' overlay, or the message when there is no frame."""
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor("#111418"))
         image = self._image

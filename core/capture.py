@@ -48,15 +48,20 @@ _FAILED_READ_PAUSE_S = 0.02
 class VideoCaptureLike(Protocol):
     """The part of ``cv2.VideoCapture`` a source uses; tests inject a fake camera through it."""
 
-    def isOpened(self) -> bool: ...  # noqa: N802 - OpenCV's name
+    def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+        """Whether the device or file was opened."""
 
-    def read(self) -> tuple[bool, np.ndarray | None]: ...
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        """Grab and decode the next frame: ``(True, BGR frame)``, or ``(False, None)`` when none came."""
 
-    def get(self, prop_id: int) -> float: ...
+    def get(self, prop_id: int) -> float:
+        """The value of a ``cv2.CAP_PROP_*`` property (0 when the backend does not know it)."""
 
-    def set(self, prop_id: int, value: float) -> bool: ...
+    def set(self, prop_id: int, value: float) -> bool:
+        """Ask for a ``cv2.CAP_PROP_*`` value; False when the backend refuses it."""
 
-    def release(self) -> None: ...
+    def release(self) -> None:
+        """Close the device or file."""
 
 
 # (camera index, or file path / stream URL as text) -> an opened (or failed) capture.
@@ -129,6 +134,7 @@ class FrameSource:
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
         return self._closed
 
     def __enter__(self) -> FrameSource:

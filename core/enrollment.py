@@ -33,6 +33,8 @@ def sharpness(image_bgr: np.ndarray) -> float:
 
 
 class Verdict(enum.StrEnum):
+    """The guide's verdict on a frame: accepted, or why the shot is not kept."""
+
     ACCEPTED = "accepted"
     NO_FACE = "no face"
     SEVERAL_FACES = "several faces"
@@ -83,6 +85,7 @@ class ShotVerdict:
 
     @property
     def accepted(self) -> bool:
+        """Whether the shot was kept."""
         return self.verdict is Verdict.ACCEPTED
 
 
@@ -102,17 +105,21 @@ class CaptureGuide:
 
     @property
     def shots(self) -> list[Shot]:
+        """A copy of the shots kept so far."""
         return list(self._shots)
 
     @property
     def count(self) -> int:
+        """How many shots are kept."""
         return len(self._shots)
 
     @property
     def done(self) -> bool:
+        """Whether the guide has the ``target_shots`` it asks for."""
         return len(self._shots) >= self.config.target_shots
 
     def clear(self) -> None:
+        """Forget every kept shot, to start over."""
         self._shots.clear()
 
     def assess(self, image_bgr: np.ndarray, detections: Sequence[Detection]) -> ShotVerdict:

@@ -187,10 +187,12 @@ class EventEmitter:
 
     @property
     def settings(self) -> EventSettings:
+        """The event settings in use."""
         return self._settings
 
     @property
     def source(self) -> str:
+        """What is being watched, copied into every event."""
         return self._source
 
     @property
@@ -200,6 +202,7 @@ class EventEmitter:
 
     @property
     def source_label(self) -> str:
+        """The user's name for the source, copied into every event."""
         return self._label
 
     def apply_settings(self, settings: EventSettings) -> None:
@@ -747,10 +750,12 @@ class EventBus:
 
     @property
     def running(self) -> bool:
+        """Whether the bus has been started and not yet stopped."""
         return self._running
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The names of the plugins on the bus."""
         return tuple(self._workers)
 
     def start(self, context: BusContext | None = None) -> None:

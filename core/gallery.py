@@ -145,6 +145,7 @@ class PhotoResult:
 
     @property
     def ok(self) -> bool:
+        """Whether the photo is used."""
         return self.status is PhotoStatus.OK
 
 
@@ -202,10 +203,12 @@ class EnrollReport:
 
     @property
     def added(self) -> int:
+        """How many photos were added."""
         return sum(1 for r in self.results if r.ok)
 
     @property
     def problems(self) -> tuple[PhotoResult, ...]:
+        """The photos that were not used, each with the reason."""
         return tuple(r for r in self.results if not r.ok)
 
 
@@ -553,10 +556,12 @@ class Gallery:
 
     @property
     def embedder(self) -> Embedder:
+        """The embedder that turns the gallery's faces into embeddings."""
         return self._embedder
 
     @property
     def detector(self) -> Detector:
+        """The detector that finds the faces in the gallery's photos."""
         return self._detector
 
     def set_embedder(self, embedder: Embedder) -> None:

@@ -380,6 +380,7 @@ class GhostFaceNetV2(nn.Module):
         return self.blocks(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The embeddings ``(N, embedding_size)`` of a batch of faces (RGB in [-1, 1]); not L2-normalised."""
         return self.classifier(self.forward_features(x))
 
 

@@ -569,10 +569,12 @@ class HistoryRecorder:
     NAME = "history"
 
     def on_start(self, context: object) -> None:
+        """Apply the retention limits once at start."""
         del context
         self._prune()
 
     def on_event(self, event: RecognitionEvent) -> None:
+        """Write the event into the history, pruning every ``prune_every`` events."""
         # record() keeps what cannot be written and retries: a full or locked disk must neither lose
         # events nor count as plugin failures (which would switch the history off for the session).
         self.history.record([event])
@@ -581,6 +583,7 @@ class HistoryRecorder:
             self._prune()
 
     def on_stop(self) -> None:
+        """Write what is still pending; log how many events are lost if that fails."""
         if not self.history.flush_pending():
             log.error(
                 "history: %d events could not be written before stopping (%s)",

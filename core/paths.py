@@ -42,6 +42,7 @@ def _ensure(path: Path) -> Path:
 
 
 def config_dir() -> Path:
+    """The config folder (settings), created if needed."""
     home = _home()
     return _ensure(home / "config" if home else Path(platformdirs.user_config_dir(APP_NAME, APP_AUTHOR)))
 
@@ -86,13 +87,16 @@ def plugins_dir() -> Path:
 
 
 def default_gallery_dir() -> Path:
+    """The gallery folder used when the settings name none, created if needed."""
     return _ensure(data_dir() / "gallery")
 
 
 def settings_path() -> Path:
+    """The settings file (it may not exist yet)."""
     return config_dir() / "settings.json"
 
 
 def history_path() -> Path:
+    """The history database file; neither it nor its folder is created here."""
     # Not created here: the history makes its folder itself, and copes when it cannot.
     return data_dir(create=False) / "history.sqlite3"

@@ -274,6 +274,7 @@ class DiscoveredPlugin:
 
     @property
     def ok(self) -> bool:
+        """Whether the plugin loaded without an error."""
         return self.plugin is not None and self.error is None
 
     @property

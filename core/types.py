@@ -46,10 +46,12 @@ class Detection:
 
     @property
     def width(self) -> float:
+        """The box's width in pixels."""
         return float(self.box[2] - self.box[0])
 
     @property
     def height(self) -> float:
+        """The box's height in pixels."""
         return float(self.box[3] - self.box[1])
 
 
@@ -68,6 +70,7 @@ class Match:
 
     @property
     def known(self) -> bool:
+        """Whether the embedding was matched to a person."""
         return self.person is not None
 
 
@@ -85,10 +88,12 @@ class Face:
 
     @property
     def person(self) -> str | None:
+        """The matched person, or None for "Unknown"."""
         return self.match.person
 
     @property
     def similarity(self) -> float:
+        """The similarity to the best person in the gallery."""
         return self.match.similarity
 
 
@@ -110,9 +115,11 @@ class StageTimings:
 
     @property
     def total_ms(self) -> float:
+        """The sum of the stages, in milliseconds."""
         return self.decode_ms + self.detect_ms + self.align_ms + self.embed_ms + self.match_ms + self.track_ms
 
     def as_dict(self) -> dict[str, float]:
+        """The stages' milliseconds by short name (``decode``, ``detect``, ...), without the total."""
         return {
             "decode": self.decode_ms,
             "detect": self.detect_ms,

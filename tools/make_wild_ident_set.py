@@ -33,6 +33,7 @@ def _degrade(src: Path, dst: Path, side: int) -> None:
 
 
 def main() -> None:
+    """Write the gallery, probes and distractors from the LFW folder given on the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("lfw", type=Path, help="the LFW folder (<name>/<name>_NNNN.jpg)")
     parser.add_argument("out", type=Path, help="where gallery/, probes/ and distractors/ are written")

@@ -57,6 +57,7 @@ class Calibration:
     identities: int
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a JSON-ready dict."""
         return asdict(self)
 
 

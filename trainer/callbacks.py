@@ -97,6 +97,7 @@ class Callbacks:
         self._handlers[event].append(fn)
 
     def remove_callback(self, event: str, fn: Callback) -> None:
+        """Stop calling ``fn`` on ``event``; a handler that is not registered is ignored."""
         self._check(event)
         if fn in self._handlers[event]:
             self._handlers[event].remove(fn)
@@ -120,6 +121,7 @@ class EarlyStopping:
         self.min_delta = min_delta
 
     def __call__(self, trainer: Trainer) -> None:
+        """Stop the run once ``patience`` epochs have passed since the best validation accuracy."""
         state = trainer.state
         if state.val_accuracy is None or state.best_epoch is None:
             return
@@ -158,6 +160,7 @@ class LogFile:
         self.handler: logging.Handler | None = None
 
     def attach(self, callbacks: Callbacks) -> None:
+        """Register the handlers that open the log at the start, write batches and epochs, and close it."""
         callbacks.add_callback("on_train_start", self._start)
         callbacks.add_callback("on_batch_end", self._batch)
         callbacks.add_callback("on_epoch_end", self._epoch)
@@ -212,6 +215,7 @@ class TerminalProgress:
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
 
     def attach(self, callbacks: Callbacks) -> None:
+        """Register the handlers that draw the teacher's progress, the batches and the epochs."""
         callbacks.add_callback("on_teacher_progress", self._teacher)
         callbacks.add_callback("on_batch_end", self._batch)
         callbacks.add_callback("on_epoch_end", self._epoch)

@@ -83,6 +83,7 @@ class OptimizerConfig(_Section):
 
     @property
     def base_lr(self) -> float:
+        """The chosen optimizer's base learning rate."""
         return self.sgd.base_lr if self.name == "sgd" else self.adamw.base_lr
 
 
@@ -192,6 +193,8 @@ class ValidationConfig(_Section):
 
 
 class EarlyStopConfig(_Section):
+    """Stop when validation accuracy has not improved by ``min_delta`` for ``patience`` epochs."""
+
     patience: int = Field(7, ge=1, le=10000)
     min_delta: float = Field(0.0, ge=0.0, le=1.0)
     enabled: bool = True
@@ -262,13 +265,16 @@ class TrainConfig(_Section):
 
     @property
     def uses_margin_loss(self) -> bool:
+        """Whether the run trains with the margin (ArcFace) loss: modes ``arcface`` and ``both``."""
         return self.mode in ("arcface", "both")
 
     @property
     def uses_teacher(self) -> bool:
+        """Whether the run needs the teacher: modes ``distill`` and ``both``."""
         return self.mode in ("distill", "both")
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as a JSON-ready dict."""
         return self.model_dump(mode="json")
 
     def replace(self, **changes: Any) -> TrainConfig:

@@ -65,10 +65,12 @@ class Samples:
 
     @property
     def num_labelled(self) -> int:
+        """How many crops have a label."""
         return int((self.labels >= 0).sum())
 
     @property
     def num_classes(self) -> int:
+        """How many classes (identities) there are."""
         return len(self.class_names)
 
 
@@ -358,6 +360,7 @@ class CropDataset(Dataset):
 
     @property
     def online(self) -> bool:
+        """Whether an online teacher embeds the exact pixels of each item (see the class docstring)."""
         return self.teacher is not None or self.teacher_spec is not None
 
     def __getstate__(self) -> dict[str, Any]:

@@ -54,6 +54,7 @@ class TeacherTargets:
 
     @property
     def dim(self) -> int:
+        """The teacher's embedding size ``D``."""
         return int(self.plain.shape[1])
 
     def select(self, indices: np.ndarray, mirrored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -259,4 +260,5 @@ class StudentWithProjection(nn.Module):
         nn.init.xavier_uniform_(self.proj.weight)
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """The embeddings projected to the teacher's dimension, in fp32."""
         return self.proj(embeddings.float())

@@ -36,6 +36,7 @@ class DistContext:
 
     @property
     def enabled(self) -> bool:
+        """Whether the run has more than one process."""
         return self.world_size > 1
 
     @property
@@ -53,10 +54,12 @@ class DistContext:
         return True
 
     def teardown(self, created: bool) -> None:
+        """Leave the process group, if :meth:`setup` created it."""
         if created and dist.is_initialized():
             dist.destroy_process_group()
 
     def barrier(self) -> None:
+        """Wait for every process; does nothing when not distributed."""
         if self.enabled:
             dist.barrier()
 

@@ -152,15 +152,18 @@ class Schedule:
         self.apply(0, 0.0)
 
     def apply(self, global_step: int, elapsed_s: float) -> float:
+        """Set every group's LR for this step and time; returns it."""
         lr = self.base_lr * lr_factor(self.config, global_step, self.steps_per_epoch, elapsed_s)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr
 
     def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps to resume the schedule."""
         return {"base_lr": self.base_lr, "steps_per_epoch": self.steps_per_epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`state_dict` saved."""
         self.base_lr = float(state["base_lr"])
         self.steps_per_epoch = int(state["steps_per_epoch"])
 
@@ -314,12 +317,15 @@ class Trainer:
             self._stop.clear()
 
     def request_stop(self) -> None:
+        """Ask the run to stop after its current batch; safe from any thread."""
         self._stop.set()
 
     def add_callback(self, event: str, fn: Callable[[Trainer], Any]) -> None:
+        """Call ``fn(trainer)`` on the training event ``event``."""
         self.callbacks.add_callback(event, fn)
 
     def run_callbacks(self, event: str) -> None:
+        """Run every handler of ``event`` with this trainer."""
         self.callbacks.run_callbacks(event, self)
 
     # -- setup ------------------------------------------------------------------------------------------

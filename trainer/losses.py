@@ -127,6 +127,7 @@ class MarginHead(nn.Module):
         return cos
 
     def logits(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The scaled cosine logits ``(N, num_classes)`` with the margins applied to the true class."""
         return margin_logits(
             self.cosine(embeddings),
             labels,
@@ -138,6 +139,7 @@ class MarginHead(nn.Module):
         )
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The cross-entropy of the margin logits."""
         return F.cross_entropy(self.logits(embeddings, labels), labels)
 
 

@@ -67,6 +67,7 @@ class AttendanceLog:
         return self._path
 
     def on_start(self, context: Any) -> None:
+        """Pick this session's CSV file, in the chosen folder or the app's ``attendance`` folder."""
         folder_text = str(context.settings.get("folder", "") or "").strip()
         folder = Path(folder_text).expanduser() if folder_text else Path(context.app_data_dir) / "attendance"
         folder.mkdir(parents=True, exist_ok=True)
@@ -79,6 +80,11 @@ class AttendanceLog:
         log.info("attendance log: %s", path)
 
     def on_event(self, event: RecognitionEvent) -> None:
+        """Record when a known person was first and last seen, and rewrite the CSV.
+
+        Raises:
+            RuntimeError: the plugin was not started.
+        """
         if event.person is None or event.kind not in (EventKind.RECOGNIZED, EventKind.LEFT):
             return
         if self._path is None:
@@ -97,6 +103,7 @@ class AttendanceLog:
         self._write()
 
     def on_stop(self) -> None:
+        """Write the rows one last time."""
         if self._path is not None and self._rows:
             self._write()
 

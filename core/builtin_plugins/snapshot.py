@@ -79,6 +79,11 @@ class SnapshotSaver:
         self._warned_no_frame = False
 
     def on_start(self, context: Any) -> None:
+        """Read and check the mode, event kinds and retention, and create the snapshot folder.
+
+        Raises:
+            ValueError: an unknown mode or a negative retention setting.
+        """
         s = context.settings
         mode = str(s.get("mode", "face")).strip().lower()
         if mode not in MODES:
@@ -95,6 +100,11 @@ class SnapshotSaver:
         self._keep_count, self._keep_days = keep_count, keep_days
 
     def on_event(self, event: RecognitionEvent) -> None:
+        """Save the face (or the whole frame) of an event of a chosen kind as a JPEG, then prune old ones.
+
+        Raises:
+            RuntimeError: the plugin was not started.
+        """
         if self.folder is None:
             raise RuntimeError("the snapshot saver got an event before on_start")
         if event.kind not in self._kinds:

@@ -114,6 +114,11 @@ class Webhook:
         self._thumbnail = False
 
     def on_start(self, context: Any) -> None:
+        """Read and check the URL, timeouts, retries and event kinds; without a URL nothing is sent.
+
+        Raises:
+            ValueError: a bad URL, a timeout that is not positive, or negative retries or backoff.
+        """
         s = context.settings
         url = str(s.get("url", "") or "").strip()
         self.url = validate_url(url) if url else None
@@ -133,6 +138,11 @@ class Webhook:
             log.info("webhook: sending to %s", redact_url(self.url))
 
     def on_event(self, event: RecognitionEvent) -> None:
+        """POST the event as JSON, retrying with backoff while the timeout allows.
+
+        Raises:
+            WebhookError: every attempt failed; a 4xx answer other than 408 and 429 is not retried.
+        """
         if self.url is None or event.kind not in self._kinds:
             return
         body = json.dumps(event.to_dict(with_thumbnail=self._thumbnail)).encode("utf-8")

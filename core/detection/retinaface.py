@@ -159,6 +159,7 @@ class RetinaFace(nn.Module):
         self.LandmarkHead = nn.ModuleList([_Head(out_channels, 10) for _ in range(3)])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Raw box offsets, class logits and landmark offsets over the priors (see the class docstring)."""
         fpn = self.fpn(self.body(x))
         features = [self.ssh1(fpn[0]), self.ssh2(fpn[1]), self.ssh3(fpn[2])]
         loc = torch.cat([head(f) for head, f in zip(self.BboxHead, features, strict=True)], dim=1)

@@ -35,6 +35,7 @@ def _gallery(root: Path) -> Path:
 
 
 def main() -> int:
+    """Start the app on the demo clip and gallery, take the screenshots, and return the exit code."""
     home = Path(tempfile.mkdtemp(prefix="ghostface-shots-"))
     os.environ["GHOSTFACE_HOME"] = str(home)
     os.environ.setdefault("GHOSTFACE_MODEL_PATH", str(SHARED / "models"))
