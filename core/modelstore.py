@@ -164,7 +164,7 @@ _SPECS: dict[str, ModelSpec] = {
             id="ghostfacenetv2",
             filename="ghostfacenetv2.pt",
             # The checkpoint shipped in core/weights (see its MODEL_CARD.md); retraining changes this pin.
-            sha256="a68e060a27ea0063dc2e8a9f9174d24394c9a7c5647844ae22618b1b2448465b",
+            sha256="af14d46aff46ddea99b41b3ae1f3af4b02ff4ab429be2fc35f1c3d986a430361",
             resource=("core", "weights/ghostfacenetv2.pt"),
             url=None,
             # The code is MIT, but the weights inherit the terms of their training data.

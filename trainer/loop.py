@@ -862,8 +862,9 @@ class Trainer:
         }
         if run.out_of_time and s.step < run.steps_per_epoch:
             record["partial"] = True
-        self._validate(epoch, record, last_epoch=epoch + 1 == self.config.epochs or run.out_of_time)
+        # In the history first: the best backbone's meta, written while validating, counts this epoch.
         s.history.append(record)
+        self._validate(epoch, record, last_epoch=epoch + 1 == self.config.epochs or run.out_of_time)
         self._save(epoch_done=True)
         if self.validation is None:
             s.best_backbone = self.output_dir / LAST_BACKBONE
