@@ -99,3 +99,18 @@ def demo_gallery(demo_dir: Path, tmp_path: Path) -> Path:
     (root / "lin-manuel-miranda").mkdir()
     shutil.copy(demo_dir / "lin-manuel-miranda.png", root / "lin-manuel-miranda")
     return root
+
+
+@pytest.fixture(scope="session")
+def doorbell_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``ghostface-doorbell`` 1.0, an entry-point plugin distribution built and installed by pip into a
+    folder of its own (put it on ``sys.path`` to install it); built once per test session."""
+    from tests.core._plugin_kit import DOORBELL, build_distribution
+
+    return build_distribution(
+        tmp_path_factory.mktemp("doorbell"),
+        "ghostface-doorbell",
+        "ghostface_doorbell",
+        DOORBELL,
+        {"doorbell": "ghostface_doorbell:Doorbell"},
+    )

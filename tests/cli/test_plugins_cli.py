@@ -11,7 +11,7 @@ import pytest
 from cli.main import main
 from core.history import History
 from core.paths import history_path, plugins_dir, settings_path
-from tests.core._plugin_kit import DOORBELL, FOLDER_PLUGIN, build_distribution, read_jsonl, write
+from tests.core._plugin_kit import FOLDER_PLUGIN, read_jsonl, write
 
 
 def _json_line(out: str) -> dict:
@@ -19,16 +19,6 @@ def _json_line(out: str) -> dict:
     assert lines, "nothing printed"
     return json.loads(lines[-1])
 
-
-@pytest.fixture(scope="module")
-def doorbell_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_distribution(
-        tmp_path_factory.mktemp("doorbell"),
-        "ghostface-doorbell",
-        "ghostface_doorbell",
-        DOORBELL,
-        {"doorbell": "ghostface_doorbell:Doorbell"},
-    )
 
 
 @pytest.fixture

@@ -42,21 +42,10 @@ from core.plugins import (
 )
 from core.settings import EventSettings, PluginSettings, Settings
 from core.types import EVENT_API_VERSION, Detection, EventKind, Face, Match, RecognitionEvent
-from tests.core._plugin_kit import DOORBELL, FOLDER_PLUGIN, build_distribution, read_jsonl, wait_until, write
+from tests.core._plugin_kit import FOLDER_PLUGIN, read_jsonl, wait_until, write
 
 REPO = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture(scope="module")
-def doorbell_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``ghostface-doorbell`` 1.0, built and installed by pip into a folder of its own."""
-    return build_distribution(
-        tmp_path_factory.mktemp("doorbell"),
-        "ghostface-doorbell",
-        "ghostface_doorbell",
-        DOORBELL,
-        {"doorbell": "ghostface_doorbell:Doorbell"},
-    )
 
 
 @pytest.fixture
