@@ -707,16 +707,19 @@ class _Worker:
         problem = " ".join(str(value).split())[:500] if value else ""
         with self.lock:
             changed = problem != self.problem
+            # Logged when a problem starts or ends, not each time its text changes (a count in it).
+            begins_or_ends = bool(problem) != bool(self.problem)
             self.problem = problem
             if self.state is PluginState.OK and problem:
                 self.state = PluginState.DEGRADED
             elif self.state is PluginState.DEGRADED and not problem:
                 self.state = PluginState.OK
-        if changed:
+        if begins_or_ends:
             if problem:
                 log.warning("plugin %r reports: %s", self.name, problem)
             else:
-                log.info("plugin %r no longer reports a problem", self.name)
+                log.warning("plugin %r no longer reports a problem", self.name)
+        if changed:
             self.bus._notify(self)
 
     def _failed(self, hook: str, exc: BaseException) -> None:

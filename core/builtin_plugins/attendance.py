@@ -107,7 +107,8 @@ class AttendanceLog:
         with self._lock:
             if path != self._path:
                 # A restart with new settings in the same session keeps the rows of that session.
-                self._flush(force=True)  # the last chance for the rows of the old file
+                if not self._flush(force=True):  # the last chance for the rows of the old file
+                    log.error("attendance: %d changes could not be written to %s", self.unwritten, self._path)
                 self._rows = {}
                 self.unwritten = 0
             self._path = path
