@@ -643,6 +643,9 @@ def test_a_plugin_in_its_own_process_reports_a_problem_and_its_end(plugins_dir: 
         assert status.failures == 0 and status.enabled
         (row,) = plugin_report(bus, [dataclasses.replace(_found("outbox"))])
         assert row["state"] == "degraded" and row["problem"] == status.problem
+        from cli.plugins import plugin_lines  # what `ghostface plugins list` prints
+
+        assert plugin_lines([row])[-1].endswith("degraded, 1 calls, 0 failures, 0 dropped: " + status.problem)
         from_app = pytest.importorskip("app.plugins_dialog")
         assert from_app.status_text(status) == "degraded: the server is down; 1 event waits"
         bus.publish(ghostface_api.make_event(person="back"))
