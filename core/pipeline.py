@@ -101,6 +101,7 @@ class Pipeline:
         self._redecide = False
         self.embed_every_frame = embed_every_frame
         self._last_frame = (0, 0.0)
+        self._stream_id: int | None = None  # the stream of the last frame processed
         self._previous_small: np.ndarray | None = None
 
     # ------------------------------------------------------------------------------------ properties
@@ -212,7 +213,20 @@ class Pipeline:
             self._source = source
         self._tracker.reset()
         self._previous_small = None
+        self._stream_id = None
         self._emitter = EventEmitter(self._settings.events, self._source)
+
+    def _end_stream(self) -> list[RecognitionEvent]:
+        """The stream ended (a looping video starts its next pass): ``left`` for everyone, tracks reset.
+
+        The event state starts afresh too (visits, cooldowns), as for a new source; the tracker's ids go
+        on increasing, so a track of the new stream never shares an id with one of the old.
+        """
+        events = self.flush_events()
+        self._tracker.reset()
+        self._previous_small = None
+        self._emitter.reset()
+        return events
 
     def flush_events(self) -> list[RecognitionEvent]:
         """End of the stream: the events still due (a ``left`` for everyone in view)."""
@@ -308,15 +322,26 @@ class Pipeline:
         return matches, stored, (align_ms, embed_ms, _ms(t))
 
     def process(
-        self, image_bgr: np.ndarray, frame_index: int, timestamp: float, decode_ms: float = 0.0
+        self,
+        image_bgr: np.ndarray,
+        frame_index: int,
+        timestamp: float,
+        decode_ms: float = 0.0,
+        *,
+        stream_id: int = 0,
     ) -> FrameResult:
         """Recognise every face of one frame.
 
+        A frame of another stream than the last one (``stream_id`` changed, or stream time went back)
+        first ends the old stream: everyone in view gets a ``left`` (the first events of the result),
+        and tracks and visits start afresh.
+
         Args:
             image_bgr: ``(H, W, 3) uint8`` BGR frame.
-            frame_index: its index in the source (increasing).
-            timestamp: seconds into the source.
+            frame_index: its index in the stream (increasing within a stream).
+            timestamp: seconds into the stream.
             decode_ms: what decoding the frame cost, for the timings.
+            stream_id: the stream the frame belongs to (:attr:`core.capture.Frame.stream_id`).
 
         Returns:
             the faces with their tracks and identities, the stage timings and the events.
@@ -326,6 +351,13 @@ class Pipeline:
             ValueError: the frame is not a uint8 image.
         """
         self._take_pending()
+        ended: list[RecognitionEvent] = []
+        if self._stream_id is not None and (stream_id != self._stream_id or timestamp < self._last_frame[1]):
+            log.debug(
+                "stream %s ended, stream %s starts at frame %d", self._stream_id, stream_id, frame_index
+            )
+            ended = self._end_stream()
+        self._stream_id = stream_id
         self._refresh_gallery()
         redecide_ms = self._redecide_tracks()
 
@@ -349,7 +381,7 @@ class Pipeline:
 
         t = time.perf_counter()
         faces: list[Face] = self._tracker.update(assignment, detections, matches, stored)
-        events = self._emitter.update(faces, image_bgr, frame_index, timestamp)
+        events = ended + self._emitter.update(faces, image_bgr, frame_index, timestamp)
         track_ms += _ms(t)
         self._last_frame = (frame_index, timestamp)
         return FrameResult(
@@ -366,4 +398,5 @@ class Pipeline:
                 track_ms=track_ms,
             ),
             events=tuple(events),
+            stream_id=stream_id,
         )

@@ -245,12 +245,15 @@ class FrameResult:
 
     Attributes:
         frame: ``(H, W, 3) uint8`` BGR, the frame as decoded.
-        frame_index: index of the frame in its source.
-        timestamp: seconds into the source.
+        frame_index: index of the frame in its stream.
+        timestamp: seconds into the stream.
         faces: every face in the frame, with its track and identity.
         timings: per-stage milliseconds.
-        events: recognition events this frame produced.
+        events: recognition events this frame produced; on the first frame of a new stream (a looping
+            video's next pass) they begin with the ``left`` events that ended the previous one.
         dropped_frames: frames the source skipped since the last result (latest frame wins).
+        stream_id: the stream the frame belongs to (:attr:`core.capture.Frame.stream_id`); a change
+            means the previous stream ended and everyone in it left.
     """
 
     frame: np.ndarray
@@ -260,3 +263,4 @@ class FrameResult:
     timings: StageTimings = field(default_factory=StageTimings)
     events: tuple[RecognitionEvent, ...] = ()
     dropped_frames: int = 0
+    stream_id: int = 0
