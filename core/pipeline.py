@@ -17,9 +17,11 @@ from core.engine import GalleryView, build_detector, build_embedder, configure_d
 from core.events import EventEmitter
 from core.gallery import Gallery, GallerySnapshot, ProgressCallback, SyncReport
 from core.matching import Matcher
+from core.quality import face_sharpness
 from core.settings import Rebuild, Settings, effective_threshold, rebuilds
 from core.tracking import Tracker
 from core.types import Detection, Face, FrameResult, Match, RecognitionEvent, StageTimings
+from core.unknowns import UnknownPeople
 
 __all__ = ["Pipeline", "face_sharpness"]
 
@@ -31,21 +33,6 @@ log = logging.getLogger(__name__)
 # the last person stood.
 _CUT_SIZE = (64, 36)
 _CUT_DIFF = 20.0
-# Side of the grey patch the sharpness of a face is measured on: small enough to cost ~0.05 ms a face,
-# large enough for the Laplacian to see focus.
-_SHARPNESS_PX = 48
-
-
-def face_sharpness(image_bgr: np.ndarray, box: np.ndarray) -> float:
-    """Variance of the Laplacian of the face box, resampled to a fixed size (higher is sharper)."""
-    h, w = image_bgr.shape[:2]
-    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
-    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
-    if x2 - x1 < 2 or y2 - y1 < 2:
-        return 0.0
-    patch = cv2.cvtColor(image_bgr[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
-    patch = cv2.resize(patch, (_SHARPNESS_PX, _SHARPNESS_PX), interpolation=cv2.INTER_AREA)
-    return float(cv2.Laplacian(patch, cv2.CV_32F).var())
 
 
 def _ms(start: float) -> float:
@@ -91,7 +78,9 @@ class Pipeline:
         self._matcher = Matcher(
             effective_threshold(rec, self._embedder.suggested_threshold), rec.margin, rec.use_mean_embedding
         )
-        self._tracker = Tracker(settings.tracking)
+        # Unknown people are numbered with the matcher's own "same person" line, kept up to date below.
+        self._unknowns = UnknownPeople(self._matcher.threshold)
+        self._tracker = Tracker(settings.tracking, self._unknowns)
         self._source = source
         self._emitter = EventEmitter(settings.events, source)
         self._gallery = gallery
@@ -125,6 +114,11 @@ class Pipeline:
     def matcher(self) -> Matcher:
         """The matcher: threshold, margin and the gallery's embeddings."""
         return self._matcher
+
+    @property
+    def unknowns(self) -> UnknownPeople:
+        """The unknown people of this source, numbered across tracks, shot changes and loops."""
+        return self._unknowns
 
     @property
     def tracker(self) -> Tracker:
@@ -190,6 +184,7 @@ class Pipeline:
             self._matcher.set_gallery(np.zeros((0, embedder.dim), np.float32), [])
             # The tracks' names and stored embeddings come from the old model: start them afresh.
             self._tracker.reset()
+            self._unknowns.clear()
         rec = new.recognition
         threshold = effective_threshold(rec, embedder.suggested_threshold)
         if (threshold, rec.margin, rec.use_mean_embedding) != (
@@ -199,6 +194,7 @@ class Pipeline:
         ):
             self._redecide = True
         self._matcher.threshold = threshold
+        self._unknowns.threshold = threshold
         self._matcher.margin = rec.margin
         self._matcher.use_mean = rec.use_mean_embedding
         self._tracker.settings = new.tracking
@@ -208,10 +204,11 @@ class Pipeline:
     # --------------------------------------------------------------------------------------- stream
 
     def reset(self, source: str | None = None) -> None:
-        """Start a new stream: tracks and event state are forgotten."""
+        """Start a new source: tracks, unknown people and event state are forgotten."""
         if source is not None:
             self._source = source
         self._tracker.reset()
+        self._unknowns.clear()
         self._previous_small = None
         self._stream_id = None
         self._emitter = EventEmitter(self._settings.events, self._source)
