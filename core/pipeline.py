@@ -225,6 +225,28 @@ class Pipeline:
         self._emitter.reset()
         return events
 
+    def _prepare(
+        self, stream_id: int, frame_index: int, timestamp: float
+    ) -> tuple[list[RecognitionEvent], float]:
+        """Before a frame: new settings, the end of the previous stream, the gallery, redecided tracks.
+
+        A frame of a new stream (``stream_id`` changed, or stream time went back) first ends the old one:
+        everyone in view gets a ``left`` (the result's first events), tracks and visits restart.
+
+        Returns:
+            the events that ended the previous stream, and the milliseconds spent deciding tracks again.
+        """
+        self._take_pending()
+        ended: list[RecognitionEvent] = []
+        if self._stream_id is not None and (stream_id != self._stream_id or timestamp < self._last_frame[1]):
+            log.debug(
+                "stream %s ended, stream %s starts at frame %d", self._stream_id, stream_id, frame_index
+            )
+            ended = self._end_stream()
+        self._stream_id = stream_id
+        self._refresh_gallery()
+        return ended, self._redecide_tracks()
+
     def flush_events(self) -> list[RecognitionEvent]:
         """End of the stream: the events still due (a ``left`` for everyone in view)."""
         frame_index, stream_time = self._last_frame
@@ -329,16 +351,12 @@ class Pipeline:
     ) -> FrameResult:
         """Recognise every face of one frame.
 
-        A frame of another stream than the last one (``stream_id`` changed, or stream time went back)
-        first ends the old stream: everyone in view gets a ``left`` (the first events of the result),
-        and tracks and visits start afresh.
-
         Args:
             image_bgr: ``(H, W, 3) uint8`` BGR frame.
             frame_index: its index in the stream (increasing within a stream).
             timestamp: seconds into the stream.
             decode_ms: what decoding the frame cost, for the timings.
-            stream_id: the stream the frame belongs to (:attr:`core.capture.Frame.stream_id`).
+            stream_id: the frame's stream (``Frame.stream_id``); a new one ends the old first (``left``s).
 
         Returns:
             the faces with their tracks and identities, the stage timings and the events.
@@ -347,16 +365,7 @@ class Pipeline:
             GhostFaceError: new settings asked for a model that cannot be built (the old one stays).
             ValueError: the frame is not a uint8 image.
         """
-        self._take_pending()
-        ended: list[RecognitionEvent] = []
-        if self._stream_id is not None and (stream_id != self._stream_id or timestamp < self._last_frame[1]):
-            log.debug(
-                "stream %s ended, stream %s starts at frame %d", self._stream_id, stream_id, frame_index
-            )
-            ended = self._end_stream()
-        self._stream_id = stream_id
-        self._refresh_gallery()
-        redecide_ms = self._redecide_tracks()
+        ended, redecide_ms = self._prepare(stream_id, frame_index, timestamp)
 
         t = time.perf_counter()
         detections = self._gate(self._detector.detect(image_bgr))
