@@ -47,11 +47,13 @@ PEOPLE_REFRESH_MS = 250
 GONE_COLOUR = QColor("#6e7681")
 
 
-def _key(face: Face) -> str:
-    """One row per person, per numbered unknown person, and per unknown track not numbered yet."""
-    if face.person is not None or face.unknown_id:
-        return face.label
-    return f"track {face.track_id}"
+def _listed(face: Face) -> bool:
+    """Whether "In view" lists the face: a known person, or a numbered unknown one.
+
+    A young unknown track is not a person yet (it gets a number once its Unknown is confirmed, or a
+    name); listing it would make the list flicker with every passing false detection.
+    """
+    return face.person is not None or face.unknown_id > 0
 
 
 class PeopleInView(QTreeWidget):
@@ -108,8 +110,8 @@ class PeopleInView(QTreeWidget):
         self._stream_id = result.stream_id
         now = time.time()
         in_view = set()
-        for face in result.faces:
-            key = _key(face)
+        for face in filter(_listed, result.faces):
+            key = face.label
             in_view.add(key)
             entry = self._seen.get(key)
             if entry is None:
@@ -127,7 +129,8 @@ class PeopleInView(QTreeWidget):
             return
         self._dirty = False
         rows = sorted(
-            self._seen.items(), key=lambda kv: (kv[0] not in self._in_view, kv[1][0].startswith("Unknown"), kv[0])
+            self._seen.items(),
+            key=lambda kv: (kv[0] not in self._in_view, kv[1][0].startswith("Unknown"), kv[0]),
         )
         self.setUpdatesEnabled(False)
         try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
-from core.types import FrameResult, HeldBack
+from core.types import FrameResult, HeldBack, UnknownReason
 
 __all__ = ["RULE_NAMES", "UnknownReasonsView"]
 
@@ -18,10 +20,12 @@ RULE_NAMES: dict[HeldBack, str] = {
 }
 # Milliseconds between two redraws: the latest frame is kept, the list redrawn at most this often.
 REFRESH_MS = 500
+# Seconds a face stays listed after it was last seen unknown: faces come and go between samples.
+KEEP_S = 3.0
 
 
 class UnknownReasonsView(QTreeWidget):
-    """The unknown faces of the latest frame: face, best candidate, similarity, rule, and the whole reason."""
+    """The unknown people in view (seen in the last few seconds): best candidate, similarity, rule, reason."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -34,6 +38,7 @@ class UnknownReasonsView(QTreeWidget):
             "Why each face in view is Unknown: the closest gallery person and the rule that held it back"
         )
         self._latest: FrameResult | None = None
+        self._faces: dict[str, tuple[UnknownReason, float]] = {}  # label -> (reason, monotonic time)
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self.refresh)
@@ -52,14 +57,16 @@ class UnknownReasonsView(QTreeWidget):
         if self._latest is None or not self.isVisible():
             return  # the latest frame waits until the list is shown
         result, self._latest = self._latest, None
-        self.clear()
+        now = time.monotonic()
         for face in result.faces:
-            reason = face.match.reason
-            if face.person is not None or reason is None:
-                continue
+            if face.person is None and face.match.reason is not None and face.unknown_id:
+                self._faces[face.label] = (face.match.reason, now)
+        self._faces = {k: v for k, v in self._faces.items() if now - v[1] <= KEEP_S}
+        self.clear()
+        for label, (reason, _seen) in sorted(self._faces.items()):
             item = QTreeWidgetItem(
                 [
-                    face.label,
+                    label,
                     reason.candidate or "–",
                     f"{reason.similarity:.2f}" if reason.candidate else "–",
                     RULE_NAMES[reason.rule],
