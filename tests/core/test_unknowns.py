@@ -177,3 +177,30 @@ def test_the_unknown_list_is_bounded_and_forgets_the_least_recently_seen() -> No
     assert people.identify(faces[0]) == 9
     # Two faces in view at once are never one person, however alike.
     assert people.identify(faces[6], exclude={7}) == 10
+
+
+def test_a_numbered_unknown_on_a_new_track_is_not_reported_again_within_the_cooldown(demo_dir: Path) -> None:
+    import cv2
+
+    from core.types import Detection, Face, Match
+
+    frame = cv2.imread(str(demo_dir / "obama-480p.jpg"))  # a real, sharp face inside the box below
+    assert frame is not None
+    box = np.array([250.0, 60.0, 390.0, 240.0], np.float32)
+
+    def seen(track: int, number: int, frames: int = 90) -> list[list[Face]]:
+        face = Face(
+            Detection(box, 0.95, np.zeros((5, 2), np.float32)), track, Match(None, 0.1), True, 10, number
+        )
+        return [[face] for _ in range(frames)]
+
+    def unknown_events(timeline: list[list[Face]]) -> list[int]:
+        emitter = EventEmitter(EventSettings(unknown_after_s=1.0, cooldown_s=60.0), "cam")
+        events = [e for i, faces in enumerate(timeline) for e in emitter.update(faces, frame, i, i / 30.0)]
+        return [e.track_id for e in events if e.kind is EventKind.UNKNOWN]
+
+    # Unknown #7 turns away (a new track each time) three times: one person, one event.
+    assert unknown_events(seen(1, 7) + [[]] * 30 + seen(2, 7) + [[]] * 30 + seen(3, 7)) == [1]
+    # Two different unknown people, or tracks not numbered, are reported each.
+    assert unknown_events(seen(1, 7) + seen(2, 8)) == [1, 2]
+    assert unknown_events(seen(1, 0) + seen(2, 0)) == [1, 2]
