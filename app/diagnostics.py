@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.recognition_worker import EngineInfo, WorkerStats
+from app.unknown_reasons import UnknownReasonsView
 from core.environment import RuntimeInfo, RuntimeProbe
 
 __all__ = [
@@ -179,6 +180,9 @@ class DiagnosticsView(QWidget):
         self._runtime_loaded = False
 
         models_box = self._build_models_box()
+        self.unknown_reasons = UnknownReasonsView()
+        reasons_box = QGroupBox("Why Unknown (faces in view)")
+        QVBoxLayout(reasons_box).addWidget(self.unknown_reasons)
 
         self.errors = QPlainTextEdit()
         self.errors.setObjectName("ErrorLog")
@@ -195,6 +199,7 @@ class DiagnosticsView(QWidget):
         left.addStretch(1)
         right = QVBoxLayout()
         right.addWidget(models_box, 2)
+        right.addWidget(reasons_box, 1)
         right.addWidget(errors_box, 1)
         layout = QHBoxLayout(self)
         layout.addLayout(left, 2)
@@ -229,9 +234,10 @@ class DiagnosticsView(QWidget):
         return self._labels[key].text()
 
     def follow(self, controller: Any) -> None:
-        """Show what the live controller reports (its GUI-thread signals): models in use and figures."""
+        """Show what the live controller reports (its GUI-thread signals): models, figures, unknown faces."""
         controller.engine_ready.connect(self.set_engine)
         controller.stats_ready.connect(self.set_stats)
+        controller.frame_ready.connect(self.unknown_reasons.show_result)
 
     def set_engine(self, info: EngineInfo) -> None:
         """Show the models, devices, threshold and gallery the engine runs with."""

@@ -182,7 +182,7 @@ class MainWindow(QMainWindow):
 
     def set_source(self, spec: str, *, start: bool = True) -> None:
         """Watch ``spec`` (camera index, video file or image folder); saved as the new source."""
-        self.live.people.clear_people()
+        self.live.clear_people()
         self.apply_settings(self._settings.replace(camera={"source": spec}), save=True)
         self.sources.show(spec)
         if start and not self.controller.is_running():

@@ -362,7 +362,9 @@ class RecognitionWorker(ThreadWorker):
     def _process(self, state: _LoopState, frame: Frame) -> FrameResult | None:
         """Recognise one frame; a failure is counted and reported, and the loop goes on."""
         try:
-            return state.pipeline.process(frame.image, frame.index, frame.timestamp, frame.decode_ms)
+            return state.pipeline.process(
+                frame.image, frame.index, frame.timestamp, frame.decode_ms, stream_id=frame.stream_id
+            )
         except Exception as exc:  # noqa: BLE001 - one bad frame must not end the loop
             self.errors += 1
             log.warning("frame %s failed: %s", frame.index, exc)

@@ -38,6 +38,7 @@ import numpy as np
 
 from core import paths
 from core.plugins import DiscoveredPlugin, LoadedPlugin, PluginContext
+from core.quality import face_sharpness
 from core.settings import EventSettings, Settings
 from core.types import EventKind, Face, RecognitionEvent
 
@@ -160,7 +161,10 @@ class EventEmitter:
     - ``left``: a person in view has not been seen for more than ``left_after_s``. Every presence ends
       with one ``left``, also one whose ``recognized`` the cooldown held back (so that an attendance log
       learns the last-seen time). Its time, frame, box and stream time are those of the last sighting.
-    - ``unknown``: once per track that has been unknown for ``unknown_after_s`` without a break.
+    - ``unknown``: once per track that has been unknown for ``unknown_after_s`` without a break, when
+      its face is at least ``unknown_min_face_px`` large and ``unknown_min_sharpness`` sharp (a small or
+      blurred face is no one a person could recognise either). A numbered unknown person
+      (``Face.unknown_id``) is one person: not reported again within ``cooldown_s``, like a known one.
 
     - ``updated`` (only with ``emit_updates``): the visit's match got better by ``update_min_gain`` or
       its face grew by half, compared with what was last reported.
@@ -183,6 +187,8 @@ class EventEmitter:
         self._tracks: dict[int, _TrackState] = {}
         self._present: dict[str, _Presence] = {}
         self._last_recognized: dict[str, float] = {}
+        # Stream time of the last ``unknown`` event per numbered unknown person (``Face.unknown_id``).
+        self._last_unknown: dict[int, float] = {}
         self._last_time: float | None = None
 
     @property
@@ -216,6 +222,7 @@ class EventEmitter:
         self._tracks.clear()
         self._present.clear()
         self._last_recognized.clear()
+        self._last_unknown.clear()
         self._last_time = None
 
     def update(
@@ -265,13 +272,25 @@ class EventEmitter:
         now: float,
         attached: _AttachedFrame,
     ) -> RecognitionEvent | None:
-        """An ``unknown`` event once a track has stayed unnamed for ``unknown_after_s``."""
+        """An ``unknown`` event once a track has stayed unnamed for ``unknown_after_s`` (see the class)."""
+        s = self._settings
         if track.unknown_since is None:
             track.unknown_since = stream_time
             track.unknown_wall = now
-        if track.unknown_emitted or stream_time - track.unknown_since < self._settings.unknown_after_s:
+        if track.unknown_emitted or stream_time - track.unknown_since < s.unknown_after_s:
             return None
+        if min(face.detection.width, face.detection.height) < s.unknown_min_face_px or (
+            face_sharpness(frame, face.detection.box) < s.unknown_min_sharpness
+        ):
+            return None  # not yet: the track may come closer or into focus
         track.unknown_emitted = True
+        number = face.unknown_id
+        if number:
+            last = self._last_unknown.get(number)
+            if last is not None and stream_time - last < s.cooldown_s:
+                log.debug("unknown #%d back on a new track within the cooldown: no event", number)
+                return None
+            self._last_unknown[number] = stream_time
         box = _box_tuple(face.detection.box)
         return RecognitionEvent(
             kind=EventKind.UNKNOWN,

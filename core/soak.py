@@ -325,7 +325,9 @@ class _SoakRun:
             if stop.is_set():
                 break
             try:
-                result = pipeline.process(frame.image, frame.index, frame.timestamp, frame.decode_ms)
+                result = pipeline.process(
+                    frame.image, frame.index, frame.timestamp, frame.decode_ms, stream_id=frame.stream_id
+                )
             except Exception as exc:  # noqa: BLE001 - as in the app: one bad frame does not end the run
                 self.errors += 1
                 log.warning("soak: frame %d failed: %s", frame.index, exc)
