@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.events_panel import EventsPanel
+from app.fit import columns_width
 from app.icons import icon
 from app.recognition_worker import SourceState
 from app.sources import is_camera_spec
@@ -62,7 +63,7 @@ class PeopleInView(QTreeWidget):
         for col, sample in ((1, "Similarity"), (2, "00:00:00 "), (3, "00:00:00 ")):
             self.header().setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             self.setColumnWidth(col, metrics.horizontalAdvance(sample) + 24)
-        self.setToolTip("Everyone recognised since the video started; grey: not in view right now.")
+        self.setToolTip("Everyone recognized since the video started; grey: not in view right now.")
         # key -> [display name, similarity, first wall time, last wall time, first stream s, last stream s]
         self._seen: dict[str, list[Any]] = {}
         self._in_view: set[str] = set()
@@ -219,6 +220,7 @@ class LivePanel(QSplitter):
         self.setStretchFactor(0, 3)
         self.setStretchFactor(1, 1)
         self.setSizes([860, 420])
+        side.setMinimumWidth(columns_width(self.people, self.fontMetrics().horizontalAdvance("M") * 18))
         self._gc_frozen = False
         self._people_timer = QTimer(self)
         self._people_timer.setInterval(PEOPLE_REFRESH_MS)
@@ -260,7 +262,7 @@ class LivePanel(QSplitter):
             what = f"camera {spec}" if is_camera_spec(spec) else (Path(spec).name or "nothing")
             self.empty_state.show_state(
                 "Ready",
-                f"Press Start (Space) to recognise faces in {what}, or open another source.",
+                f"Press Start (Space) to recognize faces in {what}, or open another source.",
                 camera=False,
             )
 

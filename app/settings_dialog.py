@@ -237,6 +237,8 @@ class SettingsDialog(QDialog):
         for section, title in SECTIONS:
             self.tabs.addTab(self._build_section(section), title)
         self.tabs.addTab(self._build_gallery_page(), "Gallery")
+        # Every page's tab in sight: the dialog is as wide as its tabs, with no scroll arrows to find.
+        self.tabs.setUsesScrollButtons(False)
 
         self.error_label = QLabel()
         self.error_label.setObjectName("SettingsError")

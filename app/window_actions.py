@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QMainWindow, QMenu
 
+from app.help_menu import fill_help_menu
 from app.icons import icon
 
 __all__ = ["WindowActions", "build_actions"]
@@ -46,6 +47,11 @@ def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> 
         window.addAction(act)
         return act
 
+    def toggle_fullscreen() -> None:
+        window.showNormal() if window.isFullScreen() else window.showFullScreen()
+        fullscreen.setChecked(window.isFullScreen())
+
+    slots = {"fullscreen": toggle_fullscreen, **slots}
     start = action("start", "&Start", Qt.Key.Key_Space, "play", "Start or stop (Space)")
     open_video = action("open_video", "&Open video…", QKeySequence.StandardKey.Open, "open")
     open_folder = action("open_folder", "Open image &folder…", None, "folder")
@@ -69,7 +75,7 @@ def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> 
     file_menu.addAction(quit_)
     menu.addMenu("&View").addActions([start, fullscreen, diagnostics])
     menu.addMenu("&Tools").addActions([settings, history, plugins])
-    menu.addMenu("&Help").addAction(about)
+    fill_help_menu(menu.addMenu("&Help"), window, about)
 
     toolbar = window.addToolBar("Main")
     toolbar.setObjectName("MainToolbar")

@@ -17,6 +17,7 @@ from app.enroll_dialog import EnrollDialog
 from app.history_dialog import HistoryDialog
 from app.plugins_dialog import PluginsDialog
 from app.settings_dialog import SettingsDialog
+from app.user_dirs import start_folder
 from core.engine import gallery_root
 from core.settings import Settings
 
@@ -46,12 +47,16 @@ class WindowDialogs(QObject):
     def ask_video(self) -> str:
         """A video file the user picks ("" when cancelled)."""
         filters = "Videos (*.mp4 *.avi *.mkv *.mov *.webm *.m4v);;All files (*)"
-        path, _ = QFileDialog.getOpenFileName(self._window, "Open a video", "", filters)
+        source = self._window.settings.camera.source
+        path, _ = QFileDialog.getOpenFileName(
+            self._window, "Open a video", start_folder(source, kind="videos"), filters
+        )
         return path
 
     def ask_image_folder(self) -> str:
         """A folder of images the user picks ("" when cancelled)."""
-        return QFileDialog.getExistingDirectory(self._window, "Open a folder of images")
+        source = self._window.settings.camera.source
+        return QFileDialog.getExistingDirectory(self._window, "Open a folder of images", start_folder(source))
 
     def open_settings(self) -> SettingsDialog:
         """The settings dialog (one at a time): edits go live, OK saves, Cancel restores."""

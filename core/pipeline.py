@@ -310,7 +310,7 @@ class Pipeline:
     def process(
         self, image_bgr: np.ndarray, frame_index: int, timestamp: float, decode_ms: float = 0.0
     ) -> FrameResult:
-        """Recognise every face of one frame.
+        """Recognize every face of one frame.
 
         Args:
             image_bgr: ``(H, W, 3) uint8`` BGR frame.

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core._atomic import atomic_write_text
+from core.plugins import Setting
 from core.types import EventKind, RecognitionEvent
 
 __all__ = ["AttendanceLog", "COLUMNS"]
@@ -55,7 +56,11 @@ class AttendanceLog:
     """
 
     NAME = "attendance"
-    SETTINGS: dict[str, Any] = {"folder": ""}
+    SETTINGS: dict[str, Any] = {
+        "folder": Setting(
+            "", path="folder", help="Where the attendance files go; empty: the attendance folder of GhostFace."
+        ),
+    }
 
     def __init__(self) -> None:
         self._rows: dict[str, _Row] = {}
