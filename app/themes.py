@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from app.icons import RESOURCES
+from app.icons import RESOURCES, set_icon_theme
 
 __all__ = ["THEMES", "apply_theme", "resolve_theme", "style_sheet"]
 
@@ -55,6 +55,7 @@ class ThemeFollower(QObject):
         """Use ``theme`` now (nothing is redrawn when it is already the one in use)."""
         self.theme = theme
         self.applied = resolve_theme(theme)
+        set_icon_theme(self.applied)
         app = QApplication.instance()
         sheet = style_sheet(self.applied)
         # Setting a sheet restyles every widget: only when it is another one.

@@ -137,10 +137,18 @@ def settings_events(shot: Shot) -> Any:
     return dialog
 
 
+def settings_recognition(shot: Shot) -> Any:
+    """The settings dialog on its Recognition page: the 0-1 threshold, greyed while the model's is used."""
+    dialog = settings_units(shot)
+    dialog.tabs.setCurrentIndex(1)
+    return dialog
+
+
 SHOTS: dict[str, Factory] = {
     "main_window": main_window,
     "settings_units": settings_units,
     "settings_events": settings_events,
+    "settings_recognition": settings_recognition,
 }
 
 
@@ -161,7 +169,7 @@ def _file_name(name: str, scale: str) -> str:
     return f"{name}@{scale}x.png"
 
 
-def run_scale(scale: str, names: list[str], out: Path) -> int:
+def run_scale(scale: str, names: list[str], out: Path, theme: str = "dark") -> int:
     """Take the shots in this process (started with the scale set); returns the number that failed."""
     from PySide6.QtWidgets import QApplication
 
@@ -169,7 +177,7 @@ def run_scale(scale: str, names: list[str], out: Path) -> int:
     app.setApplicationName("GhostFace")
     from app.themes import apply_theme
 
-    apply_theme("dark")
+    apply_theme(theme)
     shots = collect()
     failed = 0
     for name in names or list(shots):
@@ -178,10 +186,10 @@ def run_scale(scale: str, names: list[str], out: Path) -> int:
         try:
             widget = shots[name](Shot(scratch, DEMO, scale))
             Shot(scratch, DEMO, scale).settle()
-            path = out / _file_name(name, scale)
+            path = out / _file_name(name if theme == "dark" else f"{name}-{theme}", scale)
             if not widget.grab().save(str(path)):
                 raise OSError(f"could not write {path}")
-            log.info("saved %s (%dx%d logical)", path.relative_to(REPO), widget.width(), widget.height())
+            log.info("saved %s (%dx%d logical)", path, widget.width(), widget.height())
         except Exception:  # noqa: BLE001 - one broken shot must not lose the others
             log.exception("shot %s failed", name)
             failed += 1
@@ -207,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", action="append", help="display scale, repeatable (default: 1 and 1.5)")
     parser.add_argument("--only", action="append", default=[], help="shot name, repeatable (default: all)")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for the PNGs")
+    parser.add_argument("--theme", default="dark", choices=["dark", "light"], help="the theme to shoot in")
     parser.add_argument("--list", action="store_true", help="list the shots and exit")
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -218,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     if args.in_process:
-        return 1 if run_scale(os.environ.get("QT_SCALE_FACTOR", "1"), args.only, args.out) else 0
+        return 1 if run_scale(os.environ.get("QT_SCALE_FACTOR", "1"), args.only, args.out, args.theme) else 0
     code = 0
     with tempfile.TemporaryDirectory(prefix="ghostface-shots-") as folder:
         env = {
@@ -229,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         env.setdefault("GHOSTFACE_MODEL_PATH", str(SHARED / "models"))
         for scale in args.scale or SCALES:
             command = [sys.executable, str(Path(__file__).resolve()), "--in-process", "--out", str(args.out)]
+            command += ["--theme", args.theme]
             command += [item for name in args.only for item in ("--only", name)]
             done = subprocess.run(command, env={**env, "QT_SCALE_FACTOR": scale}, check=False)
             code = code or done.returncode

@@ -9,6 +9,7 @@ from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QSpinBox, QWidget
 
 from app.field_text import field_label, human_name, unit_of
+from app.icons import icon
 from app.settings_dialog import SettingsDialog
 from app.themes import apply_theme, style_sheet
 from core.settings import Settings
@@ -119,9 +120,13 @@ def test_the_theme_applies_live_and_can_follow_the_system(qtbot, qapp) -> None:
     dialog.set_value("ui.theme", "light")
     qtbot.waitUntil(lambda: bool(live), timeout=2000)
     assert live[-1].ui.theme == "light"
+    camera = icon("camera")
     try:
+        dark_icon = camera.pixmap(24).toImage()
         assert apply_theme("light") == "light"
         assert "#f6f8fa" in qapp.styleSheet()
+        # The icons' lines turn dark on the light theme (light lines on white would vanish).
+        assert camera.pixmap(24).toImage() != dark_icon
         assert apply_theme("dark") == "dark"
         assert "#1b1f24" in qapp.styleSheet()
         assert apply_theme("system") in ("dark", "light")
