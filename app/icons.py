@@ -33,6 +33,8 @@ class _ThemedSvg(QIconEngine):
         super().__init__()
         self._svg = svg
         self._renderers: dict[str, QSvgRenderer] = {}
+        # Drawn once per theme, size and mode: a toolbar repaints its icons often, the SVG never changes.
+        self._pixmaps: dict[tuple[str, int, int, QIcon.Mode], QPixmap] = {}
 
     def _renderer(self) -> QSvgRenderer:
         if _theme not in self._renderers:
@@ -50,11 +52,15 @@ class _ThemedSvg(QIconEngine):
 
     def pixmap(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QPixmap:
         """The icon drawn at ``size``."""
+        key = (_theme, size.width(), size.height(), mode)
+        if key in self._pixmaps:
+            return self._pixmaps[key]
         pixmap = QPixmap(size)
         pixmap.fill(Qt.GlobalColor.transparent)
         painter = QPainter(pixmap)
         self.paint(painter, QRect(0, 0, size.width(), size.height()), mode, state)
         painter.end()
+        self._pixmaps[key] = pixmap
         return pixmap
 
     def clone(self) -> QIconEngine:
