@@ -349,7 +349,7 @@ class DiagnosticsView(QWidget):
         for info in infos:
             status = "verified" if info.verified else (info.error or "found, hash not pinned")
             item = QTreeWidgetItem(
-                [info.id, status, (info.sha256 or "")[:16], str(info.path or "not found"), info.licence]
+                [info.id, status, (info.sha256 or "")[:8], str(info.path or "not found"), info.licence]
             )
             item.setToolTip(2, info.sha256 or "")
             item.setToolTip(3, str(info.path or ""))

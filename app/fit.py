@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QStyle
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QStyle, QWidget
 
-__all__ = ["columns_width"]
+__all__ = ["columns_width", "fit_to_screen"]
 
 
 def columns_width(view: QAbstractItemView, stretch_px: int) -> int:
@@ -28,3 +28,13 @@ def columns_width(view: QAbstractItemView, stretch_px: int) -> int:
             total += header.sectionSize(index)
     scrollbar = view.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, view)
     return total + scrollbar + 2 * view.frameWidth() + 4
+
+
+def fit_to_screen(widget: QWidget) -> None:
+    """Shrink ``widget`` (a dialog sized for a large screen) to the available area of its screen."""
+    screen = widget.screen()
+    if screen is None:
+        return
+    available = screen.availableGeometry().size()
+    if widget.width() > available.width() or widget.height() > available.height():
+        widget.resize(widget.size().boundedTo(available))

@@ -589,6 +589,9 @@ class SettingsDialog(QDialog):
         box = QWidget()
         row = QHBoxLayout(box)
         row.setContentsMargins(0, 0, 0, 0)
+        # A long path is elided in the list, not a reason for the dialog to outgrow a small screen.
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(24)
         row.addWidget(combo, 1)
         browse = QPushButton("Video…")
         browse.setToolTip("Choose a video file as the source.")

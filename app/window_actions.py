@@ -85,6 +85,7 @@ def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> 
     source_combo = QComboBox()
     source_combo.setObjectName("SourceCombo")
     source_combo.setMinimumWidth(260)
+    source_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     source_combo.setToolTip("What to watch: a camera, a video file or a folder of images")
     toolbar.addWidget(QLabel(" Source: "))
     toolbar.addWidget(source_combo)

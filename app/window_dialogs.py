@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 import core
 from app.enroll_dialog import EnrollDialog
+from app.fit import fit_to_screen
 from app.history_dialog import HistoryDialog
 from app.plugins_dialog import PluginsDialog
 from app.settings_dialog import SettingsDialog
@@ -72,6 +73,7 @@ class WindowDialogs(QObject):
         dialog.settings_changed.connect(self._window.apply_settings)
         dialog.finished.connect(self._settings_dialog_closed)
         self._settings_dialog = dialog
+        fit_to_screen(dialog)
         dialog.open()
         return dialog
 
@@ -91,6 +93,7 @@ class WindowDialogs(QObject):
         # and it shows what it holds even while it cannot be written.
         dialog = HistoryDialog(self._window.context.history, parent=self._window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        fit_to_screen(dialog)
         dialog.show()
         return dialog
 
@@ -101,6 +104,7 @@ class WindowDialogs(QObject):
         )
         dialog.plugin_settings_changed.connect(self._on_plugin_settings)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        fit_to_screen(dialog)
         dialog.show()
         return dialog
 

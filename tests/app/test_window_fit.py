@@ -42,11 +42,13 @@ def test_the_window_fits_a_1366x768_screen(scale: str, hamilton_clip: Path, tmp_
     # At 150 % the screen is 911x512 logical pixels; the window and its smallest size fit in it.
     assert figures["minimum"][0] <= width and figures["minimum"][1] <= height, figures
     assert figures["size"][0] <= width and figures["size"][1] <= height, figures
+    for name, (w, h, min_w, min_h) in figures["dialogs"].items():
+        assert w <= width and h <= height and min_w <= width and min_h <= height, (name, figures["dialogs"])
     # Every toolbar button shown, none in an overflow menu.
     assert not figures["toolbar_hidden"] and not figures["toolbar_overflow"], figures
     # No list wider than its view, no column narrower than its heading; a name fits the people list.
     views = {view["name"]: view for view in figures["views"]}
-    assert {"PeopleInView", "EventsTable"} <= set(views), views.keys()
+    assert {"PeopleInView", "EventsTable", "ModelFiles"} <= set(views), views.keys()
     for view in figures["views"]:
         assert view["length"] <= view["viewport"] + 1, view
         for column in view["columns"]:

@@ -66,7 +66,15 @@ def main() -> int:
         "name_px": window.fontMetrics().horizontalAdvance("Lin-Manuel Miranda"),
         "views": [],
     }
-    for page in (window.live, window.gallery_panel):
+    # The dialogs fit the screen too.
+    out["dialogs"] = {}
+    for name, opener in (("settings", window.open_settings), ("history", window.open_history), ("plugins", window.open_plugins)):
+        dialog = opener()
+        _settle(app)
+        out["dialogs"][name] = [dialog.width(), dialog.height(), dialog.minimumSizeHint().width(), dialog.minimumSizeHint().height()]
+        dialog.close()
+    window.diagnostics.refresh_models()
+    for page in (window.live, window.gallery_panel, window.diagnostics):
         window.tabs.setCurrentWidget(page)
         _settle(app)
         out["views"] += _views(page)
