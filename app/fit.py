@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QStyle, QWidget
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QStyle, QToolBar, QWidget
 
-__all__ = ["columns_width", "fit_to_screen"]
+__all__ = ["columns_width", "fit_to_screen", "keep_toolbars_whole"]
 
 
 def columns_width(view: QAbstractItemView, stretch_px: int) -> int:
@@ -38,3 +39,35 @@ def fit_to_screen(widget: QWidget) -> None:
     available = screen.availableGeometry().size()
     if widget.width() > available.width() or widget.height() > available.height():
         widget.resize(widget.size().boundedTo(available))
+
+
+class _ToolbarFitter(QObject):
+    """Shows a toolbar's buttons as icons only (their text in the tooltip) when text does not fit."""
+
+    def __init__(self, toolbar: QToolBar) -> None:
+        super().__init__(toolbar)
+        self._toolbar = toolbar
+        self._style = toolbar.toolButtonStyle()
+        toolbar.ensurePolished()
+        self._full_width = toolbar.sizeHint().width()
+        toolbar.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
+        """On a resize, pick text beside the icons or icons alone."""
+        if watched is self._toolbar and event.type() == QEvent.Type.Resize:
+            fits = self._toolbar.width() >= self._full_width
+            style = self._style if fits else Qt.ToolButtonStyle.ToolButtonIconOnly
+            if self._toolbar.toolButtonStyle() != style:
+                self._toolbar.setToolButtonStyle(style)
+        return False
+
+
+def keep_toolbars_whole(window: QWidget) -> None:
+    """Let every toolbar in ``window`` drop its buttons' text rather than hide buttons in an overflow menu.
+
+    The main toolbar keeps its text (it is short and sized for a small screen); the others, built with
+    text beside the icons for a large screen, fall back to icons alone when narrower.
+    """
+    for toolbar in window.findChildren(QToolBar):
+        if toolbar.objectName() != "MainToolbar" and not toolbar.findChild(_ToolbarFitter):
+            _ToolbarFitter(toolbar)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from app.context import AppContext
 from app.diagnostics import DiagnosticsView
+from app.fit import keep_toolbars_whole
 from app.gallery_panel import GalleryPanel
 from app.icons import RESOURCES, icon
 from app.live_panel import LivePanel
@@ -99,6 +100,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.banner)
         layout.addWidget(self.tabs)
         self.setCentralWidget(central)
+        keep_toolbars_whole(self)
         self.figures = StatusFigures(self.statusBar())
         self.notices = StorageNotices(self.show_warning, self.diagnostics.add_error)
         self.dialogs = WindowDialogs(self)

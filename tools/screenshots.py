@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +48,13 @@ class Shot:
         scratch: an empty folder for this shot (a gallery, a settings file); removed afterwards.
         demo: the demo data folder (photos and the Hamilton clip).
         scale: the display scale of this run ("1", "1.5").
+        closers: called after the grab (a window behind a dialog shot shuts down its workers here).
     """
 
     scratch: Path
     demo: Path
     scale: str
+    closers: list[Callable[[], Any]] = field(default_factory=list)
 
     def wait_until(self, condition: Callable[[], bool], timeout_s: float = 90.0) -> bool:
         """Run the event loop until ``condition()`` holds or ``timeout_s`` passes; returns whether it held."""
@@ -144,7 +146,50 @@ def settings_recognition(shot: Shot) -> Any:
     return dialog
 
 
+def _idle_window(shot: Shot) -> Any:
+    """The main window on the two-person gallery, not running, filling the screen."""
+    from app.context import AppContext
+    from app.main_window import MainWindow
+    from core.settings import Settings
+
+    gallery = hamilton_gallery(shot.scratch / "gallery")
+    settings = Settings().replace(
+        camera={"source": str(shot.demo / "short_hamilton_clip.mp4")}, gallery_dir=str(gallery)
+    )
+    window = MainWindow(AppContext.build(settings, system_trash=False))
+    shot.fill_screen(window)
+    window.show()
+    return window
+
+
+def gallery_tab(shot: Shot) -> Any:
+    """The Gallery tab on the two-person gallery, once its photos are read."""
+    window = _idle_window(shot)
+    window.tabs.setCurrentWidget(window.gallery_panel)
+    people = getattr(window.gallery_panel, "people_list", None)
+
+    def read() -> bool:
+        return not window.gallery_controller.pending and (people is None or people.count() >= 2)
+
+    shot.settle(1.0)
+    shot.wait_until(read, 60)
+    shot.settle(0.5)
+    return window
+
+
+def plugins_dialog(shot: Shot) -> Any:
+    """The Plugins dialog on the snapshot plugin: labels, help and defaults, Browse for its folder."""
+    window = _idle_window(shot)
+    shot.closers.append(window.shutdown)
+    dialog = window.open_plugins()
+    dialog.select("snapshot")
+    shot.settle()
+    return dialog
+
+
 SHOTS: dict[str, Factory] = {
+    "gallery_tab": gallery_tab,
+    "plugins_dialog": plugins_dialog,
     "main_window": main_window,
     "settings_units": settings_units,
     "settings_events": settings_events,
@@ -183,9 +228,10 @@ def run_scale(scale: str, names: list[str], out: Path, theme: str = "dark") -> i
     for name in names or list(shots):
         scratch = Path(tempfile.mkdtemp(prefix=f"ghostface-shot-{name}-"))
         widget = None
+        shot = Shot(scratch, DEMO, scale)
         try:
-            widget = shots[name](Shot(scratch, DEMO, scale))
-            Shot(scratch, DEMO, scale).settle()
+            widget = shots[name](shot)
+            shot.settle()
             path = out / _file_name(name if theme == "dark" else f"{name}-{theme}", scale)
             if not widget.grab().save(str(path)):
                 raise OSError(f"could not write {path}")
@@ -198,6 +244,8 @@ def run_scale(scale: str, names: list[str], out: Path, theme: str = "dark") -> i
                 if hasattr(widget, "shutdown"):
                     widget.shutdown()
                 widget.close()
+            for close in shot.closers:
+                close()
             shutil.rmtree(scratch, ignore_errors=True)
     return failed
 

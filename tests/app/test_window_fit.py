@@ -46,6 +46,7 @@ def test_the_window_fits_a_1366x768_screen(scale: str, hamilton_clip: Path, tmp_
         assert w <= width and h <= height and min_w <= width and min_h <= height, (name, figures["dialogs"])
     # Every toolbar button shown, none in an overflow menu.
     assert not figures["toolbar_hidden"] and not figures["toolbar_overflow"], figures
+    assert not figures["page_toolbar_overflow"], figures["page_toolbar_overflow"]
     # No list wider than its view, no column narrower than its heading; a name fits the people list.
     views = {view["name"]: view for view in figures["views"]}
     assert {"PeopleInView", "EventsTable", "ModelFiles"} <= set(views), views.keys()

@@ -74,10 +74,15 @@ def main() -> int:
         out["dialogs"][name] = [dialog.width(), dialog.height(), dialog.minimumSizeHint().width(), dialog.minimumSizeHint().height()]
         dialog.close()
     window.diagnostics.refresh_models()
+    out["page_toolbar_overflow"] = []
     for page in (window.live, window.gallery_panel, window.diagnostics):
         window.tabs.setCurrentWidget(page)
         _settle(app)
         out["views"] += _views(page)
+        for bar in page.findChildren(QToolBar):
+            extension = bar.findChild(QToolButton, "qt_toolbar_ext_button")
+            if bar.isVisible() and extension is not None and extension.isVisible():
+                out["page_toolbar_overflow"].append(page.objectName())
     window.tabs.setCurrentWidget(window.live)
     before = window.size()
     window.show_warning("RuntimeError: " + "a very long error message " * 200)
