@@ -197,14 +197,19 @@ SHOTS: dict[str, Factory] = {
 }
 
 
-def collect() -> dict[str, Factory]:
-    """The built-in shots plus those of every ``tools/screenshot_views_*.py`` module's ``shots()``."""
+def collect(folder: Path | None = None) -> dict[str, Factory]:
+    """The built-in shots plus those of every ``screenshot_views_*.py`` module's ``shots()`` in ``folder``.
+
+    Args:
+        folder: where to look for the modules; None: ``tools/``, beside this file.
+    """
     shots = dict(SHOTS)
-    for path in sorted(Path(__file__).resolve().parent.glob("screenshot_views_*.py")):
+    for path in sorted((folder or Path(__file__).resolve().parent).glob("screenshot_views_*.py")):
         spec = importlib.util.spec_from_file_location(path.stem, path)
         if spec is None or spec.loader is None:
             continue
         module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module  # a dataclass in the module looks itself up there
         spec.loader.exec_module(module)
         shots.update(module.shots())
     return shots
