@@ -237,8 +237,7 @@ class SettingsDialog(QDialog):
         for section, title in SECTIONS:
             self.tabs.addTab(self._build_section(section), title)
         self.tabs.addTab(self._build_gallery_page(), "Gallery")
-        # Every page's tab in sight: the dialog is as wide as its tabs, with no scroll arrows to find.
-        self.tabs.setUsesScrollButtons(False)
+        self.tabs.setUsesScrollButtons(False)  # every tab in sight, no scroll arrows to look for
 
         self.error_label = QLabel()
         self.error_label.setObjectName("SettingsError")
@@ -325,7 +324,9 @@ class SettingsDialog(QDialog):
         form = QFormLayout(page)
         model: type[BaseModel] = Settings.model_fields[section].annotation  # type: ignore[assignment]
         for key, info in model.model_fields.items():
-            editor = self._make_editor(section, key, info)
+            ident = (section, key)
+            named = ident == ("ui", "theme")
+            editor = self._named_choices(ident, THEMES) if named else self._make_editor(section, key, info)
             if editor is None:
                 continue
             editor.setObjectName(f"{section}.{key}")
@@ -369,8 +370,6 @@ class SettingsDialog(QDialog):
             return edit
         if annotation is str and ident in MODEL_FIELDS:
             return self._model_editor(MODEL_FIELDS[ident], ident)
-        if ident == ("ui", "theme"):
-            return self._named_choices(ident, THEMES)
         if annotation is str:
             choices = self._choices(section, key)
             if choices is not None:

@@ -35,6 +35,12 @@ class WindowActions:
     camera_menu: QMenu
 
 
+def _toggle_fullscreen(window: QMainWindow, action: QAction) -> None:
+    """What F11 does."""
+    window.showNormal() if window.isFullScreen() else window.showFullScreen()
+    action.setChecked(window.isFullScreen())
+
+
 def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> WindowActions:
     """Make the actions (each slot from ``slots`` by action name), the menu bar and the toolbar."""
 
@@ -47,11 +53,7 @@ def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> 
         window.addAction(act)
         return act
 
-    def toggle_fullscreen() -> None:
-        window.showNormal() if window.isFullScreen() else window.showFullScreen()
-        fullscreen.setChecked(window.isFullScreen())
-
-    slots = {"fullscreen": toggle_fullscreen, **slots}
+    slots = {"fullscreen": lambda: _toggle_fullscreen(window, fullscreen), **slots}
     start = action("start", "&Start", Qt.Key.Key_Space, "play", "Start or stop (Space)")
     open_video = action("open_video", "&Open video…", QKeySequence.StandardKey.Open, "open")
     open_folder = action("open_folder", "Open image &folder…", None, "folder")
