@@ -42,6 +42,7 @@ from app.gallery_worker import (
     SyncGallery,
 )
 from app.icons import icon
+from app.user_dirs import start_folder
 from core.engine import gallery_root
 from core.settings import Settings
 
@@ -299,7 +300,7 @@ class GalleryPanel(QWidget):
             if not ok or not name.strip():
                 return
         if paths is None:
-            paths, _ = QFileDialog.getOpenFileNames(self, f"Photos of {name}", "", _IMAGE_FILTER)
+            paths, _ = QFileDialog.getOpenFileNames(self, f"Photos of {name}", start_folder(), _IMAGE_FILTER)
             if not paths:
                 return
         self._controller.submit(AddPhotos(name.strip(), tuple(str(p) for p in paths)))

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.events_panel import EventsPanel
+from app.fit import columns_width
 from app.icons import icon
 from app.people_seen import PeopleSeen, face_tooltip
 from app.recognition_worker import SourceState
@@ -245,6 +246,7 @@ class LivePanel(QSplitter):
         self.setStretchFactor(0, 3)
         self.setStretchFactor(1, 1)
         self.setSizes([860, 420])
+        side.setMinimumWidth(columns_width(self.people, self.fontMetrics().horizontalAdvance("M") * 18))
         self._gc_frozen = False
         self._people_timer = QTimer(self)
         self._people_timer.setInterval(PEOPLE_REFRESH_MS)
@@ -293,7 +295,7 @@ class LivePanel(QSplitter):
             what = f"camera {spec}" if is_camera_spec(spec) else (Path(spec).name or "nothing")
             self.empty_state.show_state(
                 "Ready",
-                f"Press Start (Space) to recognise faces in {what}, or open another source.",
+                f"Press Start (Space) to recognize faces in {what}, or open another source.",
                 camera=False,
             )
 

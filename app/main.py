@@ -79,9 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from app.context import AppContext
     from app.main_window import MainWindow
+    from app.themes import apply_theme
 
     app = _application()
     context = AppContext.load(args.settings, source=args.source, gallery=args.gallery)
+    apply_theme(context.settings.ui.theme)
     context.errors.install()
     window = MainWindow(context, autostart=args.source is not None)
     if args.as_fast_as_possible:
@@ -111,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _application() -> QCoreApplication:
-    """The QApplication (the running one, if any), named, with GhostFace's icon and style sheet."""
+    """The QApplication (the running one, if any), named, with GhostFace's icon (the theme comes later)."""
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
@@ -126,9 +128,6 @@ def _application() -> QCoreApplication:
     icon = RESOURCES / "icons" / "ghostface.svg"
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
-    style = RESOURCES / "style.qss"
-    if style.exists():
-        app.setStyleSheet(style.read_text(encoding="utf-8"))
     return app
 
 
@@ -151,7 +150,7 @@ def _measure(window: Any, seconds: float, out: Path | None) -> dict[str, Any]:
     state: dict[str, Any] = {}
 
     def on_frame(result: Any) -> None:
-        # Who was recognised: the bundle's smoke test (packaging/smoke.sh) checks for a known face.
+        # Who was recognized: the bundle's smoke test (packaging/smoke.sh) checks for a known face.
         state.setdefault("names", set()).update(face.person for face in result.faces if face.person)
         if "t0" not in state:
             # Models are loaded and the first frame is shown: the measurement starts now.

@@ -14,9 +14,11 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 import core
 from app.enroll_dialog import EnrollDialog
+from app.fit import fit_to_screen
 from app.history_dialog import HistoryDialog
 from app.plugins_dialog import PluginsDialog
 from app.settings_dialog import SettingsDialog
+from app.user_dirs import start_folder
 from core.engine import gallery_root
 from core.settings import Settings
 
@@ -46,12 +48,16 @@ class WindowDialogs(QObject):
     def ask_video(self) -> str:
         """A video file the user picks ("" when cancelled)."""
         filters = "Videos (*.mp4 *.avi *.mkv *.mov *.webm *.m4v);;All files (*)"
-        path, _ = QFileDialog.getOpenFileName(self._window, "Open a video", "", filters)
+        source = self._window.settings.camera.source
+        path, _ = QFileDialog.getOpenFileName(
+            self._window, "Open a video", start_folder(source, kind="videos"), filters
+        )
         return path
 
     def ask_image_folder(self) -> str:
         """A folder of images the user picks ("" when cancelled)."""
-        return QFileDialog.getExistingDirectory(self._window, "Open a folder of images")
+        source = self._window.settings.camera.source
+        return QFileDialog.getExistingDirectory(self._window, "Open a folder of images", start_folder(source))
 
     def open_settings(self) -> SettingsDialog:
         """The settings dialog (one at a time): edits go live, OK saves, Cancel restores."""
@@ -67,6 +73,7 @@ class WindowDialogs(QObject):
         dialog.settings_changed.connect(self._window.apply_settings)
         dialog.finished.connect(self._settings_dialog_closed)
         self._settings_dialog = dialog
+        fit_to_screen(dialog)
         dialog.open()
         return dialog
 
@@ -86,6 +93,7 @@ class WindowDialogs(QObject):
         # and it shows what it holds even while it cannot be written.
         dialog = HistoryDialog(self._window.context.history, parent=self._window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        fit_to_screen(dialog)
         dialog.show()
         return dialog
 
@@ -96,6 +104,7 @@ class WindowDialogs(QObject):
         )
         dialog.plugin_settings_changed.connect(self._on_plugin_settings)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        fit_to_screen(dialog)
         dialog.show()
         return dialog
 

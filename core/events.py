@@ -351,7 +351,7 @@ class EventEmitter:
         )
         last = self._last_recognized.get(person)
         if last is not None and stream_time - last < s.cooldown_s:
-            log.debug("%s back in view %.1f s after being recognised: cooldown", person, stream_time - last)
+            log.debug("%s back in view %.1f s after being recognized: cooldown", person, stream_time - last)
             return None
         self._last_recognized[person] = stream_time
         return self._visit_event(EventKind.RECOGNIZED, person, presence, now, attached.get())

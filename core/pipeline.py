@@ -349,7 +349,7 @@ class Pipeline:
         *,
         stream_id: int = 0,
     ) -> FrameResult:
-        """Recognise every face of one frame.
+        """Recognize every face of one frame.
 
         Args:
             image_bgr: ``(H, W, 3) uint8`` BGR frame.

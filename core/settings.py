@@ -1,6 +1,6 @@
 """The one typed, validated settings model, and its JSON file.
 
-Sections: camera, detection, recognition, tracking, display, plugins, events. Every field has a title,
+Sections: camera, detection, recognition, tracking, display, ui, plugins, events. Every field has a title,
 a description (the GUI shows it as a tooltip) and bounds. The file carries a ``schema_version``. A bad
 or partial file never crashes the app: the bad keys are dropped with a warning, the rest is kept, and
 the unreadable original is backed up beside it.
@@ -39,6 +39,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "TrackingSettings",
+    "UiSettings",
     "describe_validation_error",
     "effective_threshold",
     "load_settings",
@@ -247,6 +248,17 @@ class DisplaySettings(_Section):
     )
 
 
+class UiSettings(_Section):
+    """How the window looks."""
+
+    theme: str = Field(
+        "dark",
+        pattern=r"^(dark|light|system)$",
+        title="Theme",
+        description="Dark, light, or follow the system's light or dark mode.",
+    )
+
+
 class EventSettings(_Section):
     """When recognition events fire, and how long the history keeps them."""
 
@@ -255,7 +267,7 @@ class EventSettings(_Section):
         ge=0.0,
         le=86400.0,
         title="Per-person cooldown",
-        description="Seconds before the same person can be recognised again.",
+        description="Seconds before the same person can be recognized again.",
     )
     unknown_after_s: float = Field(
         2.0,
@@ -369,6 +381,7 @@ class Settings(_Section):
     recognition: RecognitionSettings = Field(default_factory=RecognitionSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     display: DisplaySettings = Field(default_factory=DisplaySettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
 

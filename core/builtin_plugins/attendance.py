@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core._atomic import atomic_write_text
+from core.plugins import Setting
 from core.types import EventKind, RecognitionEvent
 
 __all__ = ["AttendanceLog", "COLUMNS"]
@@ -66,7 +67,11 @@ class AttendanceLog:
     """
 
     NAME = "attendance"
-    SETTINGS: dict[str, Any] = {"folder": ""}
+    SETTINGS: dict[str, Any] = {
+        "folder": Setting(
+            "", path="folder", help="Where the attendance files go; empty: the attendance folder of GhostFace."
+        ),
+    }
 
     # Back-off between attempts to write a file that could not be written (seconds): doubles up to the maximum.
     RETRY_FIRST_S = 1.0
