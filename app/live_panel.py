@@ -236,7 +236,11 @@ class LivePanel(QSplitter):
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(0, 0, 0, 0)
         sections = (("In view", self.people, 2), ("Seen", self.seen, 2), ("Events", self.events_panel, 3))
+        # Three lists share the side's height: each may shrink to a few rows, so that the window's smallest
+        # height stays within a 1366x768 screen at 150 % even with the warning banner shown above.
+        rows = self.fontMetrics().height()
         for title, widget, stretch in sections:
+            widget.setMinimumHeight(rows * 4)
             label = QLabel(title)
             label.setObjectName("SectionTitle")
             side_layout.addWidget(label)
