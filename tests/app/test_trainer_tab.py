@@ -22,6 +22,11 @@ def crops(train_dir: Path, tmp_path: Path) -> Path:
     return root
 
 
+def _training(progress) -> bool:
+    """A batch was trained (not a report of a phase before the first batch)."""
+    return progress.phase == "train" and progress.done > 0
+
+
 def _tab(qtbot, crops: Path, tmp_path: Path) -> TrainerTab:
     tab = TrainerTab()
     qtbot.addWidget(tab)
@@ -37,7 +42,7 @@ def test_start_stop_resume_and_use_the_model(qtbot, crops: Path, tmp_path: Path,
     tab = _tab(qtbot, crops, tmp_path)
     assert not tab.resume_button.isEnabled() and not tab.use_button.isEnabled()
 
-    with qtbot.waitSignal(tab.controller.progress, timeout=120000):
+    with qtbot.waitSignal(tab.controller.progress, timeout=120000, check_params_cb=_training):
         tab.start_button.click()
     assert tab.controller.is_running() and tab.stop_button.isEnabled() and not tab.start_button.isEnabled()
     with qtbot.waitSignal(tab.controller.stopped, timeout=120000):
@@ -51,7 +56,7 @@ def test_start_stop_resume_and_use_the_model(qtbot, crops: Path, tmp_path: Path,
     qtbot.waitUntil(lambda: not tab.controller.is_running(), timeout=30000)
     result = finished.args[0]
     assert not result.stopped and result.epochs_completed == 2
-    assert "done: 2 epochs" in tab.status_label.text()
+    assert "Done: 2 epochs" in tab.status_label.text()
     with qtbot.waitSignal(tab.use_model) as used:
         tab.use_button.click()
     assert Path(used.args[0]).is_file()
@@ -65,7 +70,7 @@ def test_bad_form_and_bad_config_are_reported_without_starting(qtbot, tmp_path: 
     tab = TrainerTab()
     qtbot.addWidget(tab)
     tab.start_button.click()
-    assert "data folder" in warnings[-1] and not tab.controller.is_running()
+    assert "training data" in warnings[-1] and not tab.controller.is_running()
     bad = tmp_path / "bad.json"
     bad.write_text('{"data_path": "x", "epochs": 0}', encoding="utf-8")
     before = tab.epochs_spin.value()
@@ -95,7 +100,7 @@ def test_loading_a_config_fills_the_form(qtbot, tmp_path: Path) -> None:
 
 def test_close_stops_a_running_training(qtbot, crops: Path, tmp_path: Path, no_leaked_threads) -> None:
     tab = _tab(qtbot, crops, tmp_path)
-    with qtbot.waitSignal(tab.controller.progress, timeout=120000):
+    with qtbot.waitSignal(tab.controller.progress, timeout=120000, check_params_cb=_training):
         tab.start_button.click()
     tab.close()
     assert not tab.controller.is_running()
