@@ -608,7 +608,8 @@ class TrainerTab(QWidget):
                 if result.best_accuracy is None
                 else f"best held-out accuracy {result.best_accuracy:.4f}"
             )
-            text = f"Done: {result.epochs_completed} epochs, {best}."
+            epochs = "1 epoch" if result.epochs_completed == 1 else f"{result.epochs_completed} epochs"
+            text = f"Done: {epochs}, {best}."
         self.status_label.setText(text)
         self._append_log(text)
         self._remember_run("stopped" if result.stopped else "finished", result)

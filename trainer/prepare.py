@@ -126,7 +126,8 @@ def _align_one(
     try:
         image = read_image(photo)
     except ImageReadError as exc:
-        return AlignedPhoto(str(rel), AlignStatus.UNREADABLE, str(exc))
+        # The report names the photo already: keep the reason only.
+        return AlignedPhoto(str(rel), AlignStatus.UNREADABLE, str(exc).replace(f"{photo} ", "", 1))
     faces = [d for d in detector.detect(image) if d.width >= min_face_px]
     if not faces:
         return AlignedPhoto(str(rel), AlignStatus.NO_FACE, f"no face of at least {min_face_px} px")
