@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Signal, Slot
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -39,6 +40,8 @@ from app.threads import ThreadController, ThreadWorker
 __all__ = ["AlignController", "AlignPanel", "AlignProgress", "AlignWorker", "crops_folder_for"]
 
 log = logging.getLogger(__name__)
+
+_PROBLEM_COLOR = "#f59e0b"
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +187,7 @@ class AlignPanel(QGroupBox):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.table.setMinimumHeight(90)
+        self.table.setMinimumHeight(220)  # about seven photos before it scrolls
         self.table.hide()
         layout = QVBoxLayout(self)
         for widget in (help_text, self.progress_bar, self.status_label, self.table):
@@ -246,9 +249,12 @@ class AlignPanel(QGroupBox):
     def _add_row(self, outcome: Any) -> None:
         row = self.table.rowCount()
         self.table.insertRow(row)
+        problem = outcome.status.value != "aligned"
         for column, text in enumerate((outcome.photo, outcome.status.value, outcome.detail)):
             item = QTableWidgetItem(text)
             item.setToolTip(text)
+            if problem and column == 1:
+                item.setForeground(QColor(_PROBLEM_COLOR))  # the photos left out stand out in the list
             self.table.setItem(row, column, item)
 
     @Slot(object)
