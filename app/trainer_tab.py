@@ -3,10 +3,10 @@
 Step 1 (:mod:`app.trainer_align`) turns photos, a folder with one sub-folder per person or the gallery,
 into aligned crops with the engine's own detector, with progress, Cancel and a per-photo report. Step 2
 fine-tunes the installed model with the shipped recipe (:mod:`trainer.recipes`: distillation from SFace,
-the teacher online on degraded views; the options in plain words are :mod:`app.trainer_options`), or any
-JSON config. Start, Stop and Resume; each phase is named with its time left; loss and validation plots and
-the log; "Use this model" hands the best checkpoint to the main window, which switches its embedder. The
-form and the last run are remembered (:mod:`app.trainer_memory`) and the last run is offered for Resume.
+the teacher online on degraded views; the form is :mod:`app.trainer_form`), or any JSON config. Start,
+Stop and Resume; each phase is named with its time left; loss and validation plots and the log; "Use this
+model" hands the best checkpoint to the main window, which switches its embedder. The form and the last
+run are remembered (:mod:`app.trainer_memory`) and the last run is offered for Resume.
 Training runs in a worker thread (:mod:`app.training_worker`); closing stops it and keeps the checkpoint.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,42 +21,28 @@ from typing import Any
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
-    QFormLayout,
     QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QScrollArea,
     QSizePolicy,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from app.trainer_align import AlignPanel
+from app.trainer_form import TrainingForm, default_output_dir
 from app.trainer_memory import LastRun, TrainerMemory, describe_last_run
-from app.trainer_options import RecipeOptions
 from app.training_worker import TrainingController, TrainingProgress, describe_progress
-from trainer.recipes import finetune_recipe
 
 __all__ = ["PlotWidget", "TrainerTab"]
 
 log = logging.getLogger(__name__)
-
-MODES = (
-    ("ArcFace (labelled folders)", "arcface"),
-    ("Distillation from SFace (recommended)", "distill"),
-    ("Both", "both"),
-)
-RECIPE_LABEL = "the shipped fine-tuning recipe (the fields above change it)"
 
 
 class PlotWidget(QWidget):
@@ -137,23 +122,6 @@ class PlotWidget(QWidget):
         painter.end()
 
 
-def _default_output_dir() -> Path:
-    from core import paths
-
-    base = paths.data_dir() / "training" / time.strftime("run-%Y%m%d-%H%M%S")
-    path, k = base, 1
-    while path.exists():  # two starts within a second
-        k += 1
-        path = base.with_name(f"{base.name}-{k}")
-    return path
-
-
-def _installed_model() -> Path | None:
-    from core.modelstore import default_store
-
-    return default_store().locate("ghostfacenetv2")
-
-
 def _load_settings() -> Any:
     from core.paths import settings_path
     from core.settings import load_settings
@@ -182,20 +150,21 @@ class TrainerTab(QWidget):
         super().__init__(parent)
         self.controller = TrainingController(self)
         self.memory = memory or TrainerMemory()
-        self._loaded_config: dict[str, Any] | None = None
         self._result: Any = None
         self._batches_seen = 0
         self._planned_epochs = 0
 
         self.align_panel = AlignPanel(settings or _load_settings)
         self.align_panel.crops_ready.connect(self._on_crops_ready)
-        form = QFormLayout()
-        self._add_model_rows(form)
-        self.options = RecipeOptions(form)
-        self._add_schedule_rows(form)
-        settings_box = QGroupBox("2. Training: fine-tune the installed model")
-        settings_box.setLayout(form)
-        self._lay_out(settings_box)
+        self.form = f = TrainingForm()
+        # The form's fields, by the names the tab has always had.
+        self.data_edit, self.output_edit, self.init_edit = f.data_edit, f.output_edit, f.init_edit
+        self.mode_combo, self.width_combo, self.config_label = f.mode_combo, f.width_combo, f.config_label
+        self.epochs_spin, self.lr_spin, self.batch_spin = f.epochs_spin, f.lr_spin, f.batch_spin
+        self.options = f.options
+        f.run_dir_changed.connect(self._update_buttons)
+        f.message.connect(self._append_log)
+        self._lay_out(f)
         c = self.controller
         c.progress.connect(self._on_progress)
         c.epoch_end.connect(self._on_epoch_end)
@@ -203,77 +172,8 @@ class TrainerTab(QWidget):
         c.finished.connect(self._on_finished)
         c.error.connect(self._on_error)
         c.running_changed.connect(self._update_buttons)
-        self.mode_combo.currentIndexChanged.connect(self._on_mode_changed)
-        self._show_recipe(finetune_recipe())
         self._restore()
         self._update_buttons()
-
-    def _add_model_rows(self, form: QFormLayout) -> None:
-        """Data, run folder, mode, width and the checkpoint to start from."""
-        self.data_edit = QLineEdit()
-        self.data_edit.setPlaceholderText("aligned 112×112 crops, <person>/<crop>.jpg: align photos above")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_data)
-        row = QHBoxLayout()
-        row.addWidget(self.data_edit, 1)
-        row.addWidget(browse)
-        form.addRow("Training data", row)
-
-        self.output_edit = QLineEdit(str(_default_output_dir()))
-        self.output_edit.textChanged.connect(self._update_buttons)
-        form.addRow("Run folder", self.output_edit)
-
-        self.mode_combo = QComboBox()
-        for text, value in MODES:
-            self.mode_combo.addItem(text, value)
-        form.addRow("Mode", self.mode_combo)
-
-        self.width_combo = QComboBox()
-        for width in ("1.0", "1.3"):
-            self.width_combo.addItem(f"GhostFaceNetV2-{width}", float(width))
-        form.addRow("Model width", self.width_combo)
-
-        # Fine-tuning: start from a trained backbone instead of random weights.
-        self.init_edit = QLineEdit()
-        self.init_edit.setPlaceholderText("empty: random weights (train from scratch, needs far more data)")
-        self.init_edit.setToolTip(
-            "A backbone checkpoint to fine-tune (its width and stride must match the model above)"
-        )
-        pick_init = QPushButton("Browse…")
-        pick_init.clicked.connect(self._browse_init)
-        installed = QPushButton("Installed model")
-        installed.setToolTip("Fine-tune the GhostFaceNetV2 that ships with the app")
-        installed.clicked.connect(self.use_installed_model_as_start)
-        row = QHBoxLayout()
-        row.addWidget(self.init_edit, 1)
-        row.addWidget(pick_init)
-        row.addWidget(installed)
-        form.addRow("Start from", row)
-
-    def _add_schedule_rows(self, form: QFormLayout) -> None:
-        """Epochs, learning rate, batch size, and a config file instead of the fields."""
-        self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(1, 1000)
-        form.addRow("Epochs", self.epochs_spin)
-
-        self.lr_spin = QDoubleSpinBox()
-        self.lr_spin.setDecimals(5)
-        self.lr_spin.setRange(1e-5, 1.0)
-        self.lr_spin.setSingleStep(0.0005)
-        form.addRow("Learning rate (AdamW)", self.lr_spin)
-
-        self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(2, 4096)
-        form.addRow("Batch size", self.batch_spin)
-
-        self.config_label = QLabel(RECIPE_LABEL)
-        self.config_label.setWordWrap(True)
-        load = QPushButton("Load config…")
-        load.clicked.connect(self._browse_config)
-        row = QHBoxLayout()
-        row.addWidget(self.config_label, 1)
-        row.addWidget(load)
-        form.addRow("Recipe", row)
 
     def _lay_out(self, settings_box: QGroupBox) -> None:
         self.start_button = QPushButton("Start")
@@ -321,171 +221,50 @@ class TrainerTab(QWidget):
 
     # -- configuration ----------------------------------------------------------------------------------
 
-    @property
-    def run_dir(self) -> Path:
-        """The run's output folder, as typed in the form."""
-        return Path(self.output_edit.text().strip()).expanduser()
-
-    def set_data_folder(self, path: str | Path) -> None:
-        """Put ``path`` in the training data field."""
-        self.data_edit.setText(str(path))
-
     @Slot(str)
     def _on_crops_ready(self, folder: str) -> None:
         self.set_data_folder(folder)
         self._append_log(f"training data: the aligned crops in {folder}")
         self.save_form()
 
-    def _browse_data(self) -> None:
-        start = self.data_edit.text() or str(Path.home())
-        folder = QFileDialog.getExistingDirectory(self, "Folder of aligned face crops", start)
-        if folder:
-            self.set_data_folder(folder)
+    # -- memory -----------------------------------------------------------------------------------------
 
-    def _browse_init(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Backbone checkpoint to fine-tune", self.init_edit.text(), "PyTorch (*.pt *.pth)"
-        )
-        if path:
-            self.init_edit.setText(path)
+    @property
+    def run_dir(self) -> Path:
+        """The run's output folder, as typed in the form."""
+        return self.form.run_dir
 
-    def use_installed_model_as_start(self) -> None:
-        """Fill "Start from" with the shipped GhostFaceNetV2 (width 1.0, stride 2) and match the width."""
-        path = _installed_model()
-        if path is None:
-            QMessageBox.warning(self, "No installed model", "No GhostFaceNetV2 checkpoint is installed.")
-            return
-        self.init_edit.setText(str(path))
-        self.width_combo.setCurrentIndex(max(0, self.width_combo.findData(1.0)))
-
-    @Slot()
-    def _on_mode_changed(self, *_args: Any) -> None:
-        self.options.set_uses_teacher(self.mode_combo.currentData() in ("distill", "both"))
-
-    def _show_recipe(self, recipe: dict[str, Any]) -> None:
-        """Fill the form with the built-in fine-tuning recipe, starting from the installed model."""
-        self.mode_combo.setCurrentIndex([v for _t, v in MODES].index(recipe["mode"]))
-        self.epochs_spin.setValue(recipe["epochs"])
-        self.lr_spin.setValue(recipe["optimizer"]["adamw"]["base_lr"])
-        self.batch_spin.setValue(recipe["batch_size"])
-        self.options.load(recipe)
-        installed = _installed_model()
-        self.init_edit.setText(str(installed) if installed else "")
-        self._on_mode_changed()
-
-    def _browse_config(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Training config", str(Path.home()), "JSON (*.json)")
-        if path:
-            self.load_config_file(path)
+    def set_data_folder(self, path: str | Path) -> None:
+        """Put ``path`` in the training data field."""
+        self.form.set_data_folder(path)
 
     def load_config_file(self, path: str | Path) -> bool:
         """Fill the form from a JSON config; a bad file is reported and changes nothing."""
-        from trainer.config import ConfigError, load_config
-
-        try:
-            config = load_config(path)
-        except ConfigError as exc:
-            QMessageBox.warning(self, "Cannot use this config", str(exc))
-            self._append_log(f"config not loaded: {exc}")
-            return False
-        self._loaded_config = config.to_dict()
-        self.data_edit.setText(str(config.data_path[0]))
-        self.output_edit.setText(config.output_dir)
-        self.mode_combo.setCurrentIndex([v for _t, v in MODES].index(config.mode))
-        index = self.width_combo.findData(config.backbone.width)
-        if index < 0:
-            self.width_combo.addItem(f"GhostFaceNetV2-{config.backbone.width}", config.backbone.width)
-            index = self.width_combo.count() - 1
-        self.width_combo.setCurrentIndex(index)
-        self.epochs_spin.setValue(config.epochs)
-        self.lr_spin.setValue(config.optimizer.base_lr)
-        self.batch_spin.setValue(config.batch_size)
-        self.init_edit.setText(config.init_backbone or "")
-        self.options.load(self._loaded_config)
-        self.config_label.setText(str(path))
-        return True
+        return self.form.load_config_file(path)
 
     def build_config(self) -> Any:
-        """The :class:`trainer.config.TrainConfig` the form describes (over a loaded config, else the recipe).
+        """The :class:`trainer.config.TrainConfig` the form describes (see :meth:`TrainingForm.build_config`)."""
+        return self.form.build_config()
 
-        Raises:
-            trainer.config.ConfigError: the form is incomplete or invalid.
-        """
-        from trainer.config import ConfigError, config_from_dict
-
-        base: dict[str, Any] = dict(self._loaded_config or finetune_recipe())
-        data = self.data_edit.text().strip()
-        if not data:
-            raise ConfigError("choose the training data first: align photos, or use your gallery")
-        paths = list(base.get("data_path") or [])
-        if not paths or paths[0] != data:
-            paths = [data]
-        base["data_path"] = paths
-        base["output_dir"] = str(self.run_dir)
-        base["mode"] = self.mode_combo.currentData()
-        base["epochs"] = self.epochs_spin.value()
-        base["batch_size"] = self.batch_spin.value()
-        backbone = dict(base.get("backbone") or {})
-        backbone["width"] = self.width_combo.currentData()
-        base["backbone"] = backbone
-        base["init_backbone"] = self.init_edit.text().strip() or None
-        optimizer = dict(base.get("optimizer") or {"name": "adamw"})
-        name = optimizer.get("name", "adamw")
-        section = dict(optimizer.get(name) or {})
-        section["base_lr"] = self.lr_spin.value()
-        optimizer[name] = section
-        base["optimizer"] = optimizer
-        self.options.apply(base)
-        return config_from_dict(base)
-
-    # -- memory -----------------------------------------------------------------------------------------
-
-    def form_values(self) -> dict[str, Any]:
-        """The form as plain values (what the tab remembers)."""
-        return {
-            "data": self.data_edit.text(),
-            "mode": self.mode_combo.currentData(),
-            "width": self.width_combo.currentData(),
-            "init": self.init_edit.text(),
-            "epochs": self.epochs_spin.value(),
-            "lr": self.lr_spin.value(),
-            "batch": self.batch_spin.value(),
-            "config": self._loaded_config,
-            "config_label": self.config_label.text(),
-            **self.options.values(),
-        }
+    def use_installed_model_as_start(self) -> None:
+        """Fine-tune the shipped GhostFaceNetV2 (see :meth:`TrainingForm.use_installed_model_as_start`)."""
+        self.form.use_installed_model_as_start()
 
     def save_form(self) -> None:
         """Remember the form."""
-        self.memory.save_form(self.form_values())
+        self.memory.save_form(self.form.values())
 
     def _restore(self) -> None:
         """Show the remembered form, and offer the last run (its folder becomes the run folder)."""
         values = self.memory.form()
         if values:
-            self._restore_form(values)
+            self.form.restore(values)
         offer = describe_last_run(self.memory.last_run())
         if offer:
             last = self.memory.last_run()
             assert last is not None
             self.output_edit.setText(last.run_dir)
             self.status_label.setText(offer)
-
-    def _restore_form(self, values: dict[str, Any]) -> None:
-        self._loaded_config = values.get("config") if isinstance(values.get("config"), dict) else None
-        self.config_label.setText(str(values.get("config_label") or RECIPE_LABEL))
-        self.data_edit.setText(str(values.get("data") or ""))
-        modes = [v for _t, v in MODES]
-        if values.get("mode") in modes:
-            self.mode_combo.setCurrentIndex(modes.index(values["mode"]))
-        index = self.width_combo.findData(values.get("width"))
-        if index >= 0:
-            self.width_combo.setCurrentIndex(index)
-        self.init_edit.setText(str(values.get("init") or ""))
-        for spin, key in ((self.epochs_spin, "epochs"), (self.batch_spin, "batch"), (self.lr_spin, "lr")):
-            if isinstance(values.get(key), int | float):
-                spin.setValue(values[key])
-        self.options.restore(values)
 
     def _remember_run(self, state: str, result: Any = None) -> None:
         epochs = self._planned_epochs
@@ -504,7 +283,7 @@ class TrainerTab(QWidget):
         """Start a new training run with the form's settings (in a new run folder if this one holds a run)."""
         if not self.controller.is_running() and (self.run_dir / "last.pt").is_file():
             previous = self.run_dir
-            self.output_edit.setText(str(_default_output_dir()))
+            self.output_edit.setText(str(default_output_dir()))
             self._append_log(f"a new run goes to {self.run_dir} (the run in {previous} is kept)")
         self._launch(resume=None)
 
@@ -550,7 +329,7 @@ class TrainerTab(QWidget):
         self.save_form()
         self._remember_run("running")
         # Only a new run from the built-in recipe is fitted to the data; a config file is taken as written.
-        self.controller.start(config, resume, fit_data=resume is None and self._loaded_config is None)
+        self.controller.start(config, resume, fit_data=resume is None and not self.form.uses_config_file)
 
     @Slot()
     def stop(self) -> None:

@@ -173,7 +173,7 @@ def test_a_tiny_run_of_the_default_recipe_names_each_phase(
     assert shown[0] == "Reading the training crops…"
     assert "Matching the start model to the teacher…" in shown
     assert any(s.startswith("Epoch 1 of 1 · batch 1 of 1 · about ") for s in shown)
-    assert all("None" not in s for s in [*shown, tab.status_label.text()])
+    assert all("None" not in s for s in [*shown, tab.status_label.text(), log])
     assert tab.status_label.text() == "Done: 1 epoch, not validated (no people held out)."
 
 
