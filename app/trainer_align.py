@@ -99,6 +99,7 @@ class AlignWorker(ThreadWorker):
             detector,
             progress=self._report,
             should_stop=self.stop_event.is_set,
+            prune=True,  # the crop folder is this photo folder's alone
         )
         self.finished.emit(report)
 

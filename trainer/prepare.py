@@ -60,6 +60,7 @@ class AlignReport:
         photos: one outcome per photo handled, in order.
         total: photos found (more than ``len(photos)`` when cancelled).
         cancelled: the run was stopped before the last photo.
+        removed: crops removed because their photo is gone (with ``prune``).
     """
 
     source: Path
@@ -67,6 +68,7 @@ class AlignReport:
     photos: tuple[AlignedPhoto, ...]
     total: int
     cancelled: bool = False
+    removed: int = 0
 
     def count(self, status: AlignStatus) -> int:
         """How many photos ended with ``status``."""
@@ -86,7 +88,11 @@ class AlignReport:
         """One line for the user, e.g. "5 photos: 3 aligned, 1 no face, 0 several faces, 1 unreadable"."""
         counts = ", ".join(f"{self.count(s)} {s.value}" for s in AlignStatus)
         done = f"{len(self.photos)} of {self.total} photos" if self.cancelled else f"{self.total} photos"
-        return f"{done}: {counts}" + (" (cancelled)" if self.cancelled else "")
+        removed = ""
+        if self.removed:
+            crops = "1 crop whose photo is" if self.removed == 1 else f"{self.removed} crops whose photos are"
+            removed = f"; deleted {crops} gone"
+        return f"{done}: {counts}{removed}" + (" (cancelled)" if self.cancelled else "")
 
 
 def list_photos(source: Path) -> list[Path]:
@@ -121,7 +127,8 @@ def _align_one(
 
     out_dir = target / rel.parent
     first = out_dir / f"{photo.stem}.jpg"
-    if first.exists():
+    # A crop older than its photo belongs to a photo that was replaced since: align it again.
+    if first.exists() and first.stat().st_mtime >= photo.stat().st_mtime:
         return AlignedPhoto(str(rel), AlignStatus.ALIGNED, "aligned earlier (crop kept)")
     try:
         image = read_image(photo)
@@ -147,6 +154,19 @@ def _align_one(
     return AlignedPhoto(str(rel), AlignStatus.ALIGNED, detail, written)
 
 
+def _prune(target: Path, photos: list[Path], source: Path) -> int:
+    """Delete the crops in ``target`` whose photo is no longer in ``source`` (nor aligns any more)."""
+    keep = {(p.relative_to(source).parent / p.stem).as_posix() for p in photos}
+    removed = 0
+    for crop in target.rglob("*.jpg") if target.is_dir() else ():
+        key = (crop.relative_to(target).parent / crop.stem).as_posix()
+        base = key.rsplit("_", 1)[0] if key.rsplit("_", 1)[-1].isdigit() else key
+        if key not in keep and base not in keep:
+            crop.unlink()
+            removed += 1
+    return removed
+
+
 def align_photos(
     source: Path,
     target: Path,
@@ -154,6 +174,7 @@ def align_photos(
     *,
     min_face_px: int = 32,
     several: SeveralFaces = "skip",
+    prune: bool = False,
     progress: Callable[[int, int, AlignedPhoto], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> AlignReport:
@@ -172,6 +193,9 @@ def align_photos(
             the gallery marked ``<name>.largest.<ext>`` always gives its largest.
         progress: called after each photo with (photos done, photos in all, its outcome).
         should_stop: polled before each photo; True ends the run (the report says it was cancelled).
+        prune: ``target`` belongs to ``source`` alone: delete the crops of photos that were removed from it
+            (a wrong photo taken out of the gallery must leave the training data too), and the crop of a
+            photo that now fails (replaced by one with several faces, say).
 
     Raises:
         FileNotFoundError: ``source`` is not a folder.
@@ -188,7 +212,11 @@ def align_photos(
         done.append(outcome)
         if progress is not None:
             progress(len(done), len(photos), outcome)
-    return AlignReport(source, target, tuple(done), len(photos))
+    removed = 0
+    if prune:
+        aligned = [p for p, o in zip(photos, done, strict=True) if o.status is AlignStatus.ALIGNED]
+        removed = _prune(target, aligned, source)
+    return AlignReport(source, target, tuple(done), len(photos), removed=removed)
 
 
 def align_folder(

@@ -64,6 +64,16 @@ def test_align_photos_reports_each_photo_and_feeds_the_training_data(
     assert tab.data_edit.text() == str(target) and len(list(target.rglob("*.jpg"))) == 4
     assert not panel.cancel_button.isEnabled() and panel.align_button.isEnabled()
 
+    # A photo taken out of the folder leaves the training data when the folder is aligned again.
+    (photos / "rose_leslie" / "img2.jpg").unlink()
+    with qtbot.waitSignal(panel.crops_ready, timeout=60000):
+        panel.align(photos)
+    qtbot.waitUntil(lambda: not panel.controller.is_running(), timeout=10000)
+    assert (
+        len(list(target.rglob("*.jpg"))) == 3
+        and "deleted 1 crop whose photo is gone" in panel.status_label.text()
+    )
+
 
 def test_use_my_gallery_aligns_the_gallery_folder(qtbot, demo_gallery: Path, no_leaked_threads) -> None:
     settings = Settings().replace(gallery_dir=str(demo_gallery))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import cv2
@@ -108,3 +110,24 @@ def test_the_recipe_is_fitted_to_a_small_data_set(tmp_path: Path, train_dir: Pat
     config, notes = fit_to_data({**finetune_recipe(), "data_path": [str(root)]})
     assert config["validation"]["holdout_identities"] == 0 and "no validation" in notes[0]
     assert finetune_recipe()["validation"]["holdout_identities"] == 60  # the recipe itself is untouched
+
+
+def test_a_photo_taken_out_of_the_folder_leaves_the_training_data(
+    photos: Path, tmp_path: Path, demo_dir: Path
+) -> None:
+    crops = tmp_path / "crops"
+    detector = build_detector(Settings())
+    assert align_photos(photos, crops, detector, prune=True).aligned == 4
+    # The wrong photo is removed; another is replaced by a group photo (newer than its crop).
+    (photos / "obama" / "obama2.jpg").unlink()
+    shutil.copy(demo_dir / "two_people.jpg", photos / "kit_harington" / "john2.jpeg")
+    os.utime(photos / "kit_harington" / "john2.jpeg", (time.time() + 5, time.time() + 5))
+    report = align_photos(photos, crops, detector, prune=True)
+    statuses = {p.photo: p.status for p in report.photos}
+    assert statuses["kit_harington/john2.jpeg"] is AlignStatus.SEVERAL_FACES
+    assert report.removed == 2 and "deleted 2 crops whose photos are gone" in report.summary()
+    left = sorted(p.relative_to(crops).as_posix() for p in crops.rglob("*.jpg"))
+    assert left == ["kit_harington/john1.jpg", "obama/obama.jpg"]
+    # Without prune (the command line, whose output folder may hold other crops) nothing is deleted.
+    (crops / "obama" / "mine.jpg").write_bytes((crops / "obama" / "obama.jpg").read_bytes())
+    assert align_photos(photos, crops, detector).removed == 0 and (crops / "obama" / "mine.jpg").is_file()
