@@ -85,7 +85,7 @@ class MainWindow(QMainWindow):
         self.video_view, self.events_panel = self.live.video_view, self.live.events_panel
         self.gallery_panel = GalleryPanel(self.gallery_controller, self._settings, self)
         self.diagnostics = DiagnosticsView(self)
-        self.trainer_holder = LazyTrainerTab()
+        self.trainer_holder = LazyTrainerTab(lambda: self._settings)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("MainTabs")
         self.tabs.setDocumentMode(True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (
@@ -117,10 +117,11 @@ class LazyTrainerTab(QWidget):
 
     use_model = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Callable[[], Any] | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         QVBoxLayout(self).setContentsMargins(0, 0, 0, 0)
         self.tab: QWidget | None = None
+        self._settings = settings  # the window's settings in use (the trainer aligns with its detector)
 
     def load(self) -> QWidget:
         """The trainer tab (built now if it was not yet)."""
@@ -129,7 +130,7 @@ class LazyTrainerTab(QWidget):
         try:
             from app.trainer_tab import TrainerTab
 
-            tab: QWidget = TrainerTab()
+            tab: QWidget = TrainerTab(settings=self._settings)
             tab.use_model.connect(self.use_model)
         except ImportError as exc:  # a bundle built without the trainer
             log.warning("trainer tab unavailable: %s", exc)
