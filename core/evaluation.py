@@ -114,6 +114,37 @@ def _read_path_list(path: Path, lines: Sequence[str]) -> tuple[list[LfwPair], in
     return pairs, max(p.fold for p in pairs) + 1
 
 
+def _read_lfw_lines(
+    path: Path, lines: Sequence[str], first: int, per_fold: int, name: Callable[[str, str], str]
+) -> list[LfwPair]:
+    """LFW pair lines, line number ``first`` on: ``name n1 n2`` (same) or ``name1 n1 name2 n2`` (different).
+
+    Args:
+        path: the pairs file, named in errors.
+        lines: all its non-empty lines, the header included if it has one.
+        first: the line number of the first pair line (2 after a header, else 1).
+        per_fold: pair lines to a fold, in file order.
+        name: a person and an image number to the image's path.
+    """
+    pairs: list[LfwPair] = []
+    for number, line in enumerate(lines[first - 1 :], start=first):
+        parts = line.split()
+        fold = (number - first) // per_fold if per_fold else 0
+        try:
+            if len(parts) == 3:
+                pairs.append(LfwPair(name(parts[0], parts[1]), name(parts[0], parts[2]), True, fold))
+            elif len(parts) == 4:
+                pairs.append(LfwPair(name(parts[0], parts[1]), name(parts[2], parts[3]), False, fold))
+            else:
+                raise ValueError
+        except ValueError:
+            raise EvaluationError(
+                f"{path}, line {number}: not an LFW pair line: expected 'name n1 n2' or 'name1 n1 name2 n2', "
+                f"got {line!r}"
+            ) from None
+    return pairs
+
+
 def read_lfw_pairs(path: Path, *, lenient: bool = False, images: Path | None = None) -> tuple[list[LfwPair], int]:
     """Parse LFW ``pairs.txt`` (first line ``"<folds> <pairs per class per fold>"``, e.g. ``10 300``).
 
@@ -157,22 +188,7 @@ def read_lfw_pairs(path: Path, *, lenient: bool = False, images: Path | None = N
     if lenient and images is None:
         raise EvaluationError(f"{path} is in LFW format: the images folder is needed too")
     name = _lfw_file(Path(images)) if images is not None else _lfw_name
-    pairs: list[LfwPair] = []
-    for number, line in enumerate(lines[first - 1 :], start=first):
-        parts = line.split()
-        fold = (number - first) // per_fold if per_fold else 0
-        try:
-            if len(parts) == 3:
-                pairs.append(LfwPair(name(parts[0], parts[1]), name(parts[0], parts[2]), True, fold))
-            elif len(parts) == 4:
-                pairs.append(LfwPair(name(parts[0], parts[1]), name(parts[2], parts[3]), False, fold))
-            else:
-                raise ValueError
-        except ValueError:
-            raise EvaluationError(
-                f"{path}, line {number}: not an LFW pair line: expected 'name n1 n2' or 'name1 n1 name2 n2', "
-                f"got {line!r}"
-            ) from None
+    pairs = _read_lfw_lines(path, lines, first, per_fold, name)
     if len(pairs) != folds * per_fold:
         log.warning("%s announces %d pairs but holds %d", path, folds * per_fold, len(pairs))
     return pairs, folds

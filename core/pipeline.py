@@ -19,7 +19,7 @@ from core.gallery import Gallery, GallerySnapshot, ProgressCallback, SyncReport
 from core.matching import Matcher
 from core.quality import face_sharpness
 from core.settings import Rebuild, Settings, effective_threshold, rebuilds
-from core.tracking import Tracker
+from core.tracking import Assignment, Tracker
 from core.types import Detection, Face, FrameResult, Match, RecognitionEvent, StageTimings
 from core.unknowns import UnknownPeople
 
@@ -318,6 +318,30 @@ class Pipeline:
         log.debug("matcher changed: %d tracks decided again from their stored embeddings", count)
         return _ms(t)
 
+    def _detect(self, image_bgr: np.ndarray) -> tuple[list[Detection], float]:
+        """The faces of the frame that pass the size and score gates, and the milliseconds it took."""
+        t = time.perf_counter()
+        detections = self._gate(self._detector.detect(image_bgr))
+        return detections, _ms(t)
+
+    def _assign_tracks(
+        self, image_bgr: np.ndarray, detections: Sequence[Detection], frame_index: int
+    ) -> tuple[Assignment, float]:
+        """Put the faces on tracks (all tracks end first at a shot change); says which to embed.
+
+        Returns:
+            the assignment, and the milliseconds it took.
+        """
+        t = time.perf_counter()
+        if self._shot_changed(image_bgr):
+            log.debug("shot change at frame %d: tracks restart", frame_index)
+            self._tracker.reset()
+        sharpness = [face_sharpness(image_bgr, d.box) for d in detections]
+        assignment = self._tracker.assign(
+            detections, frame_index, sharpness, embed_all=self.embed_every_frame
+        )
+        return assignment, _ms(t)
+
     def _embed_and_match(
         self, image_bgr: np.ndarray, detections: Sequence[Detection], to_embed: Sequence[int]
     ) -> tuple[dict[int, Match], dict[int, np.ndarray], tuple[float, float, float]]:
@@ -366,21 +390,8 @@ class Pipeline:
             ValueError: the frame is not a uint8 image.
         """
         ended, redecide_ms = self._prepare(stream_id, frame_index, timestamp)
-
-        t = time.perf_counter()
-        detections = self._gate(self._detector.detect(image_bgr))
-        detect_ms = _ms(t)
-
-        t = time.perf_counter()
-        if self._shot_changed(image_bgr):
-            log.debug("shot change at frame %d: tracks restart", frame_index)
-            self._tracker.reset()
-        sharpness = [face_sharpness(image_bgr, d.box) for d in detections]
-        assignment = self._tracker.assign(
-            detections, frame_index, sharpness, embed_all=self.embed_every_frame
-        )
-        track_ms = _ms(t)
-
+        detections, detect_ms = self._detect(image_bgr)
+        assignment, track_ms = self._assign_tracks(image_bgr, detections, frame_index)
         matches, stored, (align_ms, embed_ms, match_ms) = self._embed_and_match(
             image_bgr, detections, assignment.to_embed
         )
