@@ -163,7 +163,7 @@ class EventEmitter:
       learns the last-seen time). Its time, frame, box and stream time are those of the last sighting.
     - ``unknown``: once per track that has been unknown for ``unknown_after_s`` without a break, when
       its face is at least ``unknown_min_face_px`` large and ``unknown_min_sharpness`` sharp (a small or
-      blurred face is no one a person could recognise either). A numbered unknown person
+      blurred face is no one a person could recognize either). A numbered unknown person
       (``Face.unknown_id``) is one person: not reported again within ``cooldown_s``, like a known one.
 
     - ``updated`` (only with ``emit_updates``): the visit's match got better by ``update_min_gain`` or
