@@ -13,6 +13,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 import core
+from app.assign_face import FaceAssigner
 from app.enroll_dialog import EnrollDialog
 from app.history_dialog import HistoryDialog
 from app.plugins_dialog import PluginsDialog
@@ -33,6 +34,13 @@ class WindowDialogs(QObject):
         super().__init__(window)
         self._window = window
         self._settings_dialog: SettingsDialog | None = None
+        # "Assign to person…" on Live's people list, its Events table and every History window.
+        self.assigner = FaceAssigner(window.gallery_controller, window)
+        self.assigner.attach_live(window.live.people, window.controller)
+        table = window.events_panel.table
+        self.assigner.attach_events(
+            table, lambda row: item.data(Qt.ItemDataRole.UserRole) if (item := table.item(row, 0)) else None
+        )
 
     def _save_applied(self, settings: Settings) -> None:
         self._window.apply_settings(settings, save=True)
@@ -86,6 +94,9 @@ class WindowDialogs(QObject):
         # and it shows what it holds even while it cannot be written.
         dialog = HistoryDialog(self._window.context.history, parent=self._window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.assigner.attach_events(
+            dialog.table, lambda row: dialog.events[row] if row < len(dialog.events) else None
+        )
         dialog.show()
         return dialog
 

@@ -1,0 +1,207 @@
+"""Managing faces in the GUI, with the real gallery worker and models: pick a group photo's face, review a
+person's photos, assign a face seen in the video to a person."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from app.assign_face import FaceAssigner
+from app.events_panel import EventsPanel
+from app.gallery_panel import GalleryPanel
+from app.gallery_worker import GalleryController, SyncGallery
+from app.recognition_worker import RecognitionController
+from core.events import encode_thumbnail
+from core.face_choice import read_choice
+from core.settings import Settings
+from core.types import EventKind, RecognitionEvent
+
+JOB_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def panel(qtbot, demo_gallery: Path):
+    settings = Settings().replace(gallery_dir=str(demo_gallery))
+    controller = GalleryController(settings)
+    controller.use_system_trash = False
+    widget = GalleryPanel(controller, settings)
+    widget.set_confirm(False)
+    qtbot.addWidget(widget)
+    with qtbot.waitSignal(controller.busy_changed, timeout=JOB_TIMEOUT_MS, check_params_cb=lambda b: not b):
+        controller.submit(SyncGallery())
+    yield widget, controller
+    assert controller.stop()
+
+
+def _idle(qtbot, controller: GalleryController) -> None:
+    qtbot.waitUntil(lambda: controller.pending == 0, timeout=JOB_TIMEOUT_MS)
+
+
+def _tile(widget: GalleryPanel, name: str):
+    for i in range(widget.people_list.count()):
+        item = widget.people_list.item(i)
+        if item.data(Qt.ItemDataRole.UserRole) == name:
+            return item
+    raise AssertionError(f"no tile for {name}")
+
+
+def test_tiles_show_a_face_and_count_only_photos_in_use(qtbot, panel, demo_gallery: Path) -> None:
+    widget, _controller = panel
+    qtbot.waitUntil(lambda: len(widget.people) == 6, timeout=5000)
+    # biden/ holds biden.jpg and the group photo biden2.jpg: one photo of Biden, not two.
+    biden = _tile(widget, "biden")
+    assert biden.text() == "biden\n1 photo" and "1 not used" in biden.toolTip()
+    # The tile is the face, not the whole 970x2204 photo: a crop about as wide as it is high.
+    size = biden.icon().availableSizes()[0]
+    assert 0.6 < size.width() / size.height() < 1.2
+    person = next(p for p in widget.people if p.name == "biden")
+    assert person.face_photo == demo_gallery / "biden" / "biden.jpg" and person.face_jpeg[:2] == b"\xff\xd8"
+
+
+def test_pick_the_face_in_a_group_photo_by_clicking_it(
+    qtbot, panel, demo_dir: Path, demo_gallery: Path
+) -> None:
+    widget, controller = panel
+    # Add the two-person photo to Obama: it has two faces, so the picker opens by itself.
+    widget.add_photos([str(demo_dir / "two_people.jpg")], name="obama")
+    qtbot.waitUntil(lambda: widget.face_picker is not None, timeout=JOB_TIMEOUT_MS)
+    picker = widget.face_picker
+    qtbot.waitUntil(lambda: picker.candidates is not None, timeout=JOB_TIMEOUT_MS)
+    assert len(picker.candidates.boxes) == 2 and picker.photo.chosen == -1
+    assert "2 faces found" in picker.hint.text()
+    ok = picker.buttons.button(picker.buttons.StandardButton.Ok)
+    assert not ok.isEnabled()  # nothing chosen yet
+    # Click the second face on the photo itself.
+    qtbot.mouseClick(picker.photo, Qt.MouseButton.LeftButton, pos=picker.photo.widget_center(1).toPoint())
+    assert picker.chosen == 1 and picker.crop_group.button(1).isChecked() and ok.isEnabled()
+    chosen_box = picker.candidates.boxes[1]
+    with qtbot.waitSignal(picker.finished, timeout=JOB_TIMEOUT_MS):
+        qtbot.mouseClick(ok, Qt.MouseButton.LeftButton)
+    assert picker.result_value.ok, picker.result_value.message
+    saved = picker.result_value.path
+    assert saved.parent == demo_gallery / "obama"
+    assert read_choice(saved) is not None and np.allclose(read_choice(saved).box, chosen_box, atol=0.1)
+    _idle(qtbot, controller)
+    # The group photo now counts as one of Obama's photos.
+    qtbot.waitUntil(lambda: _tile(widget, "obama").text() == "obama\n3 photos", timeout=5000)
+
+
+def test_person_view_flags_a_wrong_photo_and_removes_it(
+    qtbot, panel, demo_dir: Path, demo_gallery: Path
+) -> None:
+    widget, controller = panel
+    shutil.copy(demo_dir / "obama-480p.jpg", demo_gallery / "obama" / "obama3.jpg")
+    wrong = demo_gallery / "obama" / "z-wrong.jpg"
+    shutil.copy(demo_dir / "biden.jpg", wrong)
+    with qtbot.waitSignal(controller.busy_changed, timeout=JOB_TIMEOUT_MS, check_params_cb=lambda b: not b):
+        controller.submit(SyncGallery())
+    widget.select("obama")
+    view = widget.open_person()
+    qtbot.waitUntil(lambda: view.review is not None, timeout=JOB_TIMEOUT_MS)
+    assert view.photo_names() == ["obama.jpg", "obama2.jpg", "obama3.jpg", "z-wrong.jpg"]
+    assert view.table.rowCount() == 4
+    status = [view.table.item(r, 4).text() for r in range(4)]
+    assert status[:3] == ["In use"] * 3 and status[3].startswith("Check:")
+    assert "z-wrong.jpg" in view.summary.text()
+    assert not view.table.item(0, 0).icon().isNull()  # each photo shows its face
+    assert "px" in view.table.item(0, 2).text() and float(view.table.item(0, 3).text()) > 0.5
+
+    view.select_photo("z-wrong.jpg")
+    qtbot.mouseClick(view.remove_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: view.photo_names() == ["obama.jpg", "obama2.jpg", "obama3.jpg"], timeout=JOB_TIMEOUT_MS
+    )
+    removed = view.last_removed
+    assert not wrong.exists() and removed.location.read_bytes() == (demo_dir / "biden.jpg").read_bytes()
+    assert [view.table.item(r, 4).text() for r in range(3)] == ["In use"] * 3
+    view.close()
+    _idle(qtbot, controller)
+
+
+def _event(frame: np.ndarray, box: tuple[float, float, float, float]) -> RecognitionEvent:
+    return RecognitionEvent(
+        kind=EventKind.UNKNOWN,
+        time=1.0e9,
+        source="clip",
+        track_id=7,
+        person=None,
+        similarity=0.1,
+        box=box,
+        thumbnail=encode_thumbnail(frame, box),
+    )
+
+
+def test_assign_an_unknown_event_to_a_new_person_and_refuse_a_blurred_one(
+    qtbot, panel, demo_dir: Path, demo_gallery: Path
+) -> None:
+    widget, controller = panel
+    frame = cv2.imread(str(demo_dir / "two_people.jpg"))
+    events = EventsPanel()
+    qtbot.addWidget(events)
+    good = _event(frame, (234.0, 21.0, 383.0, 226.0))
+    blurred = _event(cv2.blur(frame, (31, 31)), (234.0, 21.0, 383.0, 226.0))
+    events.add_events([good, blurred])  # the newest first: row 0 is the blurred one
+    assigner = FaceAssigner(controller)
+    table = events.table
+    assigner.attach_events(table, lambda row: table.item(row, 0).data(Qt.ItemDataRole.UserRole))
+    controller.refresh()
+    _idle(qtbot, controller)
+    assert "obama" in assigner.people
+
+    # The context menu offers the action on a row with a thumbnail.
+    menu = assigner._menu(table, table.visualItemRect(table.item(0, 1)).center())
+    assert menu is not None and menu.actions()[0].text() == "Assign to person…"
+    menu.close()
+
+    dialog = assigner.open_dialog(**assigner.face_at(table, 0))
+    dialog.assign("Rose Leslie")
+    qtbot.waitUntil(lambda: dialog.result_value is not None, timeout=JOB_TIMEOUT_MS)
+    assert dialog.isVisible() and "blurred" in dialog.message.text()  # refused, with the reason
+    assert not (demo_gallery / "Rose Leslie").exists()
+    dialog.reject()
+
+    dialog = assigner.open_dialog(**assigner.face_at(table, 1))
+    with qtbot.waitSignal(dialog.finished, timeout=JOB_TIMEOUT_MS):
+        dialog.assign("Rose Leslie")
+    saved = dialog.result_value.path
+    assert saved.parent == demo_gallery / "Rose Leslie" and saved.exists()
+    qtbot.waitUntil(
+        lambda: any(p.name == "Rose Leslie" and p.embedded == 1 for p in widget.people), timeout=5000
+    )
+
+
+def test_live_people_list_assigns_the_latest_crop(qtbot, panel, demo_dir: Path, demo_gallery: Path) -> None:
+    from app.live_panel import PeopleInView
+    from core.detection import create_detector
+    from core.types import Face, FrameResult, Match
+
+    widget, controller = panel
+    frame = cv2.imread(str(demo_dir / "two_people.jpg"))
+    faces = tuple(
+        Face(detection=d, track_id=i + 1, match=Match(None, 0.1))
+        for i, d in enumerate(create_detector("yunet").detect(frame))
+    )
+    result = FrameResult(frame=frame, frame_index=0, timestamp=0.0, faces=faces)
+    people = PeopleInView()
+    qtbot.addWidget(people)
+    assigner = FaceAssigner(controller)
+
+    # What the window attaches: the recognition controller, whose frame_ready the live view draws.
+    source = RecognitionController(Settings().replace(gallery_dir=str(demo_gallery)))
+    assigner.attach_live(people, source)
+    source.frame_ready.emit(result)
+    people.update_from(result)
+    people.refresh()
+    assert people.topLevelItemCount() == 2
+    face = assigner.face_at(people, 0)
+    assert face is not None and face["name"] == "" and face["image"].shape[0] > 150
+    dialog = assigner.open_dialog(**face)
+    with qtbot.waitSignal(dialog.finished, timeout=JOB_TIMEOUT_MS):
+        dialog.assign("obama")
+    assert dialog.result_value.ok and dialog.result_value.path.parent == demo_gallery / "obama"
+    assert people.contextMenuPolicy() == Qt.ContextMenuPolicy.CustomContextMenu
