@@ -140,6 +140,7 @@ class AssignFaceDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Assign to person")
         self.setObjectName("AssignFaceDialog")
+        self.setMinimumWidth(380)
         self._controller = controller
         self._image, self._jpeg = image, jpeg
         self._job: AssignFace | None = None

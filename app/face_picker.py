@@ -210,6 +210,7 @@ class FacePickerDialog(QDialog):
             button.setToolTip(f"Face {i + 1}")
             self.crop_group.addButton(button, i)
             self.crops.insertWidget(self.crops.count() - 1, button)
+            button.show()  # added to a layout of a dialog already shown: not shown by itself
         n = len(candidates.boxes)
         if n == 0:
             self.hint.setText("No face was found in this photo: it cannot be used.")
