@@ -14,6 +14,7 @@ face, no decoding on the GUI thread).
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -77,15 +78,25 @@ class FaceMemory:
     Args:
         label_of: the label of a face, as Live's people list names it.
         max_labels: labels remembered.
+        min_interval_s: results closer together than this are skipped (a crop a few frames old is as
+            good, and the GUI thread copies less).
     """
 
-    def __init__(self, label_of: Callable[[Face], str] = live_label, max_labels: int = 64) -> None:
+    def __init__(
+        self, label_of: Callable[[Face], str] = live_label, max_labels: int = 64, min_interval_s: float = 0.2
+    ) -> None:
         self._label_of = label_of
         self._max = max_labels
+        self._interval = min_interval_s
+        self._last = -float("inf")
         self._crops: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def update(self, result: FrameResult) -> None:
-        """Remember the faces of one result."""
+        """Remember the faces of one result (at most every ``min_interval_s``)."""
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            return
+        self._last = now
         for face in result.faces:
             crop = _face_crop(result.frame, face.detection.box)
             if crop is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QBrush, QColor, QDesktopServices, QIcon, QImageReader, QPixmap
+from PySide6.QtGui import QAction, QBrush, QColor, QDesktopServices, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -61,24 +61,10 @@ _CANCELLABLE = frozenset(job.kind for job in (AddPhotos, SyncGallery, AddImages)
 _IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp);;All files (*)"
 
 
-def _thumbnail(path: Path | None, face_jpeg: bytes = b"") -> QIcon:
-    if face_jpeg:
-        # The face of the person's first photo in use, cut out by the gallery worker.
-        pixmap = QPixmap()
-        if pixmap.loadFromData(face_jpeg, "JPG"):
-            return QIcon(pixmap)
-    if path is None:
-        return QIcon()
-    reader = QImageReader(str(path))
-    reader.setAutoTransform(True)
-    size = reader.size()
-    if size.isValid():
-        # Decoding at the thumbnail's size is what keeps a large gallery cheap to list.
-        reader.setScaledSize(size.scaled(THUMBNAIL_PX, THUMBNAIL_PX, Qt.AspectRatioMode.KeepAspectRatio))
-    image = reader.read()
-    if image.isNull():
-        return QIcon()
-    return QIcon(QPixmap.fromImage(image))
+def _face_icon(face_jpeg: bytes) -> QIcon:
+    """The face of the person's first photo in use, cut out by the gallery worker (none until it is)."""
+    pixmap = QPixmap()
+    return QIcon(pixmap) if face_jpeg and pixmap.loadFromData(face_jpeg, "JPG") else QIcon()
 
 
 class GalleryPanel(QWidget):
@@ -378,7 +364,7 @@ class GalleryPanel(QWidget):
             # Only photos in use count: one with no face or several is not a photo of the person.
             n, unused = person.embedded, len(person.photos) - person.embedded
             item = QListWidgetItem(
-                _thumbnail(person.face_photo, person.face_jpeg),
+                _face_icon(person.face_jpeg),
                 f"{person.name}\n{n} photo{'s' if n != 1 else ''}",
             )
             item.setData(Qt.ItemDataRole.UserRole, person.name)

@@ -406,39 +406,56 @@ class GalleryWorker(ThreadWorker):
 
     def _report(self, outcome: GalleryJobResult | Exception, job: GalleryJob) -> None:
         # The people first: whoever hears that a job ended sees the gallery as the job left it.
+        people: list[PersonInfo] = []
         try:
             if self._gallery is not None:
-                self.people_ready.emit(self._with_faces(self._gallery, self._gallery.people()))
+                people = self._gallery.people()
+                self.people_ready.emit(self._with_faces(people))
         except Exception as exc:  # noqa: BLE001 - a folder that cannot be listed is reported, not fatal
             self.error.emit(exc)
         if isinstance(outcome, Exception):
             self.job_failed.emit(job, outcome)
         else:
             self.job_finished.emit(outcome)
+        if self._gallery is not None and self._cut_faces(self._gallery, people):
+            # Then the faces not cut out before (each photo once a session): a large gallery's first
+            # listing waits for no photo to be decoded.
+            self.people_ready.emit(self._with_faces(people))
 
-    def _with_faces(self, gallery: Gallery, people: list[PersonInfo]) -> list[PersonInfo]:
-        """The people, each with a crop of the face of their first photo in use (for the tiles)."""
+    @staticmethod
+    def _tile_key(photo: Path) -> tuple[str, int, int] | None:
+        try:
+            st = photo.stat()
+        except OSError:
+            return None
+        return (str(photo), st.st_size, st.st_mtime_ns)
+
+    def _with_faces(self, people: list[PersonInfo]) -> list[PersonInfo]:
+        """The people, each with the crop of the face of their first photo in use when it is cut out."""
         out = []
         for person in people:
-            photo = person.face_photo
-            if photo is None:
-                out.append(person)
-                continue
-            try:
-                st = photo.stat()
-            except OSError:
-                out.append(person)
-                continue
-            key = (str(photo), st.st_size, st.st_mtime_ns)
-            if key not in self._tile_faces:
-                face = gallery.inspect_photo(photo)
-                self._tile_faces[key] = (
-                    face_jpeg(face.image, face.detection.box)
-                    if face.image is not None and face.detection is not None
-                    else b""
-                )
-            out.append(replace(person, face_jpeg=self._tile_faces[key]))
+            key = self._tile_key(person.face_photo) if person.face_photo is not None else None
+            face = self._tile_faces.get(key) if key is not None else None
+            out.append(replace(person, face_jpeg=face) if face else person)
         return out
+
+    def _cut_faces(self, gallery: Gallery, people: list[PersonInfo]) -> int:
+        """Cut out the tile faces not cut yet (stops early when asked to stop); returns how many."""
+        done = 0
+        for person in people:
+            if self.stop_event.is_set():
+                break
+            key = self._tile_key(person.face_photo) if person.face_photo is not None else None
+            if key is None or key in self._tile_faces or person.face_photo is None:
+                continue
+            face = gallery.inspect_photo(person.face_photo)
+            self._tile_faces[key] = (
+                face_jpeg(face.image, face.detection.box)
+                if face.image is not None and face.detection is not None
+                else b""
+            )
+            done += 1
+        return done
 
     def _ensure_gallery(self) -> Gallery:
         """The gallery for the latest settings, rebuilding only what they changed."""

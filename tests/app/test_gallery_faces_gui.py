@@ -53,6 +53,8 @@ def _tile(widget: GalleryPanel, name: str):
 def test_tiles_show_a_face_and_count_only_photos_in_use(qtbot, panel, demo_gallery: Path) -> None:
     widget, _controller = panel
     qtbot.waitUntil(lambda: len(widget.people) == 6, timeout=5000)
+    # The faces are cut out after the list is shown (a large gallery is listed at once).
+    qtbot.waitUntil(lambda: all(p.face_jpeg for p in widget.people), timeout=JOB_TIMEOUT_MS)
     # biden/ holds biden.jpg and the group photo biden2.jpg: one photo of Biden, not two.
     biden = _tile(widget, "biden")
     assert biden.text() == "biden\n1 photo" and "1 not used" in biden.toolTip()
@@ -207,3 +209,70 @@ def test_live_people_list_assigns_the_latest_crop(qtbot, panel, demo_dir: Path, 
         dialog.assign("obama")
     assert dialog.result_value.ok and dialog.result_value.path.parent == demo_gallery / "obama"
     assert people.contextMenuPolicy() == Qt.ContextMenuPolicy.CustomContextMenu
+
+
+def test_person_view_picks_the_face_of_a_group_photo_already_in_the_folder(
+    qtbot, panel, demo_gallery: Path
+) -> None:
+    widget, controller = panel
+    view = widget.open_person("biden")
+    qtbot.waitUntil(lambda: view.review is not None, timeout=JOB_TIMEOUT_MS)
+    assert view.photo_names() == ["biden.jpg", "biden2.jpg"]
+    assert view.table.item(1, 4).text().startswith("Not used: several faces")
+    assert "Pick the face in biden2.jpg" in view.summary.text()
+    view.select_photo("biden2.jpg")
+    assert view.pick_button.isEnabled()
+    qtbot.mouseClick(view.pick_button, Qt.MouseButton.LeftButton)
+    picker = view.picker
+    qtbot.waitUntil(lambda: picker.candidates is not None, timeout=JOB_TIMEOUT_MS)
+    picker.choose(0)  # the largest face: Biden's
+    picker.use_choice()
+    # The view reviews the photos again by itself: the group photo is in use, agreeing with the other.
+    qtbot.waitUntil(lambda: view.table.item(1, 4).text() == "In use", timeout=JOB_TIMEOUT_MS)
+    assert float(view.table.item(1, 3).text()) > 0.36
+    assert read_choice(demo_gallery / "biden" / "biden2.jpg") is not None  # in place, not a copy
+    assert sorted(p.name for p in (demo_gallery / "biden").iterdir()) == [
+        "biden.jpg",
+        "biden2.jpg",
+        "biden2.jpg.face.json",
+    ]
+    view.close()
+    _idle(qtbot, controller)
+
+
+def test_the_window_offers_assign_on_live_events_and_history(
+    qtbot, hamilton_clip: Path, hamilton_gallery: Path
+) -> None:
+    from app.context import AppContext
+    from app.main_window import MainWindow
+
+    settings = Settings().replace(camera={"source": str(hamilton_clip)}, gallery_dir=str(hamilton_gallery))
+    window = MainWindow(AppContext.build(settings, system_trash=False), autostart=True)
+    qtbot.addWidget(window)
+    window.show()
+    assigner = window.dialogs.assigner
+    events = window.live.events_panel
+    qtbot.waitUntil(lambda: events.row_count() > 0, timeout=JOB_TIMEOUT_MS)
+    window.live.people.refresh()
+    qtbot.waitUntil(lambda: window.live.people.topLevelItemCount() > 0, timeout=5000)
+    qtbot.waitUntil(lambda: assigner.face_at(window.live.people, 0) is not None, timeout=5000)
+    assert assigner.face_at(window.live.people, 0)["image"].ndim == 3
+    assert assigner.face_at(events.table, 0)["jpeg"][:2] == b"\xff\xd8"
+    window.controller.stop()
+
+    history = window.open_history()
+    qtbot.waitUntil(lambda: (history.reload(), history.table.rowCount() > 0)[1], timeout=10_000)
+    face = assigner.face_at(history.table, 0)
+    assert face is not None and face["jpeg"] == history.events[0].thumbnail
+    dialog = assigner.open_dialog(**face)
+    dialog.assign("Lin-Manuel Miranda")
+    qtbot.waitUntil(lambda: dialog.result_value is not None, timeout=JOB_TIMEOUT_MS)
+    # Either the face is a new photo of the person, or it is refused with the reason (nothing saved).
+    photos = sorted(p.name for p in (hamilton_gallery / "Lin-Manuel Miranda").iterdir())
+    if getattr(dialog.result_value, "ok", False):
+        assert dialog.result_value.path.name in photos and len(photos) == 2
+    else:
+        assert dialog.message.text().startswith("Not added: ") and len(photos) == 1
+        dialog.reject()
+    history.close()
+    window.close()
