@@ -154,6 +154,7 @@ class AssignFaceDialog(QDialog):
         self.setMinimumWidth(380)
         self._controller = controller
         self._image, self._jpeg = image, jpeg
+        self._people = list(people)
         self._job: AssignFace | None = None
         self.result_value: Any = None
 
@@ -200,7 +201,15 @@ class AssignFaceDialog(QDialog):
 
     def _update_ok(self) -> None:
         ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
-        ok.setEnabled(self._job is None and bool(self.name_box.currentText().strip()))
+        name = self.name_box.currentText().strip()
+        ok.setEnabled(self._job is None and bool(name))
+        if self._job is None and name and not self.message.text().startswith("Not added"):
+            known = name.casefold() in {p.casefold() for p in self._people}
+            self.message.setText(
+                f"The face is saved as a new photo of {name} in the gallery folder."
+                if known
+                else f"{name} is not in the gallery yet: a new person is added with this face."
+            )
 
     @Slot()
     def assign(self, name: str | None = None) -> None:

@@ -98,20 +98,32 @@ class PhotoWithFaces(QWidget):
         super().mousePressEvent(event)
 
     def paintEvent(self, _event: Any) -> None:  # noqa: N802 - Qt naming
-        """The photo, then each face's box and number."""
+        """The photo, then each face's box and number (drawn at screen size, whatever the photo's)."""
         painter = QPainter(self)
         if self._pixmap.isNull():
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "Finding the faces…")
             return
         scale, offset = self._fit()
-        painter.translate(offset)
-        painter.scale(scale, scale)
-        painter.drawPixmap(0, 0, self._pixmap)
+        target = QRectF(offset.x(), offset.y(), self._pixmap.width() * scale, self._pixmap.height() * scale)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        painter.drawPixmap(target, self._pixmap, QRectF(self._pixmap.rect()))
+        metrics = painter.fontMetrics()
         for i, box in enumerate(self._boxes):
             colour = _CHOSEN if i == self.chosen else _BOX
-            painter.setPen(QPen(colour, max(2.0, 3.0 / scale)))
-            painter.drawRect(box)
-            painter.drawText(box.topLeft() + QPointF(4 / scale, -4 / scale), str(i + 1))
+            rect = QRectF(
+                box.x() * scale + offset.x(),
+                box.y() * scale + offset.y(),
+                box.width() * scale,
+                box.height() * scale,
+            )
+            painter.setPen(QPen(colour, 3 if i == self.chosen else 2))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRect(rect)
+            text = str(i + 1)
+            tag = QRectF(rect.x(), rect.y(), metrics.horizontalAdvance(text) + 10, metrics.height() + 4)
+            painter.fillRect(tag, colour)
+            painter.setPen(QColor("#000000"))
+            painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, text)
         painter.end()
 
 
@@ -205,8 +217,11 @@ class FacePickerDialog(QDialog):
             button.setCheckable(True)
             button.setIcon(QIcon(pixmap))
             button.setIconSize(QSize(CROP_PX, CROP_PX))
-            button.setText(str(i + 1))
+            button.setText(f"Face {i + 1}")
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
+            # One size for every crop (tall and wide faces alike), with room for the label.
+            button.setFixedSize(CROP_PX + 16, CROP_PX + button.fontMetrics().height() + 20)
+            button.setStyleSheet(f"QToolButton:checked {{ border: 3px solid {_CHOSEN.name()}; }}")
             button.setToolTip(f"Face {i + 1}")
             self.crop_group.addButton(button, i)
             self.crops.insertWidget(self.crops.count() - 1, button)

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.face_picker import FacePickerDialog
 from app.gallery_worker import GalleryController, GalleryJobResult, RemovePhoto, ReviewPerson
+from core.enrollment import GuideConfig
 from core.gallery import PhotoStatus
 from core.person_review import PersonReview, PhotoReview
 
@@ -46,9 +47,22 @@ _PICKABLE = frozenset({PhotoStatus.SEVERAL_FACES, PhotoStatus.CHOICE_LOST})
 
 
 def _quality_text(photo: PhotoReview) -> str:
+    """Face size and sharpness in words, judged as the camera enrolment judges a shot."""
     if photo.face_px <= 0:
         return ""
-    return f"{photo.face_px:.0f} px · sharpness {photo.sharpness:.0f}"
+    guide = GuideConfig()
+    size = f"{photo.face_px:.0f} px" + (" (small)" if photo.face_px < guide.min_face_px else "")
+    return f"{size}, {'sharp' if photo.sharpness >= guide.min_sharpness else 'blurred'}"
+
+
+def _quality_tip(photo: PhotoReview) -> str:
+    if photo.face_px <= 0:
+        return "No face in this photo"
+    guide = GuideConfig()
+    return (
+        f"Face {photo.face_px:.0f} px (good from {guide.min_face_px} px); sharpness {photo.sharpness:.0f} "
+        f"(good from {guide.min_sharpness:.0f}); detector confidence {photo.detection_score:.2f}"
+    )
 
 
 def _status_text(photo: PhotoReview) -> str:
@@ -252,6 +266,7 @@ class PersonView(QDialog):
             QTableWidgetItem(_status_text(photo)),
         ]
         items[1].setToolTip(str(photo.path))
+        items[2].setToolTip(_quality_tip(photo))
         items[3].setToolTip("Mean similarity of this photo's face to the person's other photos")
         items[4].setToolTip(photo.reason or photo.message)
         colour = _FLAG if photo.outlier else (_MUTED if not photo.used else None)

@@ -98,21 +98,22 @@ def gallery_tiles():  # -> QWidget
 
 
 def face_picker():  # -> QWidget
-    """Picking Biden's face in a photo of three people, the face chosen."""
+    """Picking Obama's face in a photo of two people, the face chosen."""
     from app.face_picker import FacePickerDialog
 
     root = _demo_gallery(_environment())
     controller = _controller(root)
-    dialog = FacePickerDialog(controller, "biden", str(root / "biden" / "biden2.jpg"))
+    dialog = FacePickerDialog(controller, "obama", str(DEMO / "two_people.jpg"))
     dialog.show()
     _wait(lambda: dialog.candidates is not None)
-    dialog.choose(0)
+    boxes = dialog.candidates.boxes
+    dialog.choose(min(range(len(boxes)), key=lambda i: boxes[i][0]))  # Obama is on the left
     controller.stop()
     return dialog
 
 
 def assign_face():  # -> QWidget
-    """Assigning an unknown face (an event's thumbnail) to a person."""
+    """Assigning an unknown face (an event's thumbnail) to a new person."""
     import cv2
 
     from app.assign_face import AssignFaceDialog
@@ -123,7 +124,7 @@ def assign_face():  # -> QWidget
     frame = cv2.imread(str(DEMO / "two_people.jpg"))
     people = sorted(p.name for p in root.iterdir())
     dialog = AssignFaceDialog(
-        controller, people, jpeg=encode_thumbnail(frame, (234.0, 21.0, 383.0, 226.0)), name="Rose Leslie"
+        controller, people, jpeg=encode_thumbnail(frame, (790.0, 49.0, 937.0, 256.0)), name="Joe Biden"
     )
     dialog.show()
     controller.stop()
