@@ -74,6 +74,8 @@ def status_text(status: PluginStatus) -> str:
         return "off"
     if status.state is PluginState.FAILED:
         return f"failed: {status.last_error}"
+    if status.state is PluginState.DEGRADED:
+        return f"degraded: {status.problem}"
     return "ok"
 
 
@@ -244,7 +246,7 @@ class PluginsDialog(QDialog):
                 cell = self.table.item(row, 3)
                 if cell.text() != text:
                     cell.setText(text)
-                    cell.setToolTip(status.last_error)
+                    cell.setToolTip(status.last_error or status.problem)
                 for col, value in ((4, status.calls), (5, status.failures), (6, status.dropped)):
                     self.table.item(row, col).setText(str(value))
         finally:

@@ -437,6 +437,7 @@ class PluginState(enum.StrEnum):
     OK = "ok"  # its last call succeeded (or none was made yet)
     FAILED = "failed"  # its last call raised; it still gets events
     DISABLED = "disabled"  # switched off after too many failures in a row, or its on_start raised
+    DEGRADED = "degraded"  # it runs, but reports a problem of its own (e.g. its file cannot be written)
     BROKEN = "broken"  # could not be loaded at all (only in discovery results shown by the GUI)
     REFUSED = "refused"  # not loaded on purpose: a file another user could have written
 
@@ -462,6 +463,8 @@ class PluginStatus:
         problems: what was wrong with the user's settings for it.
         busy_hook: the hook it is in now, or "".
         busy_s: seconds it has been in that hook (a stuck plugin shows here, not as "ok").
+        problem: what the plugin itself reports through its optional ``problem`` attribute while it
+            runs but cannot do all its work (state :attr:`PluginState.DEGRADED`), or "".
     """
 
     name: str
@@ -479,6 +482,7 @@ class PluginStatus:
     problems: tuple[str, ...] = ()
     busy_hook: str = ""
     busy_s: float = 0.0
+    problem: str = ""
 
     @property
     def stuck(self) -> bool:
@@ -488,6 +492,9 @@ class PluginStatus:
 
 # A call this long is reported as "busy" (dialog, plugins list) instead of "ok".
 STUCK_AFTER_S = 5.0
+
+# How often a plugin that reports a problem is asked again while no event comes (seconds).
+PROBLEM_POLL_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,6 +559,7 @@ class _Worker:
         self.settings = plugin.settings
         self.loop: asyncio.AbstractEventLoop | None = None  # for async hooks, made on first use
         self.busy: tuple[str, float] | None = None  # (hook, monotonic start) while in a call
+        self.problem = ""  # the plugin's own `problem`, read on its thread after each call
 
     # -- state, read from any thread
     def status(self) -> PluginStatus:
@@ -572,6 +580,7 @@ class _Worker:
                 problems=self.plugin.problems,
                 busy_hook=self.busy[0] if self.busy else "",
                 busy_s=time.monotonic() - self.busy[1] if self.busy else 0.0,
+                problem=self.problem,
             )
 
     @property
@@ -617,7 +626,13 @@ class _Worker:
     def _run(self, context: PluginContext) -> None:
         self._start(context)
         while True:
-            item = self.queue.get()
+            try:
+                # While the plugin reports a problem it may solve on its own (a retry on a timer),
+                # its state is read again every second, not only after the next event.
+                item = self.queue.get(timeout=PROBLEM_POLL_S if self.problem else None)
+            except queue.Empty:
+                self._read_problem()
+                continue
             if self.abandoned:
                 return
             if item is _STOP:
@@ -676,11 +691,36 @@ class _Worker:
                 self.calls += 1
             self.consecutive = 0
             if self.state is PluginState.FAILED:
-                self.state = PluginState.OK
+                self.state = PluginState.DEGRADED if self.problem else PluginState.OK
                 changed = True
         if changed:
             self.bus._notify(self)
+        self._read_problem()
         return True
+
+    def _read_problem(self) -> None:
+        """Take over the plugin's own ``problem`` (a one-line text, or None when all is well)."""
+        try:
+            value = getattr(self.plugin.plugin, "problem", None)
+        except Exception:  # noqa: BLE001 - a plugin's property that raises is not worth a failure
+            value = None
+        problem = " ".join(str(value).split())[:500] if value else ""
+        with self.lock:
+            changed = problem != self.problem
+            # Logged when a problem starts or ends, not each time its text changes (a count in it).
+            begins_or_ends = bool(problem) != bool(self.problem)
+            self.problem = problem
+            if self.state is PluginState.OK and problem:
+                self.state = PluginState.DEGRADED
+            elif self.state is PluginState.DEGRADED and not problem:
+                self.state = PluginState.OK
+        if begins_or_ends:
+            if problem:
+                log.warning("plugin %r reports: %s", self.name, problem)
+            else:
+                log.warning("plugin %r no longer reports a problem", self.name)
+        if changed:
+            self.bus._notify(self)
 
     def _failed(self, hook: str, exc: BaseException) -> None:
         message = _describe(hook, exc)
@@ -702,6 +742,7 @@ class _Worker:
         if disable:
             log.warning("plugin %r disabled after %d failures in a row", self.name, self.max_failures)
         self.bus._notify(self)
+        self._read_problem()
 
 
 class EventBus:
@@ -1242,7 +1283,7 @@ def _status_row(status: PluginStatus) -> dict[str, Any]:
         state = "abandoned"
     elif status.stuck:
         state = "busy"
-    elif status.state in (PluginState.DISABLED, PluginState.FAILED):
+    elif status.state in (PluginState.DISABLED, PluginState.FAILED, PluginState.DEGRADED):
         state = str(status.state)
     else:
         state = "ok" if status.enabled else "off"
@@ -1258,6 +1299,7 @@ def _status_row(status: PluginStatus) -> dict[str, Any]:
         "abandoned": status.abandoned,
         "problems": list(status.problems),
         "busy": f"{status.busy_hook} for {status.busy_s:.0f} s" if status.stuck else "",
+        "problem": status.problem,
     }
 
 

@@ -78,6 +78,13 @@ _WINDOWS_RESERVED = frozenset(
     {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(1, 10)} | {f"lpt{i}" for i in range(1, 10)}
 )
 _WINDOWS_FORBIDDEN = set('<>:"|?*')
+# The zero-width non-joiner and joiner are spelling, not decoration, in these scripts (Persian
+# "فاطمه‌زهرا", Devanagari conjuncts): allowed there between two letters, refused anywhere else.
+_JOINERS = frozenset("\u200c\u200d")
+_JOINING_SCRIPTS = (
+    "ARABIC", "SYRIAC", "NKO", "DEVANAGARI", "BENGALI", "GURMUKHI", "GUJARATI", "ORIYA", "TAMIL",
+    "TELUGU", "KANNADA", "MALAYALAM", "SINHALA", "MONGOLIAN",
+)  # fmt: skip
 # A photo whose name ends so (``group.largest.jpg``) enrols its largest face even when it shows several.
 _LARGEST_MARK = ".largest"
 # A face taken from the video (an event's thumbnail, a live sighting) must be at least this large and
@@ -284,7 +291,9 @@ def validate_person_name(name: str) -> str:
         InvalidPersonName: the name is empty, ``.``/``..``, starts with a dot, holds a path separator,
             a control character or a character Windows forbids, ends with a dot or space, is a reserved
             Windows device name, holds an invisible formatting character (bidi controls, zero-width
-            characters), or is longer than 100 characters or 200 bytes of UTF-8.
+            characters; a zero-width non-joiner or joiner is allowed between two letters of a script
+            that spells with it, like Persian or Devanagari), or is longer than 100 characters or 200
+            bytes of UTF-8.
     """
     if not isinstance(name, str):
         raise InvalidPersonName(f"a person name must be text, got {type(name).__name__}")
@@ -300,12 +309,18 @@ def validate_person_name(name: str) -> str:
         raise InvalidPersonName(f"person name {shown} cannot start with a dot")
     if any(unicodedata.category(c) == "Cc" for c in clean):
         raise InvalidPersonName(f"person name {shown} contains a control character")
-    hidden = sorted({c for c in clean if unicodedata.category(c) == "Cf"})
+    hidden = _hidden_characters(clean)
     if hidden:
         # Bidi overrides and zero-width characters make two different folders look like one name
         # (or a name read backwards); a name must look like what it is.
         codes = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'format character')}" for c in hidden)
-        raise InvalidPersonName(f"person name {shown} contains invisible formatting characters ({codes})")
+        why = (
+            " (a zero-width joiner or non-joiner is allowed only between two letters of a script that "
+            "uses it, such as Persian or Devanagari)"
+            if _JOINERS & set(hidden)
+            else ""
+        )
+        raise InvalidPersonName(f"person name {shown} contains invisible formatting characters ({codes}){why}")
     bad = sorted(set(clean) & _WINDOWS_FORBIDDEN)
     if bad:
         raise InvalidPersonName(
@@ -326,6 +341,30 @@ def validate_person_name(name: str) -> str:
             f"at most {MAX_NAME_BYTES} bytes: use a shorter name"
         )
     return clean
+
+
+def _joining_letter(c: str) -> bool:
+    """A letter or mark of a script in which ZWNJ/ZWJ change how the letters join."""
+    return (
+        not c.isascii()
+        and unicodedata.category(c)[0] in "LM"
+        and unicodedata.name(c, "").startswith(_JOINING_SCRIPTS)
+    )
+
+
+def _hidden_characters(name: str) -> list[str]:
+    """The invisible formatting characters of ``name`` that a name may not hold, sorted, once each."""
+    hidden: set[str] = set()
+    for i, c in enumerate(name):
+        if unicodedata.category(c) != "Cf":
+            continue
+        # Between two letters of such a script; so not first or last, not doubled, not next to a space.
+        allowed = (
+            c in _JOINERS and 0 < i < len(name) - 1 and _joining_letter(name[i - 1]) and _joining_letter(name[i + 1])
+        )
+        if not allowed:
+            hidden.add(c)
+    return sorted(hidden)
 
 
 def _face_area(det: Detection) -> float:
