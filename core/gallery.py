@@ -1169,7 +1169,10 @@ class Gallery:
             if problem.path == path:
                 return problem
         if path in self._snapshot.paths:
-            return PhotoResult(path, person, PhotoStatus.OK, 1, f"{path.name}: enrolled")
+            sha = self._file_sha(path, path.stat())
+            found = self._cached(sha, read_choice(path)) if sha is not None else None
+            faces = found[0] if found is not None else 1
+            return PhotoResult(path, person, PhotoStatus.OK, faces, f"{path.name}: enrolled")
         return PhotoResult(path, person, PhotoStatus.UNREADABLE, -1, f"{path.name}: not found after saving")
 
     def add_face_image(

@@ -53,7 +53,7 @@ def test_the_face_picked_in_a_group_photo_is_embedded_and_survives_a_rebuilt_cac
     # Not the largest face: the pick must be what is embedded, not the "largest face" fallback.
     picked = faces[1]
     result = gallery.choose_face("biden", group, tuple(picked.box[:4]))
-    assert result.ok, result.message
+    assert result.ok and result.faces == 3, result
     side = sidecar_path(group)
     assert side.exists() and stat.S_IMODE(side.stat().st_mode) == 0o600
     expected = embedder.embed(align_face(image, picked.landmarks)[None], flip=True)[0]
