@@ -6,15 +6,14 @@ face (a detector must find it, large and sharp enough), saves it as a new photo 
 re-embeds, so the live pipeline knows the person from the next frame on. A face too small or blurred
 is refused with the reason, and nothing is saved.
 
-Live's people list has no pictures of its own: :class:`FaceMemory` keeps the latest crop of every face
-label it saw (fed from the recognition controller's ``frame_ready``; a copy of a few hundred pixels per
-face, no decoding on the GUI thread).
+Live's people list has no pictures of its own: :class:`FaceMemory` keeps the latest sighting of every face
+label it saw (fed from the recognition controller's ``frame_ready``; nothing is copied per frame, and
+nothing is decoded on the GUI thread).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -73,47 +72,51 @@ def _face_crop(frame: np.ndarray, box: np.ndarray) -> np.ndarray | None:
 
 
 class FaceMemory:
-    """The latest crop of each face label seen live (at most ``max_labels``, the oldest forgotten).
+    """The latest sighting of each face label seen live (at most ``max_labels``, the oldest forgotten).
+
+    Nothing is copied per frame: the latest result is kept (the video view holds it anyway), and a face
+    is cut out of it only when it leaves the view or is asked for.
 
     Args:
         label_of: the label of a face, as Live's people list names it.
         max_labels: labels remembered.
-        min_interval_s: results closer together than this are skipped (a crop a few frames old is as
-            good, and the GUI thread copies less).
     """
 
-    def __init__(
-        self, label_of: Callable[[Face], str] = live_label, max_labels: int = 64, min_interval_s: float = 0.2
-    ) -> None:
+    def __init__(self, label_of: Callable[[Face], str] = live_label, max_labels: int = 64) -> None:
         self._label_of = label_of
         self._max = max_labels
-        self._interval = min_interval_s
-        self._last = -float("inf")
         self._crops: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._frame: np.ndarray | None = None
+        self._in_view: dict[str, np.ndarray] = {}  # label -> box in the latest frame
 
     def update(self, result: FrameResult) -> None:
-        """Remember the faces of one result (at most every ``min_interval_s``)."""
-        now = time.monotonic()
-        if now - self._last < self._interval:
+        """Remember the faces of one result; cut out those that have just left the view."""
+        in_view = {self._label_of(face): face.detection.box for face in result.faces}
+        if self._frame is not None:
+            for label, box in self._in_view.items():
+                if label not in in_view:
+                    self._keep(label, _face_crop(self._frame, box))
+        self._frame, self._in_view = result.frame, in_view
+
+    def _keep(self, label: str, crop: np.ndarray | None) -> None:
+        if crop is None:
             return
-        self._last = now
-        for face in result.faces:
-            crop = _face_crop(result.frame, face.detection.box)
-            if crop is None:
-                continue
-            label = self._label_of(face)
-            self._crops[label] = crop
-            self._crops.move_to_end(label)
+        self._crops[label] = crop
+        self._crops.move_to_end(label)
         while len(self._crops) > self._max:
             self._crops.popitem(last=False)
 
     def crop(self, label: str) -> np.ndarray | None:
         """The latest ``(h, w, 3) uint8`` BGR crop of ``label``, or None."""
+        box = self._in_view.get(label)
+        if box is not None and self._frame is not None:
+            return _face_crop(self._frame, box)
         return self._crops.get(label)
 
     def clear(self) -> None:
         """Forget every face."""
         self._crops.clear()
+        self._frame, self._in_view = None, {}
 
 
 def _pixmap(image: np.ndarray | None = None, jpeg: bytes = b"") -> QPixmap:

@@ -209,6 +209,11 @@ def test_live_people_list_assigns_the_latest_crop(qtbot, panel, demo_dir: Path, 
     people.update_from(result)
     people.refresh()
     assert people.topLevelItemCount() == 2
+    # The next frame shows only the first face: the other one is still offered, cut from its last sighting.
+    gone = people.topLevelItem(1).text(0)
+    source.frame_ready.emit(FrameResult(frame=frame, frame_index=1, timestamp=0.04, faces=faces[:1]))
+    kept = assigner.face_at(people, 1)
+    assert gone == "Unknown #2" and kept is not None and kept["image"].shape[0] > 150
     face = assigner.face_at(people, 0)
     assert face is not None and face["name"] == "" and face["image"].shape[0] > 150
     dialog = assigner.open_dialog(**face)
