@@ -296,3 +296,31 @@ def test_the_window_offers_assign_on_live_events_and_history(
     assert added.name in photos and len(photos) == 2
     history.close()
     window.close()
+
+
+def test_a_photo_and_its_picked_face_go_to_the_system_trash_together(
+    qtbot, demo_gallery: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.gallery_worker import move_photo_to_trash
+    from core.detection import create_detector
+    from core.embedding import create_embedder
+    from core.face_choice import sidecar_path
+    from core.gallery import Gallery
+
+    (tmp_path / "xdg-data").mkdir()
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    gallery = Gallery(
+        demo_gallery, create_embedder("sface"), create_detector("yunet"), tmp_path / "cache.sqlite3"
+    )
+    group = demo_gallery / "biden" / "biden2.jpg"
+    _image, faces = gallery.detect_photo(group)
+    assert gallery.choose_face("biden", group, tuple(faces[0].box[:4])).ok
+    data = group.read_bytes()
+    removed = move_photo_to_trash(gallery, group)
+    assert removed.in_system_trash and str(tmp_path / "xdg-data") in str(removed.location)
+    assert removed.location.read_bytes() == data
+    assert not group.exists() and not sidecar_path(group).exists()
+    trashed = {p.name for p in removed.location.parent.iterdir()}
+    assert {"biden2.jpg", "biden2.jpg.face.json"} <= trashed
+    assert {p.name: p.embedded for p in gallery.people()}["biden"] == 1
+    gallery.close()
