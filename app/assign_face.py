@@ -14,7 +14,6 @@ nothing is decoded on the GUI thread).
 from __future__ import annotations
 
 import logging
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -49,6 +48,7 @@ ASSIGN_TEXT = "Assign to person…"
 CROP_MARGIN = 0.5
 CROP_MAX_PX = 320
 PREVIEW_PX = 160
+_FACE_AT = "_assign_face_at"  # the attribute of an attached view that gives a row's face
 
 
 def live_label(face: Face) -> str:
@@ -277,10 +277,6 @@ class FaceAssigner(QObject):
         self.memory = FaceMemory()
         self.people: list[str] = []
         self.dialog: AssignFaceDialog | None = None
-        # Weak: a closed History window's table must not be kept alive by its action.
-        self._face_at: weakref.WeakKeyDictionary[
-            QAbstractItemView, Callable[[int], dict[str, Any] | None]
-        ] = weakref.WeakKeyDictionary()
         controller.people_ready.connect(self._on_people)
 
     @Slot(object)
@@ -312,7 +308,8 @@ class FaceAssigner(QObject):
 
     def face_at(self, view: QAbstractItemView, row: int) -> dict[str, Any] | None:
         """What "Assign to person…" offers for ``row`` of an attached ``view`` (None: no picture kept)."""
-        return self._face_at[view](row)
+        face_at: Callable[[int], dict[str, Any] | None] = getattr(view, _FACE_AT)
+        return face_at(row)
 
     def _live_face(self, view: QAbstractItemView, row: int) -> dict[str, Any] | None:
         label = str(view.model().index(row, 0).data() or "")
@@ -328,7 +325,8 @@ class FaceAssigner(QObject):
         return {"jpeg": event.thumbnail, "name": event.person or ""}
 
     def _attach(self, view: QAbstractItemView, face_at: Callable[[int], dict[str, Any] | None]) -> None:
-        self._face_at[view] = face_at
+        # Kept on the view itself, not here: a closed History window goes with its rows' faces.
+        setattr(view, _FACE_AT, face_at)
         view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         view.customContextMenuRequested.connect(lambda pos: self._menu(view, pos))
 
