@@ -13,6 +13,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 import core
+from app.assign_face import FaceAssigner
 from app.enroll_dialog import EnrollDialog
 from app.fit import fit_to_screen
 from app.history_dialog import HistoryDialog
@@ -35,6 +36,13 @@ class WindowDialogs(QObject):
         super().__init__(window)
         self._window = window
         self._settings_dialog: SettingsDialog | None = None
+        # "Assign to person…" on Live's people list, its Events table and every History window.
+        self.assigner = FaceAssigner(window.gallery_controller, window)
+        self.assigner.attach_live(window.live.people, window.controller)
+        table = window.events_panel.table
+        self.assigner.attach_events(
+            table, lambda row: item.data(Qt.ItemDataRole.UserRole) if (item := table.item(row, 0)) else None
+        )
 
     def _save_applied(self, settings: Settings) -> None:
         self._window.apply_settings(settings, save=True)
@@ -94,6 +102,9 @@ class WindowDialogs(QObject):
         dialog = HistoryDialog(self._window.context.history, parent=self._window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         fit_to_screen(dialog)
+        self.assigner.attach_events(
+            dialog.table, lambda row: dialog.events[row] if row < len(dialog.events) else None
+        )
         dialog.show()
         return dialog
 
