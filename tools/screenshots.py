@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import logging
 import os
@@ -211,8 +212,15 @@ def collect(folder: Path | None = None) -> dict[str, Factory]:
         module = importlib.util.module_from_spec(spec)
         sys.modules[path.stem] = module  # a dataclass in the module looks itself up there
         spec.loader.exec_module(module)
-        shots.update(module.shots())
+        shots.update({name: _taking_shot(factory) for name, factory in module.shots().items()})
     return shots
+
+
+def _taking_shot(factory: Callable[..., Any]) -> Factory:
+    """A view module's factory as a shot factory: one that needs no :class:`Shot` is called without it."""
+    if inspect.signature(factory).parameters:
+        return factory
+    return lambda shot: factory()
 
 
 def _file_name(name: str, scale: str) -> str:
