@@ -1,0 +1,182 @@
+"""Stations as separate processes on one real PostgreSQL server, through the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+from cli.main import main
+from core.detection import create_detector
+from core.embedding import create_embedder
+from core.store.shared_gallery import SharedGallery
+from core.store.shared_history import SharedHistory
+from tests import _postgres as tpg
+
+pytest.importorskip("psycopg")
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _trim(clip: Path, out: Path, frames: int) -> Path:
+    """The first ``frames`` of the demo clip (Lin-Manuel Miranda is in view throughout) as a video."""
+    cap = cv2.VideoCapture(str(clip))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    writer = None
+    for _ in range(frames):
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if writer is None:
+            writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), fps, frame.shape[1::-1])
+        writer.write(frame)
+    cap.release()
+    assert writer is not None
+    writer.release()
+    return out
+
+
+def _events(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    # The last line may be half written while the station runs.
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return out
+
+
+def _station(args: list[str], home: Path) -> subprocess.Popen:
+    env = {**os.environ, "GHOSTFACE_HOME": str(home), "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _until(condition, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the station ended early: {proc.communicate()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_person_enrolled_on_station_a_is_named_by_station_b_within_two_seconds(
+    pg_server, hamilton_clip: Path, demo_dir: Path, tmp_path: Path
+) -> None:
+    db = tpg.fresh_database(pg_server)
+    admin = pg_server.url(tpg.ADMIN_USER, tpg.ADMIN_PASSWORD, db)
+    station = pg_server.url(tpg.STATION_USER, tpg.STATION_PASSWORD, db)
+    clip = _trim(hamilton_clip, tmp_path / "lin.mp4", 90)
+    events_b = tmp_path / "b.jsonl"
+    b = _station(
+        [
+            "run",
+            "--source",
+            str(clip),
+            "--loop",
+            "--max-frames",
+            "5000",
+            "--store",
+            station,
+            "--station",
+            "B",
+            "--events",
+            str(events_b),
+            "--json",
+        ],
+        tmp_path / "home-b",
+    )
+    try:
+        # Station B is running with an empty gallery: the face in view is unknown.
+        _until(lambda: any(e["kind"] == "unknown" for e in _events(events_b)), 180, b)
+        with SharedGallery(
+            admin, create_embedder("sface"), create_detector("yunet"), station="A", listen=False
+        ) as a:
+            assert a.add_photos("Lin-Manuel Miranda", [demo_dir / "lin-manuel-miranda.png"]).added == 1
+            enrolled = time.time()
+        _until(
+            lambda: any(e["person"] == "Lin-Manuel Miranda" for e in _events(events_b)),
+            30,
+            b,
+        )
+        named = next(e for e in _events(events_b) if e["person"] == "Lin-Manuel Miranda")
+        assert named["kind"] == "recognized"
+        assert named["wall_time"] - enrolled < 2.0, named["wall_time"] - enrolled
+    finally:
+        b.send_signal(signal.SIGINT)  # Ctrl-C: the station stops and delivers its outbox
+        out, err = b.communicate(timeout=60)
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["interrupted"] and summary["store"]["station"] == "B", err
+    assert summary["store"]["waiting"] == 0
+    # B's events reached the shared history, each once, with its station.
+    with SharedHistory(station, station="checker", outbox_path=tmp_path / "c.sqlite3") as history:
+        rows = history.query_stations(limit=None)
+        assert rows and {r.station for r in rows} == {"B"}
+        assert "Lin-Manuel Miranda" in {r.event.person for r in rows}
+        assert history.count() == len(_events(events_b))
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
+def test_a_wrong_password_or_an_unreachable_server_is_one_clear_line(
+    pg_server, demo_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tpg.fresh_database(pg_server)
+    wrong = pg_server.url(tpg.STATION_USER, "not-the-password", db)
+    assert main(["store", "status", "--store", wrong]) == 1
+    line = _one_line_error(capsys)
+    assert line.startswith("error: cannot connect to the shared store gf_station@127.0.0.1")
+    assert 'password authentication failed for user "gf_station"' in line
+    assert "not-the-password" not in line
+    unreachable = f"postgresql://someone@127.0.0.1:{tpg._free_port()}/ghostface"
+    assert main(["run", "--source", str(demo_dir / "obama.jpg"), "--store", unreachable]) == 1
+    line = _one_line_error(capsys)
+    assert "cannot connect to the shared store someone@127.0.0.1" in line and "Connection refused" in line
+
+
+def test_store_init_migrate_push_and_pull_from_the_command_line(
+    pg_server, hamilton_gallery: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_server.url(db="postgres"), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE gf_cli_init")
+    url = pg_server.url(db="gf_cli_init")
+    assert main(["store", "status", "--store", url]) == 1
+    assert "no GhostFace schema yet: run 'ghostface store init'" in capsys.readouterr().err
+    assert main(["store", "init", "--create-roles", "--store", url, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["applied"] == [1] and summary["roles"] is True
+    assert main(["store", "migrate", "--store", url, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["applied"] == []
+    assert main(["store", "push", "--store", url, "--gallery", str(hamilton_gallery)]) == 0
+    assert "2 people created, 3 photos copied, 0 already there" in capsys.readouterr().out
+    assert main(["store", "pull", "--store", url, "--gallery", str(tmp_path / "back"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["photos"] == 3
+    assert sorted(p.name for p in (tmp_path / "back").iterdir()) == ["Barack Obama", "Lin-Manuel Miranda"]
