@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GalleryView",
     "open_shared_gallery",
+    "open_store_gallery",
     "open_shared_history",
     "build_detector",
     "build_embedder",
@@ -121,6 +122,19 @@ def open_shared_gallery(
         allow_largest=allow_largest,
         listen=listen,
     )
+
+
+def open_store_gallery(
+    settings: Settings, detector: Detector, embedder: Embedder, *, allow_largest: bool = False
+) -> Gallery | SharedGallery:
+    """The gallery the settings' store names: the folder (embedded, the default) or the shared server.
+
+    Raises:
+        core.store.StoreError: a shared store that is unreachable, refuses the log-in, or does not fit.
+    """
+    if settings.store.backend == "postgresql":
+        return open_shared_gallery(settings, detector, embedder, allow_largest=allow_largest)
+    return open_gallery(settings, detector, embedder, allow_largest=allow_largest)
 
 
 def open_shared_history(settings: Settings, *, conninfo: str | None = None) -> SharedHistory:

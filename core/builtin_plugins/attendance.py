@@ -13,11 +13,13 @@ from typing import Any
 from core._atomic import atomic_write_text
 from core.types import EventKind, RecognitionEvent
 
-__all__ = ["AttendanceLog", "COLUMNS"]
+__all__ = ["COLUMNS", "STATION_COLUMNS", "AttendanceLog"]
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("person", "first_seen", "last_seen", "duration_s")
+# With a shared store each station's log says which station (door) saw the person.
+STATION_COLUMNS = (*COLUMNS, "station")
 
 
 def _iso(t: float) -> str:
@@ -50,6 +52,10 @@ class AttendanceLog:
     clock; the duration is measured on the video position when all of a person's events come from
     one source (exact for a video file processed faster than real time), else on the wall clock.
 
+    With a shared store (the bus context's ``extras["station"]``) the file is
+    ``attendance-<station>-<session start>.csv`` and has a ``station`` column, so the logs of several
+    doors can be put side by side.
+
     Settings:
         folder: where the files go; empty for ``<data folder>/attendance``.
     """
@@ -60,6 +66,7 @@ class AttendanceLog:
     def __init__(self) -> None:
         self._rows: dict[str, _Row] = {}
         self._path: Path | None = None
+        self._station = ""
 
     @property
     def path(self) -> Path | None:
@@ -72,7 +79,10 @@ class AttendanceLog:
         folder = Path(folder_text).expanduser() if folder_text else Path(context.app_data_dir) / "attendance"
         folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.fromtimestamp(context.session_started).strftime("%Y%m%d-%H%M%S")
-        path = folder / f"attendance-{stamp}.csv"
+        extras = getattr(context, "extras", None) or {}
+        self._station = str(extras.get("station", "") or "")
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in self._station)[:60]
+        path = folder / (f"attendance-{safe}-{stamp}.csv" if safe else f"attendance-{stamp}.csv")
         if path != self._path:
             # A restart with new settings in the same session keeps the rows of that session.
             self._rows = {}
@@ -110,12 +120,14 @@ class AttendanceLog:
     def rows(self) -> list[dict[str, str]]:
         """The rows as they are written, in order of first sighting."""
         ordered = sorted(self._rows.items(), key=lambda item: item[1].first_seen)
+        station = {"station": self._station} if self._station else {}
         return [
             {
                 "person": person,
                 "first_seen": _iso(row.first_seen),
                 "last_seen": _iso(row.last_seen),
                 "duration_s": f"{row.duration:.2f}",
+                **station,
             }
             for person, row in ordered
         ]
@@ -123,7 +135,8 @@ class AttendanceLog:
     def _write(self) -> None:
         assert self._path is not None
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        columns = STATION_COLUMNS if self._station else COLUMNS
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.rows())
         atomic_write_text(self._path, buf.getvalue())

@@ -9,6 +9,6 @@ used, so the embedded mode never loads it.
 
 from __future__ import annotations
 
-from core.store.base import EventStore, GalleryStore, StoreError
+from core.store.base import EventStore, GalleryStore, StoreError, StoreUnreachable
 
-__all__ = ["EventStore", "GalleryStore", "StoreError"]
+__all__ = ["EventStore", "GalleryStore", "StoreError", "StoreUnreachable"]

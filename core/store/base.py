@@ -10,11 +10,15 @@ from typing import Any, Protocol, runtime_checkable
 from core.errors import GhostFaceError
 from core.types import EventKind, RecognitionEvent
 
-__all__ = ["EventStore", "GalleryStore", "StoreError"]
+__all__ = ["EventStore", "GalleryStore", "StoreError", "StoreUnreachable"]
 
 
 class StoreError(GhostFaceError):
     """The shared store cannot be used: unreachable, refused log-in, wrong schema, missing rights."""
+
+
+class StoreUnreachable(StoreError):
+    """No connection to the server could be made (network, server down, refused log-in)."""
 
 
 @runtime_checkable

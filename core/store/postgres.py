@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from core.store.base import StoreError
+from core.store.base import StoreError, StoreUnreachable
 
 __all__ = [
     "GALLERY_CHANNEL",
@@ -32,6 +32,7 @@ __all__ = [
     "connect",
     "create_roles",
     "describe_error",
+    "describe_server",
     "migrations",
     "open_pool",
     "redact",
@@ -141,7 +142,7 @@ def connect(conninfo: str, *, autocommit: bool = False, application_name: str = 
     """One connection to the server; a clear :class:`StoreError` when it cannot be made.
 
     Raises:
-        StoreError: the server is unreachable, refuses the log-in, or the string is invalid.
+        StoreUnreachable: the server is unreachable, refuses the log-in, or the string is invalid.
     """
     psycopg = _psycopg()
     try:
@@ -152,7 +153,7 @@ def connect(conninfo: str, *, autocommit: bool = False, application_name: str = 
             application_name=application_name,
         )
     except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
-        raise StoreError(
+        raise StoreUnreachable(
             f"cannot connect to the shared store {redact(conninfo)}: {describe_error(exc)}"
         ) from None
 
@@ -204,6 +205,20 @@ def check_schema(conn: Any, where: str = "the server") -> int:
             "run 'ghostface store migrate' as the database owner"
         )
     return version
+
+
+def describe_server(conninfo: str) -> str:
+    """A sentence for a connection test: who this station is on the server, and what it may do.
+
+    Raises:
+        StoreError: unreachable, log-in refused, or a schema this station cannot use.
+    """
+    where = redact(conninfo)
+    with connect(conninfo) as conn:
+        version = check_schema(conn, where)
+        user, admin = conn.execute("SELECT current_user, has_table_privilege('people', 'UPDATE')").fetchone()
+    may = "may change the gallery (admin)" if admin else "recognises and records events (station)"
+    return f"Connected to {where} as {user}: schema version {version}; this station {may}."
 
 
 def apply_migrations(conn: Any, target: int | None = None) -> list[int]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +95,12 @@ class SharedGallery:
         self._snapshot = GallerySnapshot(np.zeros((0, embedder.dim), np.float32), (), "", 0)
         self.reloads = 0
         self.last_reload = 0.0
+        # Called (on the listener's thread) after another station's change was loaded: the GUI's list.
+        self.on_change: list[Callable[[], object]] = []
         with pg.connect(conninfo) as conn:
             pg.check_schema(conn, self.where)
         self._pool = pg.open_pool(conninfo, station=station)
-        self._listener = pg.GalleryListener(conninfo, self.reload, station=station) if listen else None
+        self._listener = pg.GalleryListener(conninfo, self._changed_elsewhere, station=station) if listen else None
         if self._listener is not None:
             self._listener.wait_ready(5.0)
 
@@ -241,6 +243,11 @@ class SharedGallery:
             "store: gallery loaded from %s: %d people, %d usable photos", self.where, len(names), len(labels)
         )
         return len(labels)
+
+    def _changed_elsewhere(self) -> None:
+        self.reload()
+        for callback in list(self.on_change):
+            callback()
 
     # -------------------------------------------------------------------------------------- sync
 

@@ -31,7 +31,7 @@ from core._sqlite import prepare_private_db
 from core.history import CSV_COLUMNS, HistoryRecorder
 from core.plugins import LoadedPlugin, Origin
 from core.store import postgres as pg
-from core.store.base import StoreError
+from core.store.base import StoreError, StoreUnreachable
 from core.types import EventKind, RecognitionEvent
 
 __all__ = ["STATION_CSV_COLUMNS", "SharedHistory", "StationEvent"]
@@ -106,6 +106,10 @@ class SharedHistory:
         read_only: always False (the outbox takes events even when the server does not).
         delivered: events this station delivered to the server since it started.
         left_in_outbox: events still in the outbox when it was closed.
+
+    Raises:
+        StoreError: the server's schema does not fit this station (an unreachable server only sets
+            :attr:`problem`: the events wait in the outbox).
     """
 
     def __init__(
@@ -130,8 +134,12 @@ class SharedHistory:
         self._outbox.execute("PRAGMA journal_mode=WAL")
         self._outbox.executescript(_OUTBOX_SCHEMA)
         prepare_private_db(self.path)
-        with pg.connect(conninfo) as conn:
-            pg.check_schema(conn, self.where)
+        try:
+            with pg.connect(conninfo) as conn:
+                pg.check_schema(conn, self.where)
+        except StoreUnreachable as exc:
+            # Recognition starts all the same: events wait in the outbox until the server answers.
+            self._server_away(exc)
         self._pool = pg.open_pool(conninfo, station=station, max_size=2)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -244,7 +252,9 @@ class SharedHistory:
                 )
 
     def _server_away(self, exc: BaseException) -> None:
-        reason = pg.describe_error(exc) if str(exc) else "it does not answer"
+        reason = (pg.describe_error(exc) if str(exc) else "it does not answer").removeprefix(
+            f"cannot connect to the shared store {self.where}: "
+        )
         problem = (
             f"The shared store {self.where} cannot be reached ({reason}). Recognition goes on; "
             f"{self.pending} events wait on this computer and are sent when it is back."

@@ -158,6 +158,10 @@ def test_a_wrong_password_or_an_unreachable_server_is_one_clear_line(
     assert main(["run", "--source", str(demo_dir / "obama.jpg"), "--store", unreachable]) == 1
     line = _one_line_error(capsys)
     assert "cannot connect to the shared store someone@127.0.0.1" in line and "Connection refused" in line
+    # sslmode is handed to libpq as it is: this test server speaks no TLS, so "require" is refused.
+    tls = pg_server.url(tpg.STATION_USER, tpg.STATION_PASSWORD, db) + "?sslmode=require"
+    assert main(["store", "status", "--store", tls]) == 1
+    assert "server does not support SSL, but SSL was required" in _one_line_error(capsys)
 
 
 def test_store_init_migrate_push_and_pull_from_the_command_line(
@@ -180,3 +184,15 @@ def test_store_init_migrate_push_and_pull_from_the_command_line(
     assert main(["store", "pull", "--store", url, "--gallery", str(tmp_path / "back"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["photos"] == 3
     assert sorted(p.name for p in (tmp_path / "back").iterdir()) == ["Barack Obama", "Lin-Manuel Miranda"]
+
+
+def test_enroll_needs_the_admin_role(pg_server, demo_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tpg.fresh_database(pg_server)
+    photo = str(demo_dir / "biden.jpg")
+    station = pg_server.url(tpg.STATION_USER, tpg.STATION_PASSWORD, db)
+    assert main(["enroll", "--store", station, "--person", "Joe Biden", photo]) == 1
+    line = _one_line_error(capsys)
+    assert "may not enrol photos: changing the shared gallery needs the ghostface_admin role" in line
+    admin = pg_server.url(tpg.ADMIN_USER, tpg.ADMIN_PASSWORD, db)
+    assert main(["enroll", "--store", admin, "--station", "office", "--person", "Joe Biden", photo]) == 0
+    assert "Joe Biden: 1 of 1 photos enrolled" in capsys.readouterr().out

@@ -1,0 +1,86 @@
+"""The shared store in the GUI: the Stations settings page with its connection test, and History with
+the station of every event; against a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import pytest
+
+from app.history_dialog import ALL_STATIONS, HistoryDialog
+from app.settings_dialog import SettingsDialog
+from core.settings import Settings
+from core.types import EventKind, RecognitionEvent
+from tests import _postgres as tpg
+
+pytest.importorskip("psycopg")
+
+
+def _event(person: str | None, t: float, kind: EventKind = EventKind.RECOGNIZED) -> RecognitionEvent:
+    return RecognitionEvent(kind, t, "cam", 1, person, 0.6, (1.0, 2.0, 30.0, 40.0), b"", 3, 0.1)
+
+
+def test_the_stations_page_tests_the_connection_and_never_keeps_a_password(qtbot, pg_server) -> None:  # type: ignore[no-untyped-def]
+    db = tpg.fresh_database(pg_server)
+    saved: list[Settings] = []
+    dialog = SettingsDialog(Settings(), save=saved.append, devices=["cpu"])
+    qtbot.addWidget(dialog)
+    page = dialog.store_page
+    assert page.embedded.isChecked() and not page.url.isEnabled()  # this computer is the default
+    page.shared.setChecked(True)
+    assert page.url.isEnabled() and page.test_button.isEnabled()
+
+    page.url.setText(pg_server.url(tpg.STATION_USER, "wrong", db))
+    page.test_button.click()
+    qtbot.waitUntil(lambda: not page.testing, timeout=15000)
+    text = page.result.text()
+    assert text.startswith("Cannot use the server: cannot connect to the shared store gf_station@127.0.0.1")
+    assert 'password authentication failed for user "gf_station"' in text and "\n" not in text
+
+    page.url.setText(pg_server.url(tpg.STATION_USER, tpg.STATION_PASSWORD, db))
+    page.test_button.click()
+    qtbot.waitUntil(lambda: not page.testing, timeout=15000)
+    assert "as gf_station: schema version 1; this station recognises and records events" in page.result.text()
+
+    page.url.editingFinished.emit()  # leaving the field: the password goes, and the user is told
+    assert tpg.STATION_PASSWORD not in page.url.text() and "password was removed" in page.result.text()
+    page.station.setText("Front door")
+    dialog.accept()
+    store = saved[-1].store
+    assert store.backend == "postgresql" and store.station == "Front door"
+    assert tpg.STATION_PASSWORD not in store.url and f":{pg_server.port}/{db}" in store.url
+
+
+def test_history_shows_every_station_with_a_filter_and_exports_it(qtbot, pg_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.store.shared_history import SharedHistory
+
+    db = tpg.fresh_database(pg_server)
+    url = pg_server.url(tpg.STATION_USER, tpg.STATION_PASSWORD, db)
+    now = time.time()
+    with (
+        SharedHistory(url, station="Front door", outbox_path=tmp_path / "a.sqlite3") as a,
+        SharedHistory(url, station="Back door", outbox_path=tmp_path / "b.sqlite3") as b,
+    ):
+        a.record([_event("Ada", now - 60)])
+        b.record([_event("Grace", now - 30), _event(None, now, EventKind.UNKNOWN)])
+        assert a.flush_pending() and b.flush_pending()
+        dialog = HistoryDialog(a)
+        qtbot.addWidget(dialog)
+        assert dialog.columns[-1] == "Station" and dialog.table.rowCount() == 3
+        stations = [dialog.table.item(row, len(dialog.columns) - 1).text() for row in range(3)]
+        assert stations == ["Back door", "Back door", "Front door"]  # newest first
+        assert [dialog.station_box.itemText(i) for i in range(dialog.station_box.count())] == [
+            ALL_STATIONS,
+            "Back door",
+            "Front door",
+        ]
+        dialog.station_box.setCurrentIndex(dialog.station_box.findData("Front door"))
+        assert dialog.table.rowCount() == 1 and dialog.table.item(0, 3).text() == "Ada"
+        out = tmp_path / "front.csv"
+        assert dialog.export_csv(out) == 1
+        assert [(r["person"], r["station"]) for r in csv.DictReader(out.open(encoding="utf-8"))] == [
+            ("Ada", "Front door")
+        ]
+        dialog.close()
