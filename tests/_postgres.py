@@ -47,6 +47,8 @@ class PgServer:
     data_dir: Path
     port: int
     run_as: str | None
+    # The tests run without fsync (nothing to keep); a benchmark measures a durable server.
+    durable: bool = False
 
     def _cmd(self, *args: str) -> list[str]:
         return ["runuser", "-u", self.run_as, "--", *args] if self.run_as else list(args)
@@ -70,7 +72,7 @@ class PgServer:
                 "60",
                 "-o",
                 f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.data_dir.parent}"
-                " -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                + ("" if self.durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"),
                 "start",
             ),
             check=True,
@@ -87,7 +89,7 @@ class PgServer:
         )
 
 
-def start_server(base: Path) -> PgServer:
+def start_server(base: Path, *, durable: bool = False) -> PgServer:
     """initdb in ``base`` and start the server (as ``postgres`` when running as root)."""
     bin_dir = find_bin_dir()
     if bin_dir is None:
@@ -103,7 +105,7 @@ def start_server(base: Path) -> PgServer:
     if run_as:
         entry = pwd.getpwnam(run_as)
         os.chown(pwfile, entry.pw_uid, entry.pw_gid)
-    server = PgServer(bin_dir, data, _free_port(), run_as)
+    server = PgServer(bin_dir, data, _free_port(), run_as, durable)
     subprocess.run(
         server._cmd(
             str(bin_dir / "initdb"),

@@ -100,7 +100,9 @@ class SharedGallery:
         with pg.connect(conninfo) as conn:
             pg.check_schema(conn, self.where)
         self._pool = pg.open_pool(conninfo, station=station)
-        self._listener = pg.GalleryListener(conninfo, self._changed_elsewhere, station=station) if listen else None
+        self._listener = (
+            pg.GalleryListener(conninfo, self._changed_elsewhere, station=station) if listen else None
+        )
         if self._listener is not None:
             self._listener.wait_ready(5.0)
 
