@@ -25,20 +25,22 @@ pytest.importorskip("psycopg")
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _trim(clip: Path, out: Path, frames: int) -> Path:
-    """The first ``frames`` of the demo clip (Lin-Manuel Miranda is in view throughout) as a video."""
+def _visits_clip(clip: Path, out: Path) -> Path:
+    """Frames 82-127 of the demo clip (Lin-Manuel Miranda alone, facing the camera), then 20 empty
+    frames: looped, every pass is a new visit (he comes, he leaves), so events keep coming."""
     cap = cv2.VideoCapture(str(clip))
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    writer = None
-    for _ in range(frames):
+    frames = []
+    for index in range(128):
         ok, frame = cap.read()
-        if not ok:
-            break
-        if writer is None:
-            writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), fps, frame.shape[1::-1])
-        writer.write(frame)
+        assert ok
+        if index >= 82:
+            frames.append(frame)
     cap.release()
-    assert writer is not None
+    frames += [frames[0] * 0] * 20
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), fps, frames[0].shape[1::-1])
+    for frame in frames:
+        writer.write(frame)
     writer.release()
     return out
 
@@ -79,15 +81,44 @@ def _until(condition, timeout: float, proc: subprocess.Popen | None = None) -> N
         time.sleep(0.05)
 
 
+def _outbox(path: Path) -> int:
+    """Events waiting in a station's outbox (read while the station runs)."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def _server_events(url: str) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT event_id, station, kind, person, frame_index, time FROM events"
+        ).fetchall()
+
+
 @pytest.mark.slow
-def test_a_person_enrolled_on_station_a_is_named_by_station_b_within_two_seconds(
+def test_two_stations_enrolment_reaches_b_within_two_seconds_and_no_event_is_lost_when_the_server_stops(
     pg_server, hamilton_clip: Path, demo_dir: Path, tmp_path: Path
 ) -> None:
+    """Station A enrols, station B (another process, recognising the demo clip) names the person within
+    2 s; then the server stops mid-run: B goes on recognising, its events wait, and once the server is
+    back every event arrives exactly once."""
     db = tpg.fresh_database(pg_server)
     admin = pg_server.url(tpg.ADMIN_USER, tpg.ADMIN_PASSWORD, db)
     station = pg_server.url(tpg.STATION_USER, tpg.STATION_PASSWORD, db)
-    clip = _trim(hamilton_clip, tmp_path / "lin.mp4", 90)
+    clip = _visits_clip(hamilton_clip, tmp_path / "lin.mp4")
+    # Short timings: every pass of the looped clip makes a new visit, hence new events.
+    settings = tmp_path / "settings.json"
+    settings.write_text(
+        json.dumps({"events": {"cooldown_s": 0, "left_after_s": 0.5, "unknown_after_s": 0.5}})
+    )
     events_b = tmp_path / "b.jsonl"
+    outbox = tmp_path / "home-b" / "data" / "outbox-B.sqlite3"
     b = _station(
         [
             "run",
@@ -95,11 +126,13 @@ def test_a_person_enrolled_on_station_a_is_named_by_station_b_within_two_seconds
             str(clip),
             "--loop",
             "--max-frames",
-            "5000",
+            "20000",
             "--store",
             station,
             "--station",
             "B",
+            "--settings",
+            str(settings),
             "--events",
             str(events_b),
             "--json",
@@ -114,26 +147,39 @@ def test_a_person_enrolled_on_station_a_is_named_by_station_b_within_two_seconds
         ) as a:
             assert a.add_photos("Lin-Manuel Miranda", [demo_dir / "lin-manuel-miranda.png"]).added == 1
             enrolled = time.time()
-        _until(
-            lambda: any(e["person"] == "Lin-Manuel Miranda" for e in _events(events_b)),
-            30,
-            b,
-        )
+        _until(lambda: any(e["person"] == "Lin-Manuel Miranda" for e in _events(events_b)), 30, b)
         named = next(e for e in _events(events_b) if e["person"] == "Lin-Manuel Miranda")
         assert named["kind"] == "recognized"
-        assert named["wall_time"] - enrolled < 2.0, named["wall_time"] - enrolled
+        delay = named["wall_time"] - enrolled
+        print(f"enrolment on A to recognition on B: {delay:.2f} s")  # BENCHMARKS.md quotes it (pytest -s)
+        assert delay < 2.0, delay
+
+        _until(lambda: len(_server_events(station)) >= len(_events(events_b)), 30, b)
+        pg_server.stop()
+        try:
+            before = len(_events(events_b))
+            # Recognition goes on, and the events wait in B's outbox on its own disk.
+            _until(lambda: len(_events(events_b)) >= before + 2 and _outbox(outbox) >= 2, 90, b)
+        finally:
+            pg_server.start()
+        during = len(_events(events_b))
+        _until(lambda: len(_events(events_b)) >= during + 2, 90, b)
     finally:
         b.send_signal(signal.SIGINT)  # Ctrl-C: the station stops and delivers its outbox
         out, err = b.communicate(timeout=60)
     summary = json.loads(out.splitlines()[-1])
     assert summary["interrupted"] and summary["store"]["station"] == "B", err
-    assert summary["store"]["waiting"] == 0
-    # B's events reached the shared history, each once, with its station.
+    assert summary["store"]["waiting"] == 0 and _outbox(outbox) == 0
+    # Every event B made is on the server, exactly once, with its station.
+    made = _events(events_b)
+    stored = _server_events(station)
+    assert len({row[0] for row in stored}) == len(stored) == len(made)
+    assert {row[1] for row in stored} == {"B"}
+    assert sorted((e["kind"], e["frame"], round(e["wall_time"], 3)) for e in made) == sorted(
+        (kind, frame, round(t, 3)) for _, _, kind, _, frame, t in stored
+    )
     with SharedHistory(station, station="checker", outbox_path=tmp_path / "c.sqlite3") as history:
-        rows = history.query_stations(limit=None)
-        assert rows and {r.station for r in rows} == {"B"}
-        assert "Lin-Manuel Miranda" in {r.event.person for r in rows}
-        assert history.count() == len(_events(events_b))
+        assert "Lin-Manuel Miranda" in {r.event.person for r in history.query_stations(limit=None)}
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
