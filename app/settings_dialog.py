@@ -602,8 +602,9 @@ class SettingsDialog(QDialog):
 
     def _build_store_page(self) -> QWidget:
         from app.store_page import StorePage
+        from core.engine import gallery_root
 
-        self.store_page = page = StorePage(self._changed)
+        self.store_page = page = StorePage(self._changed, lambda: gallery_root(self.current_settings()))
         self._setters.update({("store", "backend"): page.set_backend, ("store", "url"): page.url.setText})
         self._setters[("store", "station")] = page.station.setText
         self._getters.update(

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -38,11 +41,13 @@ class StorePage(QWidget):
 
     Args:
         changed: called when the user edits a value (the dialog applies it after a pause).
+        gallery_dir: the folder gallery of this computer (what "Copy to the server" pushes).
     """
 
-    def __init__(self, changed: Callable[[], None]) -> None:
+    def __init__(self, changed: Callable[[], None], gallery_dir: Callable[[], Path] | None = None) -> None:
         super().__init__()
         self._changed = changed
+        self._gallery_dir = gallery_dir
         fields = StoreSettings.model_fields
         self.embedded = QRadioButton("This computer")
         self.embedded.setToolTip("A gallery folder and a history on this computer (no set-up)")
@@ -61,11 +66,17 @@ class StorePage(QWidget):
         self.station.setPlaceholderText(StoreSettings().station_name())
         self.station.setToolTip(fields["station"].description or "")
         self.test_button = QPushButton("Test connection")
+        self.push_button = QPushButton("Copy this computer's gallery to the server")
+        self.push_button.setToolTip(
+            "Every person and photo of the gallery folder; what is there already is skipped"
+        )
+        self.pull_button = QPushButton("Copy the server's gallery to a folder…")
+        self.pull_button.setToolTip("A folder per person; nothing in the folder is overwritten")
         self.result = QLabel(_HELP)
         self.result.setObjectName("store.result")
         self.result.setWordWrap(True)
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: Future[str] | None = None
+        self._pending: Future[Any] | None = None
         self._poll = QTimer(self)
         self._poll.setInterval(50)
         self._poll.timeout.connect(self._collect)
@@ -79,12 +90,19 @@ class StorePage(QWidget):
         form.addRow(QLabel(fields["url"].title or "Server"), self.url)
         form.addRow(QLabel(fields["station"].title or "Station name"), self.station)
         form.addRow(self.test_button, self.result)
+        moves = QHBoxLayout()
+        moves.addWidget(self.push_button)
+        moves.addWidget(self.pull_button)
+        moves.addStretch(1)
+        form.addRow(QLabel("Move between modes"), moves)
 
         self.shared.toggled.connect(self._follow_choice)
         self.shared.toggled.connect(lambda _on: self._changed())
         self.url.editingFinished.connect(self._url_edited)
         self.station.editingFinished.connect(self._changed)
         self.test_button.clicked.connect(self.test_connection)
+        self.push_button.clicked.connect(self.push_gallery)
+        self.pull_button.clicked.connect(self._ask_pull)
         self._follow_choice(False)
 
     # -- values (the dialog's setters and getters)
@@ -98,7 +116,7 @@ class StorePage(QWidget):
         self._follow_choice(value == "postgresql")
 
     def _follow_choice(self, shared: bool) -> None:
-        for widget in (self.url, self.station, self.test_button):
+        for widget in (self.url, self.station, self.test_button, self.push_button, self.pull_button):
             widget.setEnabled(shared)
 
     def _url_edited(self) -> None:
@@ -117,15 +135,35 @@ class StorePage(QWidget):
     # -- the connection test
     def test_connection(self) -> None:
         """Connect to the server on a worker thread; the answer appears below (never a traceback)."""
-        if self._pending is not None:
-            return
         from core.store.postgres import describe_server
 
-        self.test_button.setEnabled(False)
-        self.result.setText("Connecting…")
-        # One thread per test, ended once its answer is in: nothing runs on when the dialog closes.
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-test")
-        self._pending = self._pool.submit(describe_server, self.url.text().strip())
+        self._start("Connecting…", describe_server, self.url.text().strip())
+
+    def push_gallery(self) -> None:
+        """Copy this computer's gallery folder to the server (needs the admin role); a report below."""
+        if self._gallery_dir is not None:
+            station = self.station.text().strip() or StoreSettings().station_name()
+            url, folder = self.url.text().strip(), self._gallery_dir()
+            self._start("Copying the gallery to the server…", _transfer, "push", url, folder, station)
+
+    def pull_gallery(self, folder: Path) -> None:
+        """Copy the server's gallery into ``folder``; a report below."""
+        self._start("Copying the server's gallery…", _transfer, "pull", self.url.text().strip(), folder, "")
+
+    def _ask_pull(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Copy the server's gallery into")
+        if folder:
+            self.pull_gallery(Path(folder))
+
+    def _start(self, busy: str, work: Callable[..., str], *args: Any) -> None:
+        if self._pending is not None:
+            return
+        for button in (self.test_button, self.push_button, self.pull_button):
+            button.setEnabled(False)
+        self.result.setText(busy)
+        # One thread per job, ended once its answer is in: nothing runs on when the dialog closes.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-job")
+        self._pending = self._pool.submit(work, *args)
         self._poll.start()
 
     def _collect(self) -> None:
@@ -135,7 +173,7 @@ class StorePage(QWidget):
         self._poll.stop()
         self._pending = None
         self.shutdown()
-        self.test_button.setEnabled(self.shared.isChecked())
+        self._follow_choice(self.shared.isChecked())
         try:
             self.result.setText(future.result())
         except Exception as exc:  # noqa: BLE001 - every failure is one line for the user
@@ -152,3 +190,18 @@ class StorePage(QWidget):
         if self._pool is not None:
             self._pool.shutdown(wait=False)
             self._pool = None
+
+
+def _transfer(direction: str, conninfo: str, folder: Path, station: str) -> str:
+    """Push the folder gallery to the server, or pull the server's into the folder; the report as text."""
+    from core.store import postgres as pg
+    from core.store import transfer
+
+    with pg.connect(conninfo) as conn:
+        pg.check_schema(conn, pg.redact(conninfo))
+        if direction == "push":
+            report = transfer.push_gallery(conn, folder, station=station)
+        else:
+            report = transfer.pull_gallery(conn, folder)
+    where = "to the server" if direction == "push" else f"into {folder}"
+    return f"Copied {where}: " + "; ".join(report.lines())

@@ -53,6 +53,31 @@ def test_the_stations_page_tests_the_connection_and_never_keeps_a_password(qtbot
     assert tpg.STATION_PASSWORD not in store.url and f":{pg_server.port}/{db}" in store.url
 
 
+def test_the_stations_page_moves_a_gallery_to_the_server_and_back(
+    qtbot, pg_server, hamilton_gallery, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    db = tpg.fresh_database(pg_server)
+    dialog = SettingsDialog(Settings().replace(gallery_dir=str(hamilton_gallery)), devices=["cpu"])
+    qtbot.addWidget(dialog)
+    page = dialog.store_page
+    page.shared.setChecked(True)
+    page.url.setText(pg_server.url(tpg.STATION_USER, tpg.STATION_PASSWORD, db))
+    page.push_button.click()  # a station may not change the gallery: one clear line
+    qtbot.waitUntil(lambda: not page.testing, timeout=15000)
+    assert page.result.text() == (
+        "Cannot use the server: this database user may not push the gallery: it needs the ghostface_admin role"
+    )
+    page.url.setText(pg_server.url(tpg.ADMIN_USER, tpg.ADMIN_PASSWORD, db))
+    page.push_button.click()
+    qtbot.waitUntil(lambda: not page.testing, timeout=15000)
+    assert "2 people created, 3 photos copied, 0 already there" in page.result.text()
+    page.pull_gallery(tmp_path / "copy")
+    qtbot.waitUntil(lambda: not page.testing, timeout=15000)
+    assert "3 photos copied" in page.result.text()
+    assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == ["Barack Obama", "Lin-Manuel Miranda"]
+    dialog.reject()
+
+
 def test_history_shows_every_station_with_a_filter_and_exports_it(qtbot, pg_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from core.store.shared_history import SharedHistory
 
