@@ -133,6 +133,10 @@ def open_store_gallery(
         core.store.StoreError: a shared store that is unreachable, refuses the log-in, or does not fit.
     """
     if settings.store.backend == "postgresql":
+        if not settings.store.url.strip():
+            from core.store import StoreError
+
+            raise StoreError("the shared store has no server address: set it in Settings, Stations")
         return open_shared_gallery(settings, detector, embedder, allow_largest=allow_largest)
     return open_gallery(settings, detector, embedder, allow_largest=allow_largest)
 

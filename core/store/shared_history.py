@@ -243,7 +243,7 @@ class SharedHistory:
                     p["source_label"],
                 )
             )
-        with self._pool.connection(timeout=pg.CONNECT_TIMEOUT_S + 1) as conn, conn.transaction():
+        with self._pool.connection(timeout=pg.CONNECT_TIMEOUT_S) as conn, conn.transaction():
             with conn.cursor() as cur:
                 cur.executemany(
                     f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({', '.join(['%s'] * 17)})"
@@ -275,7 +275,8 @@ class SharedHistory:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=10.0)
-        if not self.flush_pending(timeout_s=2.0):
+        # With the server away already, one attempt is enough: a longer wait would only delay closing.
+        if self.pending and not self.flush_pending(timeout_s=0.0 if self.problem else 2.0):
             log.warning(
                 "%d events could not reach %s; they stay in %s and are sent at the next start",
                 self.pending,

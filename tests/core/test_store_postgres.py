@@ -90,6 +90,37 @@ def test_migrations_are_versioned_and_a_newer_schema_is_refused(pg_server, model
         pg.apply_migrations(conn)
 
 
+def test_a_newer_migration_is_applied_once_in_order(pg_server, monkeypatch) -> None:
+    name = tpg.fresh_database(pg_server, roles=False)
+    shipped = pg.migrations()
+    second = pg.Migration(2, "station_notes", "ALTER TABLE people ADD COLUMN notes text NOT NULL DEFAULT '';")
+    monkeypatch.setattr(pg, "migrations", lambda: [*shipped, second])
+    monkeypatch.setattr(pg, "SCHEMA_VERSION", 2)
+    with pg.connect(pg_server.url(db=name)) as conn:
+        with pytest.raises(StoreError, match="older than this station's 2: run 'ghostface store migrate'"):
+            pg.check_schema(conn)
+        assert pg.apply_migrations(conn) == [2]
+        assert pg.apply_migrations(conn) == []
+        assert pg.check_schema(conn) == 2
+        assert conn.execute("SELECT notes FROM people").fetchall() == []
+
+
+def test_both_stores_satisfy_the_same_interfaces(pg_server, db, models, tmp_path) -> None:
+    from core.gallery import Gallery
+    from core.history import History
+    from core.store import EventStore, GalleryStore
+
+    detector, embedder = models
+    with Gallery(tmp_path / "g", embedder, detector, cache_path=tmp_path / "c.sqlite3") as folder:
+        assert isinstance(folder, GalleryStore)
+    with SharedGallery(station_url(pg_server, db), embedder, detector, station="A", listen=False) as shared:
+        assert isinstance(shared, GalleryStore)
+    with History(tmp_path / "h.sqlite3") as local:
+        assert isinstance(local, EventStore)
+    with SharedHistory(station_url(pg_server, db), station="A", outbox_path=tmp_path / "o.sqlite3") as site:
+        assert isinstance(site, EventStore)
+
+
 def test_a_failing_migration_is_rolled_back_whole(pg_server, monkeypatch) -> None:
     with pg.connect(pg_server.url(db="postgres"), autocommit=True) as conn:
         conn.execute("CREATE DATABASE gf_broken_migration")
