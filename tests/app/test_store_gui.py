@@ -109,3 +109,42 @@ def test_history_shows_every_station_with_a_filter_and_exports_it(qtbot, pg_serv
             ("Ada", "Front door")
         ]
         dialog.close()
+
+
+def test_the_gallery_tab_follows_another_station_live(qtbot, pg_server, demo_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    from app.gallery_worker import GalleryController, RenamePerson, SyncGallery
+    from core.detection import create_detector
+    from core.embedding import create_embedder
+    from core.store.shared_gallery import SharedGallery
+
+    db = tpg.fresh_database(pg_server)
+    admin = pg_server.url(tpg.ADMIN_USER, tpg.ADMIN_PASSWORD, db)
+    # The password goes in with the address only for this test: the settings drop it, libpq reads PGPASSWORD.
+    settings = Settings().replace(
+        store={"backend": "postgresql", "url": pg_server.url(tpg.STATION_USER, None, db), "station": "Door"}
+    )
+    people: list[list[str]] = []
+    failures: list[object] = []
+    controller = GalleryController(settings)
+    controller.people_ready.connect(lambda found: people.append([p.name for p in found]))
+    controller.error.connect(failures.append)
+    import os
+
+    os.environ["PGPASSWORD"] = tpg.STATION_PASSWORD
+    try:
+        controller.submit(SyncGallery())
+        qtbot.waitUntil(lambda: bool(people) or bool(failures), timeout=60_000)
+        assert people[-1] == [] and not failures
+        with SharedGallery(
+            admin, create_embedder("sface"), create_detector("yunet"), station="Office"
+        ) as office:
+            office.add_photos("Ada", [demo_dir / "obama.jpg"])
+            # The other station's change reaches this one's list and its matcher, with no job submitted.
+            qtbot.waitUntil(lambda: people[-1] == ["Ada"], timeout=2_000)
+            qtbot.waitUntil(lambda: controller.view.snapshot().labels == ("Ada",), timeout=2_000)
+        controller.submit(RenamePerson("Ada", "Grace"))  # a station may not change the gallery
+        qtbot.waitUntil(lambda: bool(failures), timeout=30_000)
+        assert "needs the ghostface_admin role" in str(failures[-1])
+    finally:
+        del os.environ["PGPASSWORD"]
+        assert controller.stop()
