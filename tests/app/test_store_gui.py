@@ -111,7 +111,7 @@ def test_history_shows_every_station_with_a_filter_and_exports_it(qtbot, pg_serv
         dialog.close()
 
 
-def test_the_gallery_tab_follows_another_station_live(qtbot, pg_server, demo_dir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_gallery_tab_follows_another_station_live(qtbot, pg_server, demo_dir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from app.gallery_worker import GalleryController, RenamePerson, SyncGallery
     from core.detection import create_detector
     from core.embedding import create_embedder
@@ -119,7 +119,7 @@ def test_the_gallery_tab_follows_another_station_live(qtbot, pg_server, demo_dir
 
     db = tpg.fresh_database(pg_server)
     admin = pg_server.url(tpg.ADMIN_USER, tpg.ADMIN_PASSWORD, db)
-    # The password goes in with the address only for this test: the settings drop it, libpq reads PGPASSWORD.
+    # The settings never hold the password: libpq finds it (here in PGPASSWORD; on a station in ~/.pgpass).
     settings = Settings().replace(
         store={"backend": "postgresql", "url": pg_server.url(tpg.STATION_USER, None, db), "station": "Door"}
     )
@@ -128,9 +128,7 @@ def test_the_gallery_tab_follows_another_station_live(qtbot, pg_server, demo_dir
     controller = GalleryController(settings)
     controller.people_ready.connect(lambda found: people.append([p.name for p in found]))
     controller.error.connect(failures.append)
-    import os
-
-    os.environ["PGPASSWORD"] = tpg.STATION_PASSWORD
+    monkeypatch.setenv("PGPASSWORD", tpg.STATION_PASSWORD)
     try:
         controller.submit(SyncGallery())
         qtbot.waitUntil(lambda: bool(people) or bool(failures), timeout=60_000)
@@ -146,5 +144,29 @@ def test_the_gallery_tab_follows_another_station_live(qtbot, pg_server, demo_dir
         qtbot.waitUntil(lambda: bool(failures), timeout=30_000)
         assert "needs the ghostface_admin role" in str(failures[-1])
     finally:
-        del os.environ["PGPASSWORD"]
         assert controller.stop()
+
+
+def test_the_app_records_into_the_shared_history_with_its_station(qtbot, pg_server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from app.context import _open_history
+    from app.errors import ErrorReporter
+    from core.store.shared_history import SharedHistory
+
+    db = tpg.fresh_database(pg_server)
+    settings = Settings().replace(
+        store={"backend": "postgresql", "url": pg_server.url(tpg.STATION_USER, tpg.STATION_PASSWORD, db)}
+    )
+    # The settings never hold the password: libpq finds it (here in PGPASSWORD; on a station in ~/.pgpass).
+    monkeypatch.setenv("PGPASSWORD", tpg.STATION_PASSWORD)
+    errors = ErrorReporter()
+    history = _open_history(errors, settings.replace(store={"station": "Lobby"}))
+    try:
+        assert isinstance(history, SharedHistory) and not errors.texts
+        assert history.station == "Lobby" and history.problem is None
+        history.record([_event("Ada", time.time())])
+        assert history.flush_pending() and history.stations() == ["Lobby"]
+    finally:
+        history.close()
+    local = _open_history(errors, Settings())
+    assert local is not None and not isinstance(local, SharedHistory)  # the embedded default
+    local.close()

@@ -383,3 +383,21 @@ def test_the_outbox_event_id_is_a_uuid(pg_server, db, tmp_path) -> None:
         assert json.loads(payload)["source_label"] == "Front door"
     finally:
         h.close()
+
+
+def test_a_station_started_while_the_server_is_away_keeps_its_events(tmp_path) -> None:
+    url = f"postgresql://nobody@127.0.0.1:{tpg._free_port()}/ghostface"
+    history = SharedHistory(url, station="Gate", outbox_path=tmp_path / "o.sqlite3", retry_s=0.2)
+    try:
+        assert history.problem is not None and "Connection refused" in history.problem
+        assert "\n" not in history.problem
+        history.record([_event(i) for i in range(3)])
+        assert history.pending == 3 and not history.flush_pending(timeout_s=0.0)
+    finally:
+        history.close()
+    # They are still on this computer's disk for the next start.
+    again = SharedHistory(url, station="Gate", outbox_path=tmp_path / "o.sqlite3")
+    try:
+        assert again.pending == 3
+    finally:
+        again.close()
