@@ -81,6 +81,19 @@ class StorePage(QWidget):
         self._poll.setInterval(50)
         self._poll.timeout.connect(self._collect)
 
+        self._lay_out()
+
+        self.shared.toggled.connect(self._follow_choice)
+        self.shared.toggled.connect(lambda _on: self._changed())
+        self.url.editingFinished.connect(self._url_edited)
+        self.station.editingFinished.connect(self._changed)
+        self.test_button.clicked.connect(self.test_connection)
+        self.push_button.clicked.connect(self.push_gallery)
+        self.pull_button.clicked.connect(self._ask_pull)
+        self._follow_choice(False)
+
+    def _lay_out(self) -> None:
+        fields = StoreSettings.model_fields
         choice = QHBoxLayout()
         choice.addWidget(self.embedded)
         choice.addWidget(self.shared)
@@ -95,15 +108,6 @@ class StorePage(QWidget):
         moves.addWidget(self.pull_button)
         moves.addStretch(1)
         form.addRow(QLabel("Move between modes"), moves)
-
-        self.shared.toggled.connect(self._follow_choice)
-        self.shared.toggled.connect(lambda _on: self._changed())
-        self.url.editingFinished.connect(self._url_edited)
-        self.station.editingFinished.connect(self._changed)
-        self.test_button.clicked.connect(self.test_connection)
-        self.push_button.clicked.connect(self.push_gallery)
-        self.pull_button.clicked.connect(self._ask_pull)
-        self._follow_choice(False)
 
     # -- values (the dialog's setters and getters)
     def backend(self) -> str:
