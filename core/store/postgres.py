@@ -190,6 +190,8 @@ def check_schema(conn: Any, where: str = "the server") -> int:
     Raises:
         StoreError: no schema yet, an older one (``store migrate``), or a newer one (update GhostFace).
     """
+    if SCHEMA_VERSION == 0:
+        raise StoreError("this installation of GhostFace lacks its schema files (core/store/migrations)")
     version = _current_version(conn)
     conn.rollback()
     if version is None:
