@@ -243,7 +243,9 @@ class SharedHistory:
                     p["source_label"],
                 )
             )
-        with self._pool.connection(timeout=pg.CONNECT_TIMEOUT_S) as conn, conn.transaction():
+        # While the server is known to be away a short wait will do: the loop tries again anyway.
+        wait = 1.0 if self.problem else pg.CONNECT_TIMEOUT_S
+        with self._pool.connection(timeout=wait) as conn, conn.transaction():
             with conn.cursor() as cur:
                 cur.executemany(
                     f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({', '.join(['%s'] * 17)})"
@@ -275,8 +277,8 @@ class SharedHistory:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=10.0)
-        # With the server away already, one attempt is enough: a longer wait would only delay closing.
-        if self.pending and not self.flush_pending(timeout_s=0.0 if self.problem else 2.0):
+        # With the server away (the last attempt failed) another try would only delay closing.
+        if self.pending and (self.problem is not None or not self.flush_pending(timeout_s=2.0)):
             log.warning(
                 "%d events could not reach %s; they stay in %s and are sent at the next start",
                 self.pending,

@@ -164,6 +164,8 @@ def test_two_stations_enrolment_reaches_b_within_two_seconds_and_no_event_is_los
             pg_server.start()
         during = len(_events(events_b))
         _until(lambda: len(_events(events_b)) >= during + 2, 90, b)
+        # The server is back: the outbox drains while the station runs on.
+        _until(lambda: len(_server_events(station)) >= len(_events(events_b)) - 2, 60, b)
     finally:
         b.send_signal(signal.SIGINT)  # Ctrl-C: the station stops and delivers its outbox
         out, err = b.communicate(timeout=60)
