@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 STATION_CSV_COLUMNS = (*CSV_COLUMNS, "station")
 # Events sent to the server per transaction.
 _BATCH = 200
+# Seconds a read waits for a connection, and how long after a failed read the next fail at once.
+_READ_WAIT_S = 1.5
+_READ_BACKOFF_S = 3.0
 _EVENT_COLUMNS = (
     "event_id, station, time, kind, person, similarity, source, track_id, frame_index, stream_time, box,"
     " api_version, thumbnail, visit_id, first_seen, duration_s, source_label"
@@ -124,6 +127,7 @@ class SharedHistory:
         self.lost = 0
         self.delivered = 0
         self.left_in_outbox = 0
+        self._read_failure: tuple[float, str] | None = None
         self.recovered_from: Path | None = None
         self._retry_s = retry_s
         self._lock = threading.RLock()  # the outbox connection
@@ -323,16 +327,26 @@ class SharedHistory:
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
     def _fetch(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        """Rows of one read.
+
+        The History window reads on the GUI thread: once the server is found away, the next reads fail
+        at once (for ``_READ_BACKOFF_S``) instead of each waiting for a connection.
+        """
         import psycopg
         from psycopg_pool import PoolTimeout
 
+        failed = self._read_failure
+        if failed is not None and time.monotonic() - failed[0] < _READ_BACKOFF_S:
+            raise StoreError(failed[1])
         try:
-            with self._pool.connection(timeout=pg.CONNECT_TIMEOUT_S + 1) as conn:
-                return list(conn.execute(sql, args).fetchall())
+            with self._pool.connection(timeout=_READ_WAIT_S) as conn:
+                rows = list(conn.execute(sql, args).fetchall())
         except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise StoreError(
-                f"the shared history on {self.where} cannot be read now: {pg.describe_error(exc)}"
-            ) from None
+            message = f"the shared history on {self.where} cannot be read now: {pg.describe_error(exc)}"
+            self._read_failure = (time.monotonic(), message)
+            raise StoreError(message) from None
+        self._read_failure = None
+        return rows
 
     def query_stations(
         self,
@@ -401,18 +415,27 @@ class SharedHistory:
         where, args = self._where(person, since, until, kinds, station)
         return int(self._fetch(f"SELECT COUNT(*) FROM events{where}", args)[0][0])
 
+    def _listing(self, sql: str) -> list[Any]:
+        """Rows for a filter's choices; none while the server is away (the query then says why)."""
+        try:
+            return self._fetch(sql, ())
+        except StoreError as exc:
+            log.warning("%s", exc)
+            return []
+
     def people(self) -> list[str]:
-        """Every person with at least one event, sorted."""
-        rows = self._fetch("SELECT DISTINCT person FROM events WHERE person IS NOT NULL ORDER BY person", ())
+        """Every person with at least one event, sorted (none while the server cannot be reached)."""
+        rows = self._listing("SELECT DISTINCT person FROM events WHERE person IS NOT NULL ORDER BY person")
         return [r[0] for r in rows]
 
     def stations(self) -> list[str]:
-        """Every station with at least one event, sorted."""
-        return [r[0] for r in self._fetch("SELECT DISTINCT station FROM events ORDER BY station", ())]
+        """Every station with at least one event, sorted (none while the server cannot be reached)."""
+        return [r[0] for r in self._listing("SELECT DISTINCT station FROM events ORDER BY station")]
 
     def time_range(self) -> tuple[float, float] | None:
-        """Wall-clock time of the oldest and newest event, or None when empty."""
-        lo, hi = self._fetch("SELECT MIN(time), MAX(time) FROM events", ())[0]
+        """Wall-clock time of the oldest and newest event, or None when empty or unreachable."""
+        rows = self._listing("SELECT MIN(time), MAX(time) FROM events")
+        lo, hi = rows[0] if rows else (None, None)
         return None if lo is None else (float(lo), float(hi))
 
     def export_csv(

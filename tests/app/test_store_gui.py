@@ -170,3 +170,32 @@ def test_the_app_records_into_the_shared_history_with_its_station(qtbot, pg_serv
     local = _open_history(errors, Settings())
     assert local is not None and not isinstance(local, SharedHistory)  # the embedded default
     local.close()
+
+
+def test_history_says_when_the_server_cannot_be_read(qtbot, pg_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from core.store.shared_history import SharedHistory
+
+    db = tpg.fresh_database(pg_server)
+    url = pg_server.url(tpg.STATION_USER, tpg.STATION_PASSWORD, db)
+    with SharedHistory(url, station="Front door", outbox_path=tmp_path / "a.sqlite3") as history:
+        history.record([_event("Ada", time.time())])
+        assert history.flush_pending()
+        pg_server.stop()
+        try:
+            opened = time.monotonic()
+            dialog = HistoryDialog(history)  # opens, with no traceback, and without a long wait
+            assert time.monotonic() - opened < 4.0
+            qtbot.addWidget(dialog)
+            assert dialog.table.rowCount() == 0
+            assert dialog.count_label.text().startswith("The history cannot be read: the shared history on ")
+        finally:
+            pg_server.start()
+
+        def back() -> bool:
+            dialog.reload()  # Refresh, as the user would, until the pool has reconnected
+            return dialog.table.rowCount() == 1
+
+        qtbot.waitUntil(back, timeout=30_000)
+        dialog.reset_filters()
+        assert dialog.station_box.findData("Front door") > 0
+        dialog.close()
