@@ -435,8 +435,9 @@ class SharedHistory:
     def time_range(self) -> tuple[float, float] | None:
         """Wall-clock time of the oldest and newest event, or None when empty or unreachable."""
         rows = self._listing("SELECT MIN(time), MAX(time) FROM events")
-        lo, hi = rows[0] if rows else (None, None)
-        return None if lo is None else (float(lo), float(hi))
+        if not rows or rows[0][0] is None:
+            return None
+        return float(rows[0][0]), float(rows[0][1])
 
     def export_csv(
         self,
