@@ -18,6 +18,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -235,11 +236,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2000)
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="ghostface-bench-pg-"))
+    work = Path(tempfile.mkdtemp(prefix="ghostface-bench-"))
     server = tpg.start_server(base, durable=True)
     try:
         detector, embedder = create_detector("yunet"), create_embedder("sface")
         crops = face_crops(detector, embedder)
-        work = Path(tempfile.mkdtemp(prefix="ghostface-bench-"))
         result = {
             "distinct_faces": len(crops),
             "startup": bench_startup(
@@ -251,6 +252,8 @@ def main() -> None:
         print(json.dumps(result, indent=2))  # noqa: T201 - the script's output
     finally:
         server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
