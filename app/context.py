@@ -134,6 +134,11 @@ class AppContext:
             window.restoreGeometry(geometry)
         else:
             window.resize(1280, 800)
+        # Never larger than the screen it opens on (a small laptop, 150 % scaling, a smaller monitor).
+        if (screen := window.screen()) is not None:
+            available = screen.availableGeometry().size()
+            if window.width() > available.width() or window.height() > available.height():
+                window.resize(window.size().boundedTo(available))
         state = self.window_state.value("live_splitter")
         if isinstance(state, QByteArray):
             splitter.restoreState(state)

@@ -12,22 +12,26 @@ from typing import Any
 
 from PySide6 import __version__ as PYSIDE_VERSION
 from PySide6.QtCore import QObject, Qt, QTimer
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QGuiApplication
 from PySide6.QtWidgets import (
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
+import core
 from app.recognition_worker import EngineInfo, WorkerStats
+from app.unknown_reasons import UnknownReasonsView
 from core.environment import RuntimeInfo, RuntimeProbe
 
 __all__ = [
@@ -156,6 +160,10 @@ _STATS_ROWS: tuple[tuple[str, str], ...] = (
 )
 
 
+def _text_of(widget: QWidget | None) -> str:
+    return widget.text() if isinstance(widget, QLabel) else ""
+
+
 class DiagnosticsView(QWidget):
     """Live figures from the recognition worker plus the static facts about models and runtime."""
 
@@ -179,6 +187,9 @@ class DiagnosticsView(QWidget):
         self._runtime_loaded = False
 
         models_box = self._build_models_box()
+        self.unknown_reasons = UnknownReasonsView()
+        reasons_box = QGroupBox("Why Unknown (faces in view)")
+        QVBoxLayout(reasons_box).addWidget(self.unknown_reasons)
 
         self.errors = QPlainTextEdit()
         self.errors.setObjectName("ErrorLog")
@@ -195,10 +206,20 @@ class DiagnosticsView(QWidget):
         left.addStretch(1)
         right = QVBoxLayout()
         right.addWidget(models_box, 2)
+        right.addWidget(reasons_box, 1)
         right.addWidget(errors_box, 1)
-        layout = QHBoxLayout(self)
+        # The page scrolls rather than setting the window's smallest height (a 1366x768 screen at 150 %).
+        content = QWidget()
+        layout = QHBoxLayout(content)
         layout.addLayout(left, 2)
         layout.addLayout(right, 3)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
 
     def _build_models_box(self) -> QGroupBox:
         self.models = QTreeWidget()
@@ -212,7 +233,15 @@ class DiagnosticsView(QWidget):
         models_box = QGroupBox("Model files")
         models_layout = QVBoxLayout(models_box)
         models_layout.addWidget(self.models)
-        models_layout.addWidget(refresh, 0, Qt.AlignmentFlag.AlignRight)
+        copy = QPushButton("Copy report")
+        copy.setObjectName("CopyReport")
+        copy.setToolTip("Copy everything on this page to the clipboard as plain text (for a bug report)")
+        copy.clicked.connect(self.copy_report)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(copy)
+        buttons.addWidget(refresh)
+        models_layout.addLayout(buttons)
         return models_box
 
     def _add_row(self, form: QFormLayout, key: str, tip: str) -> None:
@@ -229,9 +258,10 @@ class DiagnosticsView(QWidget):
         return self._labels[key].text()
 
     def follow(self, controller: Any) -> None:
-        """Show what the live controller reports (its GUI-thread signals): models in use and figures."""
+        """Show what the live controller reports (its GUI-thread signals): models, figures, unknown faces."""
         controller.engine_ready.connect(self.set_engine)
         controller.stats_ready.connect(self.set_stats)
+        controller.frame_ready.connect(self.unknown_reasons.show_result)
 
     def set_engine(self, info: EngineInfo) -> None:
         """Show the models, devices, threshold and gallery the engine runs with."""
@@ -277,6 +307,30 @@ class DiagnosticsView(QWidget):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.runtime_form.addRow(key, label)
 
+    def report_text(self) -> str:
+        """Everything the page shows, as plain text: figures, runtime, model files and errors."""
+        lines = [f"GhostFace {core.__version__} diagnostics", ""]
+        lines += [f"{key}: {label.text()}" for key, label in self._labels.items()]
+        lines += ["", "Runtime:"]
+        for row in range(self.runtime_form.rowCount()):
+            key = self.runtime_form.itemAt(row, QFormLayout.ItemRole.LabelRole)
+            value = self.runtime_form.itemAt(row, QFormLayout.ItemRole.FieldRole)
+            if key is not None and value is not None:
+                lines.append(f"  {_text_of(key.widget())}: {_text_of(value.widget())}")
+        lines += ["", "Model files:"]
+        for index in range(self.models.topLevelItemCount()):
+            item = self.models.topLevelItem(index)
+            sha = item.toolTip(2) or item.text(2) or "-"
+            lines.append(f"  {item.text(0)}: {item.text(1)}; {item.text(3)}; sha256 {sha}; {item.text(4)}")
+        lines += ["", "Errors:", self.errors.toPlainText() or "  none"]
+        return "\n".join(lines) + "\n"
+
+    def copy_report(self) -> str:
+        """Put :meth:`report_text` on the clipboard (plain text); returns it."""
+        text = self.report_text()
+        QGuiApplication.clipboard().setText(text)
+        return text
+
     def add_error(self, text: str) -> None:
         """Append a line to the error log."""
         self.errors.appendPlainText(text)
@@ -301,7 +355,7 @@ class DiagnosticsView(QWidget):
         for info in infos:
             status = "verified" if info.verified else (info.error or "found, hash not pinned")
             item = QTreeWidgetItem(
-                [info.id, status, (info.sha256 or "")[:16], str(info.path or "not found"), info.licence]
+                [info.id, status, (info.sha256 or "")[:8], str(info.path or "not found"), info.licence]
             )
             item.setToolTip(2, info.sha256 or "")
             item.setToolTip(3, str(info.path or ""))

@@ -1,4 +1,7 @@
-"""The Gallery tab: people with a thumbnail and photo count; add, rename, delete, add photos, enrol.
+"""The Gallery tab: people with their face and photo count; add, rename, delete, add photos, enrol.
+
+A person's photos are reviewed in :class:`app.person_view.PersonView` (double-click a person), and the
+face of a group photo is picked in :class:`app.face_picker.FacePickerDialog`.
 
 Every change runs as a job of :class:`app.gallery_worker.GalleryController` (its own thread), with a
 progress bar and Cancel; the panel only lists, asks and reports.
@@ -11,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QBrush, QColor, QDesktopServices, QIcon, QImageReader, QPixmap
+from PySide6.QtGui import QAction, QBrush, QColor, QDesktopServices, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -31,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.face_picker import FacePickerDialog
 from app.gallery_worker import (
     AddImages,
     AddPerson,
@@ -42,7 +46,10 @@ from app.gallery_worker import (
     SyncGallery,
 )
 from app.icons import icon
+from app.person_view import PersonView
+from app.user_dirs import start_folder
 from core.engine import gallery_root
+from core.gallery import PhotoStatus
 from core.settings import Settings
 
 __all__ = ["GalleryPanel", "THUMBNAIL_PX"]
@@ -55,19 +62,10 @@ _CANCELLABLE = frozenset(job.kind for job in (AddPhotos, SyncGallery, AddImages)
 _IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp);;All files (*)"
 
 
-def _thumbnail(path: Path | None) -> QIcon:
-    if path is None:
-        return QIcon()
-    reader = QImageReader(str(path))
-    reader.setAutoTransform(True)
-    size = reader.size()
-    if size.isValid():
-        # Decoding at the thumbnail's size is what keeps a large gallery cheap to list.
-        reader.setScaledSize(size.scaled(THUMBNAIL_PX, THUMBNAIL_PX, Qt.AspectRatioMode.KeepAspectRatio))
-    image = reader.read()
-    if image.isNull():
-        return QIcon()
-    return QIcon(QPixmap.fromImage(image))
+def _face_icon(face_jpeg: bytes) -> QIcon:
+    """The face of the person's first photo in use, cut out by the gallery worker (none until it is)."""
+    pixmap = QPixmap()
+    return QIcon(pixmap) if face_jpeg and pixmap.loadFromData(face_jpeg, "JPG") else QIcon()
 
 
 class GalleryPanel(QWidget):
@@ -91,6 +89,11 @@ class GalleryPanel(QWidget):
         self.last_result: GalleryJobResult | None = None
         self.last_error: BaseException | None = None
         self.last_removed: RemovedPerson | None = None
+        self.person_view: PersonView | None = None
+        self.face_picker: FacePickerDialog | None = None
+        #: After adding photos, open the face picker for each group photo among them.
+        self.pick_faces_after_adding = True
+        self._to_pick: list[tuple[str, str]] = []
 
         self._build_people_list()
         self._build_toolbar()
@@ -116,7 +119,7 @@ class GalleryPanel(QWidget):
         self.people_list.setWordWrap(True)
         self.people_list.setToolTip("Everyone in the gallery folder, with how many photos each has")
         self.people_list.itemSelectionChanged.connect(self._update_buttons)
-        self.people_list.itemDoubleClicked.connect(lambda _item: self.add_photos())
+        self.people_list.itemDoubleClicked.connect(lambda _item: self.open_person())
 
         self.empty_label = QLabel(
             "The gallery is empty. Add a person, then add photos of them (one face per photo) or enrol them "
@@ -142,6 +145,12 @@ class GalleryPanel(QWidget):
         self.add_button = button("Add person…", "person-add", "Create a new, empty person", self.add_person)
         self.photos_button = button(
             "Add photos…", "photos", "Enrol photos from files (several at once)", self.add_photos
+        )
+        self.person_button = button(
+            "Photos…",
+            "photos",
+            "Review the selected person's photos: faces, quality, wrong photos",
+            self.open_person,
         )
         self.enroll_button = button(
             "Enrol from camera…", "camera", "Take good shots of the person with the camera", self._enroll
@@ -184,7 +193,10 @@ class GalleryPanel(QWidget):
         self.report.setObjectName("EnrolReport")
         self.report.setHeaderLabels(["Photo", "Result"])
         self.report.setRootIsDecorated(False)
-        self.report.setToolTip("What happened to each photo of the last job")
+        self.report.setToolTip(
+            "What happened to each photo of the last job; double-click a group photo to pick the face"
+        )
+        self.report.itemDoubleClicked.connect(lambda item, _col: self._pick_from_report(item))
 
     def _lay_out(self) -> None:
         progress_row = QHBoxLayout()
@@ -250,6 +262,7 @@ class GalleryPanel(QWidget):
         busy = self._controller.pending > 0
         for b in (self.rename_button, self.delete_button):
             b.setEnabled(has and not busy)
+        self.person_button.setEnabled(has)
         self.photos_button.setEnabled(not busy)
         self.reembed_button.setEnabled(not busy)
 
@@ -299,10 +312,40 @@ class GalleryPanel(QWidget):
             if not ok or not name.strip():
                 return
         if paths is None:
-            paths, _ = QFileDialog.getOpenFileNames(self, f"Photos of {name}", "", _IMAGE_FILTER)
+            paths, _ = QFileDialog.getOpenFileNames(self, f"Photos of {name}", start_folder(), _IMAGE_FILTER)
             if not paths:
                 return
         self._controller.submit(AddPhotos(name.strip(), tuple(str(p) for p in paths)))
+
+    def open_person(self, name: str | None = None) -> PersonView | None:
+        """Open the review of a person's photos (the selected person by default)."""
+        name = name or self.selected_name()
+        if name is None:
+            return None
+        view = PersonView(self._controller, name, self, confirm=self._confirm)
+        view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        view.open()
+        self.person_view = view
+        return view
+
+    def pick_face(self, name: str, path: str) -> FacePickerDialog:
+        """Open the face picker for a photo of ``name`` (a group photo)."""
+        picker = FacePickerDialog(self._controller, name, path, self)
+        picker.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        picker.finished.connect(lambda _r: self._next_pick())
+        picker.open()
+        self.face_picker = picker
+        return picker
+
+    def _next_pick(self) -> None:
+        self.face_picker = None
+        if self._to_pick:
+            self.pick_face(*self._to_pick.pop(0))
+
+    def _pick_from_report(self, item: QTreeWidgetItem) -> None:
+        target = item.data(0, Qt.ItemDataRole.UserRole)
+        if target:
+            self.pick_face(*target)
 
     def _enroll(self) -> None:
         self.enroll_requested.emit(self.selected_name() or "")
@@ -319,12 +362,17 @@ class GalleryPanel(QWidget):
         self._people = list(people)
         self.people_list.clear()
         for person in people:
-            n = len(person.photos)
+            # Only photos in use count: one with no face or several is not a photo of the person.
+            n, unused = person.embedded, len(person.photos) - person.embedded
             item = QListWidgetItem(
-                _thumbnail(person.thumbnail), f"{person.name}\n{n} photo{'s' if n != 1 else ''}"
+                _face_icon(person.face_jpeg),
+                f"{person.name}\n{n} photo{'s' if n != 1 else ''}",
             )
             item.setData(Qt.ItemDataRole.UserRole, person.name)
-            item.setToolTip(f"{person.name}: {n} photos, {person.embedded} usable\n{person.path}")
+            tip = f"{person.name}: {n} photo{'s' if n != 1 else ''} in use"
+            if unused:
+                tip += f", {unused} not used (double-click to see why)"
+            item.setToolTip(f"{tip}\n{person.path}")
             self.people_list.addItem(item)
             if person.name == selected:
                 item.setSelected(True)
@@ -361,6 +409,7 @@ class GalleryPanel(QWidget):
         kind = result.kind
         if kind == "add_photos":
             self._show_report(value.results)
+            self._offer_picks(value)
             added, bad = value.added, len(value.problems)
             text = f"{value.person}: {added} photo{'s' if added != 1 else ''} added"
             if bad:
@@ -388,11 +437,24 @@ class GalleryPanel(QWidget):
             self.status.setText(f"{value.name} added. Now add photos of them.")
             self.select(value.name)
 
+    def _offer_picks(self, report: Any) -> None:
+        """Queue the face picker for each group photo just added (one dialog after the other)."""
+        group = [
+            (report.person, str(r.path)) for r in report.results if r.status is PhotoStatus.SEVERAL_FACES
+        ]
+        if not group or not self.pick_faces_after_adding:
+            return
+        self._to_pick.extend(group)
+        if self.face_picker is None:
+            self._next_pick()
+
     def _show_report(self, results: Any) -> None:
         self.report.clear()
         for r in results:
             item = QTreeWidgetItem([Path(r.path).name, r.message or str(r.status)])
             item.setToolTip(0, str(r.path))
+            if r.status in (PhotoStatus.SEVERAL_FACES, PhotoStatus.CHOICE_LOST):
+                item.setData(0, Qt.ItemDataRole.UserRole, (r.person, str(r.path)))
             if not r.ok:
                 item.setForeground(1, QBrush(QColor("#ff7b72")))
             self.report.addTopLevelItem(item)

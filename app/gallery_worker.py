@@ -15,35 +15,46 @@ import logging
 import queue
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QFile, QObject, Signal, Slot
 
 from app.threads import ThreadController, ThreadWorker
+from core._image import decode_image
 from core.capture import open_source
 from core.detection import Detector
 from core.engine import GalleryView, build_detector, build_embedder, configure_detector, open_store_gallery
 from core.enrollment import CaptureGuide, GuideConfig
-from core.gallery import Gallery, PhotoResult
-from core.settings import Rebuild, Settings, rebuilds
+from core.face_choice import sidecar_path
+from core.gallery import Gallery, PersonInfo, PhotoResult
+from core.person_review import PersonReview, face_jpeg, review_person
+from core.settings import Rebuild, Settings, effective_threshold, rebuilds
 
 __all__ = [
     "AddImages",
     "AddPerson",
     "AddPhotos",
+    "AssignFace",
+    "ChooseFace",
     "DeletePerson",
+    "DetectFaces",
     "EnrollCaptureController",
     "EnrollFrame",
     "GalleryController",
     "GalleryJob",
     "GalleryJobResult",
     "GalleryWorker",
+    "FaceCandidates",
     "RefreshPeople",
+    "RemovePhoto",
     "RemovedPerson",
+    "RemovedPhoto",
     "RenamePerson",
+    "ReviewPerson",
     "SyncGallery",
     "UseSettings",
     "move_to_trash",
@@ -62,6 +73,38 @@ class RemovedPerson:
 
 
 @dataclass(frozen=True, slots=True)
+class RemovedPhoto:
+    """Where a removed photo went: the system trash or the app's backup folder."""
+
+    path: Path
+    location: Path
+    in_system_trash: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FaceCandidates:
+    """The faces found in a photo, for the user to pick one.
+
+    Attributes:
+        path: the photo.
+        preview: ``(h, w, 3) uint8`` BGR, the photo scaled down to at most :data:`PREVIEW_PX`.
+        scale: preview pixels per photo pixel.
+        boxes: each face's ``(x1, y1, x2, y2)`` in photo pixels, largest first.
+        crops: a small JPEG of each face, in the same order.
+    """
+
+    path: Path
+    preview: np.ndarray
+    scale: float
+    boxes: tuple[tuple[float, float, float, float], ...]
+    crops: tuple[bytes, ...]
+
+
+# Longer side of the photo shown in the face picker; the boxes are kept in the photo's own pixels.
+PREVIEW_PX = 1280
+
+
+@dataclass(frozen=True, slots=True)
 class GalleryJobResult:
     """The outcome of one gallery job: its kind, what the core call returned, and the job itself."""
 
@@ -75,6 +118,21 @@ def trash_dir() -> Path:
     from core.paths import data_dir
 
     return data_dir() / "trash"
+
+
+def move_photo_to_trash(gallery: Gallery, photo: Path, *, use_system_trash: bool = True) -> RemovedPhoto:
+    """Move one photo of a person (and the face picked in it) to the system trash, else the backup folder."""
+    if use_system_trash and photo.parent.parent == gallery.root:
+        handle = QFile(str(photo))
+        if handle.moveToTrash() and Path(handle.fileName()).exists():
+            side = sidecar_path(photo)
+            if side.exists() and not QFile(str(side)).moveToTrash():
+                side.unlink(missing_ok=True)  # only the choice of a face in a photo now in the trash
+            gallery.sync()
+            log.info("moved %s to the system trash at %s", photo, handle.fileName())
+            return RemovedPhoto(photo, Path(handle.fileName()), True)
+        log.info("the system trash refused %s; using the backup folder", photo)
+    return RemovedPhoto(photo, gallery.remove_photo(photo, trash_dir()), False)
 
 
 def move_to_trash(gallery: Any, name: str, *, use_system_trash: bool = True) -> RemovedPerson:
@@ -186,6 +244,61 @@ class UseSettings:
     changes_gallery: ClassVar[bool] = True
 
 
+@dataclass(frozen=True, slots=True)
+class DetectFaces:
+    """Find the faces of a photo, for the user to pick the person's (nothing changes)."""
+
+    path: str
+    kind: ClassVar[str] = "detect_faces"
+    cancellable: ClassVar[bool] = False
+    changes_gallery: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChooseFace:
+    """Use the face at ``box`` of a photo for a person; the choice is saved beside the photo."""
+
+    name: str
+    path: str
+    box: tuple[float, float, float, float]
+    kind: ClassVar[str] = "choose_face"
+    cancellable: ClassVar[bool] = False
+    changes_gallery: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewPerson:
+    """Review one person's photos: face, quality and agreement with the others (nothing changes)."""
+
+    name: str
+    kind: ClassVar[str] = "review"
+    cancellable: ClassVar[bool] = True
+    changes_gallery: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, slots=True)
+class RemovePhoto:
+    """Move one photo of a person to the system trash, or to the app's backup folder."""
+
+    path: str
+    use_system_trash: bool = True
+    kind: ClassVar[str] = "remove_photo"
+    cancellable: ClassVar[bool] = False
+    changes_gallery: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class AssignFace:
+    """Save a face seen in the video (a BGR crop) as a new photo of a person, if it is good enough."""
+
+    name: str
+    image: np.ndarray | None = None  # (H, W, 3) uint8 BGR
+    jpeg: bytes = b""  # or the face as a JPEG (an event's thumbnail), decoded in the worker
+    kind: ClassVar[str] = "assign_face"
+    cancellable: ClassVar[bool] = False
+    changes_gallery: ClassVar[bool] = True
+
+
 GalleryJob = (
     RefreshPeople
     | SyncGallery
@@ -195,6 +308,11 @@ GalleryJob = (
     | AddPhotos
     | AddImages
     | UseSettings
+    | DetectFaces
+    | ChooseFace
+    | ReviewPerson
+    | RemovePhoto
+    | AssignFace
 )
 
 # A settings change that gives the gallery another folder or other models.
@@ -221,7 +339,7 @@ class GalleryWorker(ThreadWorker):
     progress = Signal(int, int, str)  # done, total, item
     job_started = Signal(str)  # the job's kind
     job_finished = Signal(object)  # GalleryJobResult
-    job_failed = Signal(object)  # the exception a job raised
+    job_failed = Signal(object, object)  # the job, the exception it raised
 
     def __init__(self, settings: Settings, view: GalleryView | None = None) -> None:
         super().__init__()
@@ -232,6 +350,8 @@ class GalleryWorker(ThreadWorker):
         self._open: list[_Queued] = []  # submitted and not finished: what Cancel reaches
         self._gallery: Gallery | None = None
         self._built_with: Settings | None = None
+        # Face crops of the people's tiles, by (photo, size, mtime): a photo is decoded once a session.
+        self._tile_faces: dict[tuple[str, int, int], bytes] = {}
 
     def submit(self, job: GalleryJob) -> None:
         """Queue ``job``; it runs after every job submitted before it."""
@@ -283,19 +403,60 @@ class GalleryWorker(ThreadWorker):
         finally:
             with self._lock:
                 self._open.remove(queued)
-        self._report(outcome)
+        self._report(outcome, job)
 
-    def _report(self, outcome: GalleryJobResult | Exception) -> None:
+    def _report(self, outcome: GalleryJobResult | Exception, job: GalleryJob) -> None:
         # The people first: whoever hears that a job ended sees the gallery as the job left it.
+        people: list[PersonInfo] = []
         try:
             if self._gallery is not None:
-                self.people_ready.emit(self._gallery.people())
+                people = self._gallery.people()
+                self.people_ready.emit(self._with_faces(people))
         except Exception as exc:  # noqa: BLE001 - a folder that cannot be listed is reported, not fatal
             self.error.emit(exc)
         if isinstance(outcome, Exception):
-            self.job_failed.emit(outcome)
+            self.job_failed.emit(job, outcome)
         else:
             self.job_finished.emit(outcome)
+        if self._gallery is not None and self._cut_faces(self._gallery, people):
+            # Then the faces not cut out before (each photo once a session): a large gallery's first
+            # listing waits for no photo to be decoded.
+            self.people_ready.emit(self._with_faces(people))
+
+    @staticmethod
+    def _tile_key(photo: Path) -> tuple[str, int, int] | None:
+        try:
+            st = photo.stat()
+        except OSError:
+            return None
+        return (str(photo), st.st_size, st.st_mtime_ns)
+
+    def _with_faces(self, people: list[PersonInfo]) -> list[PersonInfo]:
+        """The people, each with the crop of the face of their first photo in use when it is cut out."""
+        out = []
+        for person in people:
+            key = self._tile_key(person.face_photo) if person.face_photo is not None else None
+            face = self._tile_faces.get(key) if key is not None else None
+            out.append(replace(person, face_jpeg=face) if face else person)
+        return out
+
+    def _cut_faces(self, gallery: Gallery, people: list[PersonInfo]) -> int:
+        """Cut out the tile faces not cut yet (stops early when asked to stop); returns how many."""
+        done = 0
+        for person in people:
+            if self.stop_event.is_set():
+                break
+            key = self._tile_key(person.face_photo) if person.face_photo is not None else None
+            if key is None or key in self._tile_faces or person.face_photo is None:
+                continue
+            face = gallery.inspect_photo(person.face_photo)
+            self._tile_faces[key] = (
+                face_jpeg(face.image, face.detection.box)
+                if face.image is not None and face.detection is not None
+                else b""
+            )
+            done += 1
+        return done
 
     def _ensure_gallery(self) -> Gallery:
         """The gallery for the latest settings, rebuilding only what they changed."""
@@ -352,7 +513,25 @@ class GalleryWorker(ThreadWorker):
                 )
             case AddImages(name, images):
                 return self._add_images(gallery, name, images, cancel)
+            case DetectFaces(path):
+                return _face_candidates(gallery, Path(path))
+            case ChooseFace(name, path, box):
+                return gallery.choose_face(name, Path(path), box)
+            case ReviewPerson(name):
+                return self._review(gallery, name, cancel)
+            case RemovePhoto(path, use_system_trash):
+                return move_photo_to_trash(gallery, Path(path), use_system_trash=use_system_trash)
+            case AssignFace(name, image, jpeg):
+                return gallery.add_face_image(
+                    name, image if image is not None else decode_image(jpeg, "face")
+                )
         raise TypeError(f"not a gallery job: {job!r}")
+
+    def _review(self, gallery: Gallery, name: str, cancel: threading.Event) -> PersonReview:
+        with self._lock:
+            recognition = self._settings.recognition
+        threshold = effective_threshold(recognition, gallery.embedder.suggested_threshold)
+        return review_person(gallery, name, threshold, progress=self._progress, cancel=cancel)
 
     def _add_images(
         self, gallery: Gallery, name: str, images: Sequence[np.ndarray], cancel: threading.Event
@@ -364,6 +543,17 @@ class GalleryWorker(ThreadWorker):
             results.append(gallery.add_image(name, image))
             self._progress(done, len(images), f"shot {done}")
         return results
+
+
+def _face_candidates(gallery: Gallery, path: Path) -> FaceCandidates:
+    image, detections = gallery.detect_photo(path)
+    scale = min(1.0, PREVIEW_PX / max(image.shape[:2]))
+    preview = (
+        cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1.0 else image
+    )
+    boxes = tuple((float(d.box[0]), float(d.box[1]), float(d.box[2]), float(d.box[3])) for d in detections)
+    crops = tuple(face_jpeg(image, box) for box in boxes)
+    return FaceCandidates(path, np.ascontiguousarray(preview), scale, boxes, crops)
 
 
 class GalleryController(ThreadController):
@@ -384,8 +574,11 @@ class GalleryController(ThreadController):
     gallery_changed = Signal()
     busy_changed = Signal(bool)
 
+    #: A job failed: (the job, the exception); ``error`` carries the same exception.
+    job_failed = Signal(object, object)
+
     _finished_in = Signal(object)
-    _failed_in = Signal(object)
+    _failed_in = Signal(object, object)
 
     thread_name = "gallery"
     drop_stale_on_stop = False
@@ -467,10 +660,11 @@ class GalleryController(ThreadController):
         if result.job is None or result.job.changes_gallery:
             self.gallery_changed.emit()
 
-    @Slot(object)
-    def _on_failed_job(self, exc: Exception) -> None:
+    @Slot(object, object)
+    def _on_failed_job(self, job: GalleryJob, exc: Exception) -> None:
         self._done_one()
         self.error.emit(exc)
+        self.job_failed.emit(job, exc)
 
 
 # -- camera enrolment --------------------------------------------------------------------------------

@@ -27,27 +27,41 @@ from PySide6.QtWidgets import (
 )
 
 from app.events_panel import EventsPanel
+from app.fit import columns_width
 from app.icons import icon
+from app.people_seen import PeopleSeen, face_tooltip
 from app.recognition_worker import SourceState
 from app.sources import is_camera_spec
 from app.video_view import KNOWN_COLOUR, UNKNOWN_COLOUR, VideoView
 from core.settings import DisplaySettings
-from core.types import FrameResult
+from core.types import Face, FrameResult
 
 __all__ = ["EmptyState", "LivePanel", "PeopleInView"]
 
 log = logging.getLogger(__name__)
 
-# Seconds an unknown face stays in the "in view" list after the last sighting (greyed out); known
-# people stay for the whole run, so that the list also answers "who was here".
-LINGER_S = 0.5
+# Seconds a face stays in the "in view" list after its last sighting (greyed out), so that a face the
+# detector misses for a frame or two does not blink in and out; "Seen" keeps everyone for the run.
+LINGER_S = 1.0
 # The people list is redrawn at most this often (ms): a list redraw per frame would waste the GUI thread.
 PEOPLE_REFRESH_MS = 250
 GONE_COLOUR = QColor("#6e7681")
 
 
+def _listed(face: Face) -> bool:
+    """Whether "In view" lists the face: a known person, or a numbered unknown one.
+
+    A young unknown track is not a person yet (it gets a number once its Unknown is confirmed, or a
+    name); listing it would make the list flicker with every passing false detection.
+    """
+    return face.person is not None or face.unknown_id > 0
+
+
 class PeopleInView(QTreeWidget):
-    """Who is in view now, and when each was first and last seen (wall-clock and video time)."""
+    """Who is in view now, and since when (wall-clock and video time); each row's tooltip says why.
+
+    A new stream (a looping video's next pass) empties the list: everyone in it has left.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,43 +76,51 @@ class PeopleInView(QTreeWidget):
         for col, sample in ((1, "Similarity"), (2, "00:00:00 "), (3, "00:00:00 ")):
             self.header().setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             self.setColumnWidth(col, metrics.horizontalAdvance(sample) + 24)
-        self.setToolTip("Everyone recognised since the video started; grey: not in view right now.")
-        # key -> [display name, similarity, first wall time, last wall time, first stream s, last stream s]
+        self.setToolTip("Who is in view now; grey: just out of view. Hover over a name to see why.")
+        # key -> [display name, similarity, first wall time, last wall time, first stream s, last stream s,
+        #         tooltip]
         self._seen: dict[str, list[Any]] = {}
         self._in_view: set[str] = set()
+        self._stream_id: int | None = None
         self._dirty = False
 
     def clear_people(self) -> None:
-        """Forget everyone (a new run or a new source)."""
+        """Forget everyone (a new run, a new source, or a new stream)."""
         self._seen.clear()
         self._in_view.clear()
+        self._stream_id = None
+        self._dirty = False
         self.clear()
 
     def names_in_view(self) -> list[str]:
         """The names in the latest frame, sorted."""
         return sorted(self._seen[k][0] for k in self._in_view)
 
-    def names_seen(self) -> list[str]:
-        """Everyone listed: in view now, or known and seen since the start."""
+    def names_listed(self) -> list[str]:
+        """Every name listed: in view now, or just out of view."""
         return sorted(entry[0] for entry in self._seen.values())
+
+    def tooltip_of(self, name: str) -> str:
+        """The tooltip of ``name``'s row as it will be drawn ("" when not listed)."""
+        return next((e[6] for e in self._seen.values() if e[0] == name), "")
 
     def update_from(self, result: FrameResult) -> None:
         """Record who is in this result; the list is redrawn by :meth:`refresh`, at most every 250 ms."""
+        if self._stream_id is not None and result.stream_id != self._stream_id:
+            self.clear_people()  # the stream ended: everyone left, and a new visit starts for each
+        self._stream_id = result.stream_id
         now = time.time()
         in_view = set()
-        for face in result.faces:
-            key = face.person if face.person is not None else f"Unknown #{face.track_id}"
+        for face in filter(_listed, result.faces):
+            key = face.label
             in_view.add(key)
             entry = self._seen.get(key)
             if entry is None:
-                self._seen[key] = [key, face.similarity, now, now, result.timestamp, result.timestamp]
-            else:
-                entry[1] = face.similarity
-                entry[3] = now
-                entry[5] = result.timestamp
+                entry = self._seen[key] = [face.label, 0.0, now, now, result.timestamp, result.timestamp, ""]
+            entry[0], entry[1], entry[3], entry[5] = face.label, face.similarity, now, result.timestamp
+            entry[6] = face_tooltip(face)
         self._in_view = in_view
-        # Unknown faces are not people one can look for later: drop them once they are gone.
-        for key in [k for k, e in self._seen.items() if k.startswith("Unknown #") and now - e[3] > LINGER_S]:
+        for key in [k for k, e in self._seen.items() if now - e[3] > LINGER_S]:
             del self._seen[key]
         self._dirty = True
 
@@ -108,13 +130,14 @@ class PeopleInView(QTreeWidget):
             return
         self._dirty = False
         rows = sorted(
-            self._seen.values(), key=lambda e: (e[0] not in self._in_view, e[0].startswith("Unknown"), e[0])
+            self._seen.items(),
+            key=lambda kv: (kv[0] not in self._in_view, kv[1][0].startswith("Unknown"), kv[0]),
         )
         self.setUpdatesEnabled(False)
         try:
             while self.topLevelItemCount() > len(rows):
                 self.takeTopLevelItem(self.topLevelItemCount() - 1)
-            for i, (name, sim, first, last, first_s, last_s) in enumerate(rows):
+            for i, (key, (name, sim, first, last, first_s, last_s, tip)) in enumerate(rows):
                 item = self.topLevelItem(i) or QTreeWidgetItem(self)
                 texts = [
                     name,
@@ -126,10 +149,12 @@ class PeopleInView(QTreeWidget):
                 for col, text in enumerate(texts):
                     if item.text(col) != text:
                         item.setText(col, text)
+                item.setToolTip(0, tip)
+                item.setToolTip(1, tip)
                 item.setToolTip(2, f"{first_s:.1f} s into the video")
                 item.setToolTip(3, f"{last_s:.1f} s into the video")
                 colour = UNKNOWN_COLOUR if name.startswith("Unknown") else KNOWN_COLOUR
-                shown = colour if name in self._in_view else GONE_COLOUR
+                shown = colour if key in self._in_view else GONE_COLOUR
                 if item.foreground(0).color() != shown:
                     item.setForeground(0, QBrush(shown))
         finally:
@@ -204,12 +229,18 @@ class LivePanel(QSplitter):
         self.live_stack.addWidget(self.empty_state)
         self.live_stack.addWidget(self.video_view)
         self.people = PeopleInView()
+        self.seen = PeopleSeen()
         self.events_panel = EventsPanel()
         self.events_panel.history_requested.connect(self.history_requested)
         side = QWidget()
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(0, 0, 0, 0)
-        for title, widget, stretch in (("In view", self.people, 2), ("Events", self.events_panel, 3)):
+        sections = (("In view", self.people, 2), ("Seen", self.seen, 2), ("Events", self.events_panel, 3))
+        # Three lists share the side's height: each may shrink to a few rows, so that the window's smallest
+        # height stays within a 1366x768 screen at 150 % even with the warning banner shown above.
+        rows = self.fontMetrics().height()
+        for title, widget, stretch in sections:
+            widget.setMinimumHeight(rows * 4)
             label = QLabel(title)
             label.setObjectName("SectionTitle")
             side_layout.addWidget(label)
@@ -219,10 +250,12 @@ class LivePanel(QSplitter):
         self.setStretchFactor(0, 3)
         self.setStretchFactor(1, 1)
         self.setSizes([860, 420])
+        side.setMinimumWidth(columns_width(self.people, self.fontMetrics().horizontalAdvance("M") * 18))
         self._gc_frozen = False
         self._people_timer = QTimer(self)
         self._people_timer.setInterval(PEOPLE_REFRESH_MS)
         self._people_timer.timeout.connect(self.people.refresh)
+        self._people_timer.timeout.connect(self.seen.refresh)
         self._people_timer.start()
 
     def set_display(self, display: DisplaySettings) -> None:
@@ -240,12 +273,18 @@ class LivePanel(QSplitter):
             self.live_stack.setCurrentWidget(self.video_view)
         self.video_view.show_result(result)
         self.people.update_from(result)
+        self.seen.update_from(result)
         if result.events:
             self.events_panel.add_events(list(result.events))
 
-    def show_starting(self) -> None:
-        """A new run begins: forget who was in view, show the video area."""
+    def clear_people(self) -> None:
+        """Forget who is in view and who was seen (a new source)."""
         self.people.clear_people()
+        self.seen.clear_people()
+
+    def show_starting(self) -> None:
+        """A new run begins: forget who was in view and who was seen, show the video area."""
+        self.clear_people()
         self.video_view.clear("Starting…")
         self.live_stack.setCurrentWidget(self.video_view)
 
@@ -260,7 +299,7 @@ class LivePanel(QSplitter):
             what = f"camera {spec}" if is_camera_spec(spec) else (Path(spec).name or "nothing")
             self.empty_state.show_state(
                 "Ready",
-                f"Press Start (Space) to recognise faces in {what}, or open another source.",
+                f"Press Start (Space) to recognize faces in {what}, or open another source.",
                 camera=False,
             )
 

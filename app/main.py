@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["build_parser", "main"]
 
+log = logging.getLogger(__name__)
+
 RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 
 
@@ -44,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         help="run for SECONDS after the first frame, then write GUI-thread stall and frame-rate figures "
-        "as JSON (to --measure-out or standard output) and quit",
+        "as JSON (to --measure-out or standard output) and quit; a run that ends before its first frame "
+        "(a model that cannot load) writes its error instead and exits with status 1",
     )
     parser.add_argument("--measure-out", type=Path, help="where --measure writes its JSON")
     parser.add_argument(
@@ -76,16 +79,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from app.context import AppContext
     from app.main_window import MainWindow
+    from app.themes import apply_theme
 
     app = _application()
     context = AppContext.load(args.settings, source=args.source, gallery=args.gallery)
+    apply_theme(context.settings.ui.theme)
     context.errors.install()
     window = MainWindow(context, autostart=args.source is not None)
     if args.as_fast_as_possible:
         window.controller.realtime = False
     window.show()
+    measured: dict[str, Any] = {}
     if args.measure:
-        _measure(window, args.measure, args.measure_out)
+        measured = _measure(window, args.measure, args.measure_out)
     # Ctrl+C in the terminal closes the window properly (workers stopped, then waited for); the timer
     # lets the Python interpreter run now and then so that it sees the signal.
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -102,11 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         context.errors.uninstall()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return int(code)
+    # A measurement that never got a frame failed, even though the window closed normally.
+    return int(code) or (1 if measured.get("error") else 0)
 
 
 def _application() -> QCoreApplication:
-    """The QApplication (the running one, if any), named, with GhostFace's icon and style sheet."""
+    """The QApplication (the running one, if any), named, with GhostFace's icon (the theme comes later)."""
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
@@ -121,15 +128,15 @@ def _application() -> QCoreApplication:
     icon = RESOURCES / "icons" / "ghostface.svg"
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
-    style = RESOURCES / "style.qss"
-    if style.exists():
-        app.setStyleSheet(style.read_text(encoding="utf-8"))
     return app
 
 
-def _measure(window: Any, seconds: float, out: Path | None) -> None:
-    """Measure the running window: GUI-thread lateness and frames per second over ``seconds``."""
-    import json
+def _measure(window: Any, seconds: float, out: Path | None) -> dict[str, Any]:
+    """Measure the running window: GUI-thread lateness and frames per second over ``seconds``.
+
+    Returns:
+        The measurement's state; its ``"error"`` is set when the run ended before its first frame.
+    """
     import time
 
     from PySide6.QtCore import Qt, QTimer
@@ -143,7 +150,7 @@ def _measure(window: Any, seconds: float, out: Path | None) -> None:
     state: dict[str, Any] = {}
 
     def on_frame(result: Any) -> None:
-        # Who was recognised: the bundle's smoke test (packaging/smoke.sh) checks for a known face.
+        # Who was recognized: the bundle's smoke test (packaging/smoke.sh) checks for a known face.
         state.setdefault("names", set()).update(face.person for face in result.faces if face.person)
         if "t0" not in state:
             # Models are loaded and the first frame is shown: the measurement starts now.
@@ -176,15 +183,46 @@ def _measure(window: Any, seconds: float, out: Path | None) -> None:
             "gui_thread": monitor.summary(50.0),
             "gui_stalls_over_20ms": monitor.stalls[:50],
         }
-        text = json.dumps(report, indent=2)
-        if out is not None:
-            out.write_text(text + "\n", encoding="utf-8")
-        else:
-            sys.stdout.write(text + "\n")
+        _write_report(report, out)
         window.close()
 
     stopper.timeout.connect(finish)
     window.controller.frame_ready.connect(on_frame)
+    _end_if_never_started(window, state, out)
+    return state
+
+
+def _write_report(report: dict[str, Any], out: Path | None) -> None:
+    import json
+
+    text = json.dumps(report, indent=2)
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+def _end_if_never_started(window: Any, state: dict[str, Any], out: Path | None) -> None:
+    """``--measure``: a run that ends before its first frame (a model that cannot load) fails at once.
+
+    The window shows the error as the Live view's state and waits for the user; a measurement has no
+    user, and would wait for a first frame that never comes until its launcher's timeout.
+    """
+    from PySide6.QtCore import QTimer
+
+    errors: list[str] = []
+    window.controller.error.connect(lambda exc: errors.append(str(exc)))
+
+    def on_stopped() -> None:
+        if "t0" in state or "error" in state:
+            return  # measured (or closed after measuring), or reported already
+        state["error"] = errors[-1] if errors else "the recognition stopped before its first frame"
+        log.error("no frame was processed: %s", state["error"].splitlines()[0])
+        _write_report({"error": state["error"], "first_frame_unix": None, "frames_processed": 0}, out)
+        # Not from inside the controller's own stop: the window stops every worker when it closes.
+        QTimer.singleShot(0, window.close)
+
+    window.controller.stopped.connect(on_stopped)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from app.context import AppContext
 from app.diagnostics import DiagnosticsView
+from app.fit import keep_toolbars_whole
 from app.gallery_panel import GalleryPanel
 from app.icons import RESOURCES, icon
 from app.live_panel import LivePanel
@@ -24,6 +25,7 @@ from app.model_choices import MODEL_LOAD_ERRORS
 from app.recognition_worker import EngineInfo, SourceState
 from app.sources import CameraSources, is_camera_spec
 from app.status_figures import StatusFigures
+from app.themes import apply_theme
 from app.window_actions import build_actions
 from app.window_dialogs import WindowDialogs
 from app.window_parts import LazyTrainerTab, StorageNotices, WarningBanner
@@ -83,7 +85,7 @@ class MainWindow(QMainWindow):
         self.video_view, self.events_panel = self.live.video_view, self.live.events_panel
         self.gallery_panel = GalleryPanel(self.gallery_controller, self._settings, self)
         self.diagnostics = DiagnosticsView(self)
-        self.trainer_holder = LazyTrainerTab()
+        self.trainer_holder = LazyTrainerTab(lambda: self._settings)
         self.tabs = QTabWidget()
         self.tabs.setObjectName("MainTabs")
         self.tabs.setDocumentMode(True)
@@ -98,6 +100,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.banner)
         layout.addWidget(self.tabs)
         self.setCentralWidget(central)
+        keep_toolbars_whole(self)
         self.figures = StatusFigures(self.statusBar())
         self.notices = StorageNotices(self.show_warning, self.diagnostics.add_error)
         self.dialogs = WindowDialogs(self)
@@ -110,7 +113,6 @@ class MainWindow(QMainWindow):
                 "open_video": self.open_video,
                 "open_folder": self.open_image_folder,
                 "settings": d.open_settings,
-                "fullscreen": self.toggle_fullscreen,
                 "quit": self.close,
                 "history": d.open_history,
                 "plugins": d.open_plugins,
@@ -157,6 +159,8 @@ class MainWindow(QMainWindow):
         self.live.set_display(settings.display)
         self.gallery_controller.apply_settings(settings)
         self.gallery_panel.set_settings(settings)
+        if settings.ui != old.ui:
+            apply_theme(settings.ui.theme)
         if save:
             self.save_settings()
 
@@ -182,7 +186,7 @@ class MainWindow(QMainWindow):
 
     def set_source(self, spec: str, *, start: bool = True) -> None:
         """Watch ``spec`` (camera index, video file or image folder); saved as the new source."""
-        self.live.people.clear_people()
+        self.live.clear_people()
         self.apply_settings(self._settings.replace(camera={"source": spec}), save=True)
         self.sources.show(spec)
         if start and not self.controller.is_running():
@@ -210,7 +214,7 @@ class MainWindow(QMainWindow):
 
     # -- running ----------------------------------------------------------------------------------
     def start(self) -> None:
-        """Start recognising the current source (or show that there is no camera)."""
+        """Start recognizing the current source (or show that there is no camera)."""
         if self.sources.none_found(self._settings.camera.source):
             self._show_no_camera()
             return
@@ -220,7 +224,7 @@ class MainWindow(QMainWindow):
         self.controller.start(self._settings)
 
     def stop(self) -> None:
-        """Stop recognising (waits for the worker)."""
+        """Stop recognizing (waits for the worker)."""
         self.controller.stop()
 
     def toggle_running(self) -> None:
@@ -228,6 +232,7 @@ class MainWindow(QMainWindow):
         self.stop() if self.controller.is_running() else self.start()
 
     def _on_running_changed(self, running: bool) -> None:
+        self.start_action.setEnabled(running or self.sources.startable(self._settings.camera.source))
         self.start_action.setText("&Stop" if running else "&Start")
         self.start_action.setIcon(icon("stop" if running else "play"))
         if not running and self.video_view.result is None:
@@ -238,6 +243,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("No camera found: open a video file instead (Ctrl+O)")
 
     def _show_idle_state(self) -> None:
+        self.start_action.setEnabled(self.sources.startable(self._settings.camera.source))
         if self._load_error is not None:
             self.live.show_load_error(self._load_error)
         elif self.sources.none_found(self._settings.camera.source):
@@ -282,11 +288,6 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text.splitlines()[0], 15000)
 
     # -- tabs -------------------------------------------------------------------------------------
-    def toggle_fullscreen(self) -> None:
-        """What F11 does."""
-        self.showNormal() if self.isFullScreen() else self.showFullScreen()
-        self.menu_actions.fullscreen.setChecked(self.isFullScreen())
-
     def show_diagnostics(self) -> None:
         """Bring the Diagnostics tab forward."""
         self.tabs.setCurrentWidget(self.diagnostics)
@@ -307,15 +308,15 @@ class MainWindow(QMainWindow):
         return self.trainer_holder.tab
 
     def use_trained_model(self, checkpoint: str) -> None:
-        """Recognise with a trained GhostFaceNetV2 from now on ("Use this model"), and save that choice.
+        """Recognize with a trained GhostFaceNetV2 from now on ("Use this model"), and save that choice.
 
         The threshold follows the model (a hand-set one belonged to the previous model). The worker builds
-        the new embedder and re-embeds the gallery in the background; meanwhile the old model recognises.
+        the new embedder and re-embeds the gallery in the background; meanwhile the old model recognizes.
         """
         recognition = {"embedder": f"ghostfacenetv2:{checkpoint}", "threshold_from_model": True}
         self.apply_settings(self._settings.replace(recognition=recognition), save=True)
         name = Path(checkpoint).name
-        self.statusBar().showMessage(f"Now recognising with {name}: the gallery is re-embedded for it", 8000)
+        self.statusBar().showMessage(f"Now recognizing with {name}: the gallery is re-embedded for it", 8000)
 
     # -- geometry and closing ---------------------------------------------------------------------
     def shutdown(self) -> None:

@@ -15,9 +15,11 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -32,6 +34,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.field_text import human_name, unit_of
+from app.user_dirs import start_folder
 from core import paths
 from core.events import EventBus, PluginState, PluginStatus
 from core.plugins import (
@@ -46,6 +50,21 @@ from core.plugins import (
 from core.settings import PluginSettings, load_settings
 
 __all__ = ["PluginsDialog", "status_text"]
+
+
+def _default_text(setting: Setting) -> str:
+    """A setting's default as the user reads it ("empty", "on", a secret's "hidden")."""
+    if setting.secret:
+        return "hidden"
+    if setting.default in ("", None):
+        return "empty"
+    if isinstance(setting.default, bool):
+        return "on" if setting.default else "off"
+    return str(setting.default)
+
+
+def _bound(value: float | None, fallback: float) -> float:
+    return float(value) if value is not None else fallback
 
 
 def _schema(plugin: object) -> dict[str, Setting]:
@@ -74,6 +93,8 @@ def status_text(status: PluginStatus) -> str:
         return "off"
     if status.state is PluginState.FAILED:
         return f"failed: {status.last_error}"
+    if status.state is PluginState.DEGRADED:
+        return f"degraded: {status.problem}"
     return "ok"
 
 
@@ -244,7 +265,7 @@ class PluginsDialog(QDialog):
                 cell = self.table.item(row, 3)
                 if cell.text() != text:
                     cell.setText(text)
-                    cell.setToolTip(status.last_error)
+                    cell.setToolTip(status.last_error or status.problem)
                 for col, value in ((4, status.calls), (5, status.failures), (6, status.dropped)):
                     self.table.item(row, col).setText(str(value))
         finally:
@@ -304,6 +325,7 @@ class PluginsDialog(QDialog):
         while self.form.rowCount():
             self.form.removeRow(0)
         self._editors = {}
+        self._browse_buttons: list[QPushButton] = []
         self.message_label.clear()
         values: Mapping[str, Any] = {}
         defaults: Mapping[str, Any] = {}
@@ -328,16 +350,15 @@ class PluginsDialog(QDialog):
         self.settings_box.setTitle(f"Settings of {name}" if name else "Settings")
         self.location_label.setText(location)
         for key, value in values.items():
-            editor = self._editor(value, defaults.get(key, value))
-            setting = schema.get(key)
-            if setting is not None:
-                if setting.help:
-                    editor.setToolTip(setting.help)
-                if setting.secret and isinstance(editor, QLineEdit):
-                    editor.setEchoMode(QLineEdit.EchoMode.Password)
+            setting = schema.get(key) or Setting(default=defaults.get(key, value))
+            editor = self._editor(value, defaults.get(key, value), setting, unit_of(key))
             editor.setObjectName(f"setting-{key}")
-            editor.setAccessibleName(key)
-            self.form.addRow(key, editor)
+            label = QLabel(setting.label or human_name(key))
+            label.setObjectName(f"setting-{key}-label")
+            label.setToolTip(setting.help)
+            label.setBuddy(editor)
+            editor.setAccessibleName(label.text())
+            self.form.addRow(label, self._setting_row(key, editor, setting))
             self._editors[key] = editor
         if name is not None and not values:
             self.form.addRow(QLabel("This plugin has no settings."))
@@ -345,29 +366,74 @@ class PluginsDialog(QDialog):
         internal = running and self.bus is not None and self.bus.plugin(name).origin == Origin.INTERNAL  # type: ignore[arg-type]
         self.apply_button.setEnabled(running and bool(values) and not internal)
         self.test_button.setEnabled(running and not internal)
-        for editor in self._editors.values():
-            editor.setEnabled(running and not internal)
+        for widget in (*self._editors.values(), *self._browse_buttons):
+            widget.setEnabled(running and not internal)
+
+    def _setting_row(self, key: str, editor: QWidget, setting: Setting) -> QWidget:
+        """The editor, "Browse…" for a path, and a line saying what the setting does and its default."""
+        box = QWidget()
+        column = QVBoxLayout(box)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        row = QHBoxLayout()
+        row.addWidget(editor, 1)
+        if setting.path in ("file", "folder") and isinstance(editor, QLineEdit):
+            browse = QPushButton("Browse…")
+            browse.setObjectName(f"setting-{key}-browse")
+            browse.setToolTip(f"Choose the {setting.path}")
+            browse.clicked.connect(lambda: self._browse(editor, setting.path))
+            browse.setEnabled(editor.isEnabled())
+            row.addWidget(browse)
+            self._browse_buttons.append(browse)
+        column.addLayout(row)
+        about = f"{setting.help[:1].upper()}{setting.help[1:].rstrip('.')}. " if setting.help else ""
+        help_label = QLabel(f"{about}Default: {_default_text(setting)}.")
+        help_label.setObjectName(f"setting-{key}-help")
+        help_label.setProperty("role", "help")
+        help_label.setWordWrap(True)
+        column.addWidget(help_label)
+        editor.setToolTip(setting.help)
+        return box
+
+    def _browse(self, editor: QLineEdit, kind: str) -> None:
+        if kind == "folder":
+            path = QFileDialog.getExistingDirectory(self, "Choose a folder", start_folder(editor.text()))
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, "Choose a file", start_folder(editor.text()))
+        if path:
+            editor.setText(path)
 
     @staticmethod
-    def _editor(value: Any, default: Any) -> QWidget:
+    def _editor(value: Any, default: Any, setting: Setting, unit: str = "") -> QWidget:
         # The kind of editor follows the default's type, so a value saved as text still edits right.
+        if setting.choices:
+            combo = QComboBox()
+            for choice in setting.choices:
+                combo.addItem(str(choice), choice)
+            combo.setCurrentIndex(max(combo.findData(value), 0))
+            return combo
         if isinstance(default, bool):
             box = QCheckBox()
             box.setChecked(bool(value))
             return box
+        spin: QSpinBox | QDoubleSpinBox
         if isinstance(default, int):
             spin = QSpinBox()
-            spin.setRange(-1_000_000_000, 1_000_000_000)
+            spin.setRange(int(_bound(setting.min, -1e9)), int(_bound(setting.max, 1e9)))
             spin.setValue(int(value))
-            return spin
-        if isinstance(default, float):
-            dspin = QDoubleSpinBox()
-            dspin.setRange(-1e9, 1e9)
-            dspin.setDecimals(3)
-            dspin.setValue(float(value))
-            return dspin
-        line = QLineEdit("" if value is None else str(value))
-        return line
+        elif isinstance(default, float):
+            spin = QDoubleSpinBox()
+            spin.setRange(_bound(setting.min, -1e9), _bound(setting.max, 1e9))
+            spin.setDecimals(3)
+            spin.setValue(float(value))
+        else:
+            line = QLineEdit("" if value is None else str(value))
+            if setting.secret:
+                line.setEchoMode(QLineEdit.EchoMode.Password)
+            return line
+        if unit:
+            spin.setSuffix(f" {unit}")
+        return spin
 
     def form_values(self) -> dict[str, Any]:
         """The values in the settings form, typed like the plugin's defaults."""
@@ -379,6 +445,8 @@ class PluginsDialog(QDialog):
                 out[key] = editor.value()
             elif isinstance(editor, QLineEdit):
                 out[key] = editor.text()
+            elif isinstance(editor, QComboBox):
+                out[key] = editor.currentData()
         return out
 
     def set_form_value(self, key: str, value: Any) -> None:
@@ -390,6 +458,8 @@ class PluginsDialog(QDialog):
             editor.setValue(value)
         elif isinstance(editor, QLineEdit):
             editor.setText(str(value))
+        elif isinstance(editor, QComboBox):
+            editor.setCurrentIndex(max(editor.findData(value), 0))
 
     @Slot()
     def apply_settings(self) -> None:

@@ -360,9 +360,11 @@ class RecognitionWorker(ThreadWorker):
         return True
 
     def _process(self, state: _LoopState, frame: Frame) -> FrameResult | None:
-        """Recognise one frame; a failure is counted and reported, and the loop goes on."""
+        """Recognize one frame; a failure is counted and reported, and the loop goes on."""
         try:
-            return state.pipeline.process(frame.image, frame.index, frame.timestamp, frame.decode_ms)
+            return state.pipeline.process(
+                frame.image, frame.index, frame.timestamp, frame.decode_ms, stream_id=frame.stream_id
+            )
         except Exception as exc:  # noqa: BLE001 - one bad frame must not end the loop
             self.errors += 1
             log.warning("frame %s failed: %s", frame.index, exc)
@@ -493,7 +495,7 @@ class RecognitionController(ThreadController):
         return self._settings
 
     def start(self, settings: Settings | None = None) -> None:
-        """Start recognising with ``settings`` (or the current ones); a running worker is stopped first."""
+        """Start recognizing with ``settings`` (or the current ones); a running worker is stopped first."""
         if settings is not None:
             self._settings = settings
         if self.is_running():

@@ -39,7 +39,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.field_text import UI_RANGES, field_label, unit_of
 from app.model_choices import ModelChoice, ModelKind, install_model_file, model_choice, model_choices
+from app.themes import THEMES
+from app.user_dirs import start_folder
 from core.embedding import parse_spec
 from core.errors import GhostFaceError
 from core.modelstore import ModelStore, default_store
@@ -57,6 +60,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("tracking", "Tracking"),
     ("display", "Display"),
     ("events", "Events"),
+    ("ui", "Appearance"),
 )
 # The settings fields that name a model, and which list each one is.
 MODEL_FIELDS: dict[tuple[str, str], ModelKind] = {
@@ -97,12 +101,21 @@ def available_devices(current: str = "cpu") -> list[str]:
     return devices
 
 
+def _show_unit(editor: QWidget, unit: str) -> None:
+    """Put ``unit`` after the number of ``editor`` (a spin box, or a widget holding one)."""
+    if not unit:
+        return
+    spin = editor if isinstance(editor, QAbstractSpinBox) else editor.findChild(QAbstractSpinBox)
+    if isinstance(spin, QSpinBox | QDoubleSpinBox):
+        spin.setSuffix(f" {unit}")
+
+
 class _FloatEdit(QWidget):
     """A spin box, with a slider beside it when the range is a threshold's.
 
     ``valueChanged`` fires only for a committed value: Enter, focus out, an arrow key or spin step, a
     slider release or a slider key. A number being typed passes through others (``0`` and ``0.`` on the
-    way to ``0.45``) and a drag through many; applying those would, for a moment, recognise strangers.
+    way to ``0.45``) and a drag through many; applying those would, for a moment, recognize strangers.
     """
 
     valueChanged = Signal(float)  # noqa: N815 - Qt naming
@@ -225,6 +238,7 @@ class SettingsDialog(QDialog):
             self.tabs.addTab(self._build_section(section), title)
         self.tabs.addTab(self._build_gallery_page(), "Gallery")
         self.tabs.addTab(self._build_store_page(), "Stations")
+        self.tabs.setUsesScrollButtons(False)  # every tab in sight, no scroll arrows to look for
 
         self.error_label = QLabel()
         self.error_label.setObjectName("SettingsError")
@@ -294,9 +308,9 @@ class SettingsDialog(QDialog):
                 combo.addItem(device)
 
     def _follow_model_threshold(self, follow: bool) -> None:
-        editor = self.findChild(QWidget, "recognition.similarity_threshold")
-        if editor is not None:
-            editor.setEnabled(not follow)
+        for name in ("recognition.similarity_threshold", "recognition.similarity_threshold.label"):
+            if (widget := self.findChild(QWidget, name)) is not None:
+                widget.setEnabled(not follow)
 
     # -- building -------------------------------------------------------------------------------
     def _choices(self, section: str, key: str) -> list[str] | None:
@@ -311,12 +325,16 @@ class SettingsDialog(QDialog):
         form = QFormLayout(page)
         model: type[BaseModel] = Settings.model_fields[section].annotation  # type: ignore[assignment]
         for key, info in model.model_fields.items():
-            editor = self._make_editor(section, key, info)
+            ident = (section, key)
+            named = ident == ("ui", "theme")
+            editor = self._named_choices(ident, THEMES) if named else self._make_editor(section, key, info)
             if editor is None:
                 continue
             editor.setObjectName(f"{section}.{key}")
             editor.setToolTip(info.description or "")
-            label = QLabel(info.title or key)
+            _show_unit(editor, unit_of(f"{section}.{key}"))
+            label = QLabel(field_label(f"{section}.{key}", info.title))
+            label.setObjectName(f"{section}.{key}.label")
             label.setToolTip(info.description or "")
             label.setBuddy(editor)
             form.addRow(label, editor)
@@ -342,7 +360,7 @@ class SettingsDialog(QDialog):
             self._getters[ident] = spin.value
             return spin
         if annotation is float:
-            lo, hi = field_bounds(info)
+            lo, hi = UI_RANGES.get(f"{section}.{key}", field_bounds(info))
             lo_f = float(lo if lo is not None else 0.0)
             hi_f = float(hi if hi is not None else 1e6)
             slider = hi_f - lo_f <= 2.0
@@ -384,6 +402,23 @@ class SettingsDialog(QDialog):
             self._getters[ident] = line.text
             return line
         return None  # dict-valued plugin settings: the plugins dialog edits them
+
+    def _named_choices(self, ident: tuple[str, str], choices: dict[str, str]) -> QComboBox:
+        """A fixed list (not editable as text) showing each value's label: ``{value: label}``."""
+        combo = QComboBox()
+        for value, text in choices.items():
+            combo.addItem(text, value)
+        combo.currentIndexChanged.connect(self._changed)
+
+        def select(value: str, combo: QComboBox = combo) -> None:
+            combo.setCurrentIndex(max(combo.findData(value), 0))
+
+        def chosen(combo: QComboBox = combo) -> str:
+            return str(combo.currentData())
+
+        self._setters[ident] = select
+        self._getters[ident] = chosen
+        return combo
 
     # -- model lists ----------------------------------------------------------------------------
     def _model_editor(self, kind: ModelKind, ident: tuple[str, str]) -> QWidget:
@@ -554,14 +589,17 @@ class SettingsDialog(QDialog):
         box = QWidget()
         row = QHBoxLayout(box)
         row.setContentsMargins(0, 0, 0, 0)
+        # A long path is elided in the list, not a reason for the dialog to outgrow a small screen.
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(24)
         row.addWidget(combo, 1)
         browse = QPushButton("Video…")
         browse.setToolTip("Choose a video file as the source.")
 
         def pick() -> None:
-            path, _ = QFileDialog.getOpenFileName(
-                self, "Open video", "", "Videos (*.mp4 *.avi *.mkv *.mov *.webm);;All files (*)"
-            )
+            filters = "Videos (*.mp4 *.avi *.mkv *.mov *.webm);;All files (*)"
+            folder = start_folder(combo.currentText(), kind="videos")
+            path, _ = QFileDialog.getOpenFileName(self, "Open video", folder, filters)
             if path:
                 set_text(path)
 
@@ -582,7 +620,7 @@ class SettingsDialog(QDialog):
         browse = QPushButton("Browse…")
 
         def pick() -> None:
-            path = QFileDialog.getExistingDirectory(self, "Gallery folder", line.text())
+            path = QFileDialog.getExistingDirectory(self, "Gallery folder", start_folder(line.text()))
             if path:
                 line.setText(path)
                 self._changed()

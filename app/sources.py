@@ -143,6 +143,14 @@ class CameraSources(QObject):
         """True when ``spec`` is a camera and the probe found none."""
         return is_camera_spec(spec) and self.cameras is not None and not self.cameras
 
+    def startable(self, spec: str) -> bool:
+        """False when there is nothing to start: no source, a camera the probe did not find, a missing file."""
+        if not spec.strip():
+            return False
+        if is_camera_spec(spec):
+            return not self.none_found(spec)
+        return Path(spec).expanduser().exists()
+
     def _on_found(self, cameras: list[int]) -> None:
         self.cameras = list(cameras)
         self.picker.populate(self.cameras, self._current)

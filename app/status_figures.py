@@ -12,6 +12,12 @@ from app.recognition_worker import WorkerStats
 __all__ = ["StatusFigures"]
 
 
+def _show(label: QLabel, text: str) -> None:
+    """Set a figure's text; an empty figure is hidden rather than an empty box."""
+    label.setText(text)
+    label.setVisible(bool(text))
+
+
 class StatusFigures(QObject):
     """Adds the figures to a status bar and keeps them current (connect the worker's reports here).
 
@@ -40,6 +46,11 @@ class StatusFigures(QObject):
         )
         for widget in (self.progress, self.timings_label, self.dropped_label, self.fps_label):
             bar.addPermanentWidget(widget)
+        # An empty figure is hidden: the status bar draws a box around each one, even an empty one.
+        # The size grip is one such box; the window's edges resize it anyway.
+        bar.setSizeGripEnabled(False)
+        self.timings_label.hide()
+        self.dropped_label.hide()
 
     @Slot(object)
     def follow(self, controller: Any, gallery_controller: Any) -> None:
@@ -53,18 +64,21 @@ class StatusFigures(QObject):
         self.last_stats = stats
         self.fps_label.setText(f"{stats.fps:.1f} fps")
         t = stats.mean_timings
-        self.timings_label.setText(
-            f"decode {t.decode_ms:.1f} · detect {t.detect_ms:.1f} · align {t.align_ms:.1f} · "
-            f"embed {t.embed_ms:.1f} · match {t.match_ms:.1f} · track {t.track_ms:.1f} ms"
-        )
-        self.dropped_label.setText(f"dropped {stats.source_dropped + stats.display_dropped}")
+        stages = (
+            ("decode", t.decode_ms), ("detect", t.detect_ms), ("align", t.align_ms),
+            ("embed", t.embed_ms), ("match", t.match_ms), ("track", t.track_ms),
+        )  # fmt: skip
+        # Whole milliseconds from 10 up: the figures stay readable and fit a small screen's status bar.
+        text = " · ".join(f"{name} {ms:.0f}" if ms >= 10 else f"{name} {ms:.1f}" for name, ms in stages)
+        _show(self.timings_label, f"{text} ms")
+        _show(self.dropped_label, f"dropped {stats.source_dropped + stats.display_dropped}")
 
     @Slot(bool)
     def show_running(self, running: bool) -> None:
         """Nothing runs any more: no rate to show."""
         if not running:
             self.fps_label.setText("– fps")
-            self.timings_label.setText("")
+            _show(self.timings_label, "")
 
     @Slot(int, int, str)
     def show_gallery_progress(self, done: int, total: int, _item: str = "") -> None:

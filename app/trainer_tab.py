@@ -1,8 +1,12 @@
-"""The trainer tab: train or fine-tune GhostFaceNetV2 on a folder of crops without leaving the app.
+"""The trainer tab: fine-tune GhostFaceNetV2 on your own photos without leaving the app.
 
-Pick the data folder, the mode (ArcFace, distillation from SFace, or both), the width, epochs and learning
-rate (or load a JSON config); Start, Stop and Resume; follow progress, ETA, live loss and validation plots
-and the log; "Use this model" hands the best checkpoint to the main window, which switches its embedder.
+Step 1 (:mod:`app.trainer_align`) turns photos, a folder with one sub-folder per person or the gallery,
+into aligned crops with the engine's own detector, with progress, Cancel and a per-photo report. Step 2
+fine-tunes the installed model with the shipped recipe (:mod:`trainer.recipes`: distillation from SFace,
+the teacher online on degraded views; the form is :mod:`app.trainer_form`), or any JSON config. Start,
+Stop and Resume; each phase is named with its time left; loss and validation plots and the log; "Use this
+model" hands the best checkpoint to the main window, which switches its embedder. The form and the last
+run are remembered (:mod:`app.trainer_memory`) and the last run is offered for Resume.
 Training runs in a worker thread (:mod:`app.training_worker`); closing stops it and keeps the checkpoint.
 """
 
@@ -10,38 +14,35 @@ from __future__ import annotations
 
 import logging
 import math
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
-    QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
-    QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from app.training_worker import TrainingController, TrainingProgress
+from app.trainer_align import AlignPanel
+from app.trainer_form import TrainingForm, default_output_dir
+from app.trainer_memory import LastRun, TrainerMemory, describe_last_run
+from app.training_worker import TrainingController, TrainingProgress, describe_progress
 
 __all__ = ["PlotWidget", "TrainerTab"]
 
 log = logging.getLogger(__name__)
-
-MODES = (("ArcFace (labelled folders)", "arcface"), ("Distillation from SFace", "distill"), ("Both", "both"))
 
 
 class PlotWidget(QWidget):
@@ -121,30 +122,49 @@ class PlotWidget(QWidget):
         painter.end()
 
 
-def _default_output_dir() -> Path:
-    from core import paths
+def _load_settings() -> Any:
+    from core.paths import settings_path
+    from core.settings import load_settings
 
-    return paths.data_dir() / "training" / time.strftime("run-%Y%m%d-%H%M%S")
+    return load_settings(settings_path()).settings
 
 
 class TrainerTab(QWidget):
-    """The trainer tab. Emits ``use_model(str)`` with the checkpoint path when the user adopts a model."""
+    """The trainer tab. Emits ``use_model(str)`` with the checkpoint path when the user adopts a model.
+
+    Args:
+        settings: returns the app's settings in use (the detector that aligns photos, the gallery folder);
+            by default they are read from the settings file.
+        memory: where the form and the last run are remembered (default: ``trainer.ini`` in the config folder).
+    """
 
     use_model = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        *,
+        settings: Callable[[], Any] | None = None,
+        memory: TrainerMemory | None = None,
+    ) -> None:
         super().__init__(parent)
         self.controller = TrainingController(self)
-        self._loaded_config: dict[str, Any] | None = None
+        self.memory = memory or TrainerMemory()
         self._result: Any = None
         self._batches_seen = 0
+        self._planned_epochs = 0
 
-        form = QFormLayout()
-        self._add_model_rows(form)
-        self._add_schedule_rows(form)
-        settings_box = QGroupBox("Training")
-        settings_box.setLayout(form)
-        self._lay_out(settings_box)
+        self.align_panel = AlignPanel(settings or _load_settings)
+        self.align_panel.crops_ready.connect(self._on_crops_ready)
+        self.form = f = TrainingForm()
+        # The form's fields, by the names the tab has always had.
+        self.data_edit, self.output_edit, self.init_edit = f.data_edit, f.output_edit, f.init_edit
+        self.mode_combo, self.width_combo, self.config_label = f.mode_combo, f.width_combo, f.config_label
+        self.epochs_spin, self.lr_spin, self.batch_spin = f.epochs_spin, f.lr_spin, f.batch_spin
+        self.options = f.options
+        f.run_dir_changed.connect(self._update_buttons)
+        f.message.connect(self._append_log)
+        self._lay_out(f)
         c = self.controller
         c.progress.connect(self._on_progress)
         c.epoch_end.connect(self._on_epoch_end)
@@ -152,77 +172,8 @@ class TrainerTab(QWidget):
         c.finished.connect(self._on_finished)
         c.error.connect(self._on_error)
         c.running_changed.connect(self._update_buttons)
+        self._restore()
         self._update_buttons()
-
-    def _add_model_rows(self, form: QFormLayout) -> None:
-        """Data, run folder, mode, width and the checkpoint to start from."""
-        self.data_edit = QLineEdit()
-        self.data_edit.setPlaceholderText("folder of aligned 112x112 crops: <person>/<crop>.jpg")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_data)
-        row = QHBoxLayout()
-        row.addWidget(self.data_edit, 1)
-        row.addWidget(browse)
-        form.addRow("Data folder", row)
-
-        self.output_edit = QLineEdit(str(_default_output_dir()))
-        self.output_edit.textChanged.connect(self._update_buttons)
-        form.addRow("Run folder", self.output_edit)
-
-        self.mode_combo = QComboBox()
-        for text, value in MODES:
-            self.mode_combo.addItem(text, value)
-        self.mode_combo.setCurrentIndex(2)
-        form.addRow("Mode", self.mode_combo)
-
-        self.width_combo = QComboBox()
-        for width in ("1.0", "1.3"):
-            self.width_combo.addItem(f"GhostFaceNetV2-{width}", float(width))
-        form.addRow("Model width", self.width_combo)
-
-        # Fine-tuning: start from a trained backbone instead of random weights.
-        self.init_edit = QLineEdit()
-        self.init_edit.setPlaceholderText("empty: random weights (train from scratch)")
-        self.init_edit.setToolTip(
-            "A backbone checkpoint to fine-tune (its width and stride must match the model above)"
-        )
-        pick_init = QPushButton("Browse…")
-        pick_init.clicked.connect(self._browse_init)
-        installed = QPushButton("Installed model")
-        installed.setToolTip("Fine-tune the GhostFaceNetV2 that ships with the app")
-        installed.clicked.connect(self.use_installed_model_as_start)
-        row = QHBoxLayout()
-        row.addWidget(self.init_edit, 1)
-        row.addWidget(pick_init)
-        row.addWidget(installed)
-        form.addRow("Start from", row)
-
-    def _add_schedule_rows(self, form: QFormLayout) -> None:
-        """Epochs, learning rate, batch size, and a config file instead of the fields."""
-        self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(1, 1000)
-        self.epochs_spin.setValue(10)
-        form.addRow("Epochs", self.epochs_spin)
-
-        self.lr_spin = QDoubleSpinBox()
-        self.lr_spin.setDecimals(5)
-        self.lr_spin.setRange(1e-5, 1.0)
-        self.lr_spin.setSingleStep(0.0005)
-        self.lr_spin.setValue(0.002)
-        form.addRow("Learning rate (AdamW)", self.lr_spin)
-
-        self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(2, 4096)
-        self.batch_spin.setValue(128)
-        form.addRow("Batch size", self.batch_spin)
-
-        self.config_label = QLabel("no config file loaded (the fields above are used)")
-        load = QPushButton("Load config…")
-        load.clicked.connect(self._browse_config)
-        row = QHBoxLayout()
-        row.addWidget(self.config_label, 1)
-        row.addWidget(load)
-        form.addRow("Config", row)
 
     def _lay_out(self, settings_box: QGroupBox) -> None:
         self.start_button = QPushButton("Start")
@@ -239,7 +190,8 @@ class TrainerTab(QWidget):
 
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)
-        self.status_label = QLabel("idle")
+        self.status_label = QLabel("Ready: align photos, then Start.")
+        self.status_label.setWordWrap(True)
         self.loss_plot = PlotWidget("training loss", "#ef4444")
         self.val_plot = PlotWidget("validation accuracy (held-out pairs)", "#10b981")
         plots = QHBoxLayout()
@@ -249,126 +201,109 @@ class TrainerTab(QWidget):
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(5000)
 
-        layout = QVBoxLayout(self)
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.addWidget(self.align_panel)
         layout.addWidget(settings_box)
         layout.addLayout(buttons)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status_label)
         layout.addLayout(plots, 1)
         layout.addWidget(self.log_view, 1)
+        # The steps are taller than a 768-pixel screen at 150%: the tab scrolls instead of clipping.
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
 
     # -- configuration ----------------------------------------------------------------------------------
+
+    @Slot(str)
+    def _on_crops_ready(self, folder: str) -> None:
+        self.set_data_folder(folder)
+        self._append_log(f"training data: the aligned crops in {folder}")
+        self.save_form()
+
+    # -- memory -----------------------------------------------------------------------------------------
 
     @property
     def run_dir(self) -> Path:
         """The run's output folder, as typed in the form."""
-        return Path(self.output_edit.text().strip()).expanduser()
+        return self.form.run_dir
 
     def set_data_folder(self, path: str | Path) -> None:
         """Put ``path`` in the training data field."""
-        self.data_edit.setText(str(path))
-
-    def _browse_data(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Folder of aligned face crops", self.data_edit.text())
-        if folder:
-            self.set_data_folder(folder)
-
-    def _browse_init(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Backbone checkpoint to fine-tune", self.init_edit.text(), "PyTorch (*.pt *.pth)"
-        )
-        if path:
-            self.init_edit.setText(path)
-
-    def use_installed_model_as_start(self) -> None:
-        """Fill "Start from" with the shipped GhostFaceNetV2 (width 1.0, stride 2) and match the width."""
-        from core.modelstore import default_store
-
-        path = default_store().locate("ghostfacenetv2")
-        if path is None:
-            QMessageBox.warning(self, "No installed model", "No GhostFaceNetV2 checkpoint is installed.")
-            return
-        self.init_edit.setText(str(path))
-        self.width_combo.setCurrentIndex(max(0, self.width_combo.findData(1.0)))
-
-    def _browse_config(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Training config", "", "JSON (*.json)")
-        if path:
-            self.load_config_file(path)
+        self.form.set_data_folder(path)
 
     def load_config_file(self, path: str | Path) -> bool:
         """Fill the form from a JSON config; a bad file is reported and changes nothing."""
-        from trainer.config import ConfigError, load_config
-
-        try:
-            config = load_config(path)
-        except ConfigError as exc:
-            QMessageBox.warning(self, "Cannot use this config", str(exc))
-            self._append_log(f"config not loaded: {exc}")
-            return False
-        self._loaded_config = config.to_dict()
-        self.data_edit.setText(str(config.data_path[0]))
-        self.output_edit.setText(config.output_dir)
-        self.mode_combo.setCurrentIndex([v for _t, v in MODES].index(config.mode))
-        index = self.width_combo.findData(config.backbone.width)
-        if index < 0:
-            self.width_combo.addItem(f"GhostFaceNetV2-{config.backbone.width}", config.backbone.width)
-            index = self.width_combo.count() - 1
-        self.width_combo.setCurrentIndex(index)
-        self.epochs_spin.setValue(config.epochs)
-        self.lr_spin.setValue(config.optimizer.base_lr)
-        self.batch_spin.setValue(config.batch_size)
-        self.init_edit.setText(config.init_backbone or "")
-        self.config_label.setText(str(path))
-        return True
+        return self.form.load_config_file(path)
 
     def build_config(self) -> Any:
-        """The :class:`trainer.config.TrainConfig` the form describes (over a loaded config, if any).
+        """The :class:`trainer.config.TrainConfig` the form describes (see :meth:`TrainingForm.build_config`)."""
+        return self.form.build_config()
 
-        Raises:
-            trainer.config.ConfigError: the form is incomplete or invalid.
-        """
-        from trainer.config import ConfigError, config_from_dict
+    def use_installed_model_as_start(self) -> None:
+        """Fine-tune the shipped GhostFaceNetV2 (see :meth:`TrainingForm.use_installed_model_as_start`)."""
+        self.form.use_installed_model_as_start()
 
-        base: dict[str, Any] = dict(self._loaded_config or {})
-        data = self.data_edit.text().strip()
-        if not data:
-            raise ConfigError("choose the data folder first")
-        paths = list(base.get("data_path") or [])
-        if not paths or paths[0] != data:
-            paths = [data]
-        base["data_path"] = paths
-        base["output_dir"] = str(self.run_dir)
-        base["mode"] = self.mode_combo.currentData()
-        base["epochs"] = self.epochs_spin.value()
-        base["batch_size"] = self.batch_spin.value()
-        backbone = dict(base.get("backbone") or {})
-        backbone["width"] = self.width_combo.currentData()
-        base["backbone"] = backbone
-        base["init_backbone"] = self.init_edit.text().strip() or None
-        optimizer = dict(base.get("optimizer") or {"name": "adamw"})
-        name = optimizer.get("name", "adamw")
-        section = dict(optimizer.get(name) or {})
-        section["base_lr"] = self.lr_spin.value()
-        optimizer[name] = section
-        base["optimizer"] = optimizer
-        return config_from_dict(base)
+    def save_form(self) -> None:
+        """Remember the form."""
+        self.memory.save_form(self.form.values())
+
+    def _restore(self) -> None:
+        """Show the remembered form, and offer the last run (its folder becomes the run folder)."""
+        values = self.memory.form()
+        if values:
+            self.form.restore(values)
+        offer = describe_last_run(self.memory.last_run())
+        if offer:
+            last = self.memory.last_run()
+            assert last is not None
+            self.output_edit.setText(last.run_dir)
+            self.status_label.setText(offer)
+
+    def _remember_run(self, state: str, result: Any = None) -> None:
+        epochs = self._planned_epochs
+        if result is None:
+            run = LastRun(str(self.run_dir), state, -1, epochs)
+        else:
+            run = LastRun(
+                str(result.output_dir), state, result.epochs_completed, epochs, result.best_accuracy
+            )
+        self.memory.save_last_run(run)
 
     # -- control ----------------------------------------------------------------------------------------
 
     @Slot()
     def start(self) -> None:
-        """Start a new training run with the form's settings."""
+        """Start a new training run with the form's settings (in a new run folder if this one holds a run)."""
+        if not self.controller.is_running() and (self.run_dir / "last.pt").is_file():
+            previous = self.run_dir
+            self.output_edit.setText(str(default_output_dir()))
+            self._append_log(f"a new run goes to {self.run_dir} (the run in {previous} is kept)")
         self._launch(resume=None)
 
     @Slot()
     def resume(self) -> None:
-        """Continue the run in the output folder from its ``last.pt``, if there is one."""
+        """Continue the run in the output folder from its ``last.pt``, with the config it was started with."""
         checkpoint = self.run_dir / "last.pt"
         if not checkpoint.is_file():
             self._append_log(f"nothing to resume: {checkpoint} does not exist")
             return
         self._launch(resume=checkpoint)
+
+    def _config_for(self, resume: Path | None) -> Any:
+        from trainer.config import load_config
+
+        saved = self.run_dir / "config.json"
+        if resume is not None and saved.is_file():
+            # The run's own config: the form may have changed since (or the app restarted).
+            return load_config(saved)
+        return self.build_config()
 
     def _launch(self, resume: Path | None) -> None:
         from trainer.config import ConfigError
@@ -376,7 +311,7 @@ class TrainerTab(QWidget):
         if self.controller.is_running():
             return
         try:
-            config = self.build_config()
+            config = self._config_for(resume)
         except ConfigError as exc:
             QMessageBox.warning(self, "Cannot start training", str(exc))
             self._append_log(f"not started: {exc}")
@@ -386,21 +321,27 @@ class TrainerTab(QWidget):
             self.val_plot.clear()
             self._batches_seen = 0
         self._result = None
+        self._planned_epochs = config.epochs
         self._append_log(
             ("resuming " if resume else "starting ") + f"{config.mode} training in {config.output_dir}"
         )
-        self.status_label.setText("starting…")
-        self.controller.start(config, resume)
+        self.status_label.setText("Starting…")
+        self.save_form()
+        self._remember_run("running")
+        # Only a new run from the built-in recipe is fitted to the data; a config file is taken as written.
+        self.controller.start(config, resume, fit_data=resume is None and not self.form.uses_config_file)
 
     @Slot()
     def stop(self) -> None:
         """Ask the run to stop after its current batch (the GUI stays responsive meanwhile)."""
         if self.controller.is_running():
-            self.status_label.setText("stopping after the current batch…")
+            self.status_label.setText("Stopping after the current batch…")
             self.controller.request_stop()
 
     def shutdown(self, timeout_ms: int = 120000) -> bool:
-        """Stop a running training and wait for it (its checkpoint is written first)."""
+        """Remember the form; stop a running alignment and training and wait (the checkpoint is written first)."""
+        self.save_form()
+        self.align_panel.shutdown()
         return self.controller.stop(timeout_ms)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
@@ -412,19 +353,15 @@ class TrainerTab(QWidget):
 
     @Slot(object)
     def _on_progress(self, p: TrainingProgress) -> None:
-        from trainer.callbacks import format_duration
-
-        frac = p.done / p.total if p.total else 0.0
-        self.progress_bar.setValue(int(round(1000 * frac)))
-        if p.phase == "teacher":
-            self.status_label.setText(f"teacher targets: {p.done}/{p.total}")
+        self.status_label.setText(describe_progress(p))
+        if p.phase not in ("teacher", "train") or not p.total:
+            self.progress_bar.setRange(0, 0)  # busy: this phase has no count
             return
-        self.status_label.setText(
-            f"epoch {p.epoch}/{p.epochs} · batch {p.done}/{p.total} · loss {p.loss:.4f} · lr {p.lr:.2e} · "
-            f"{p.images_per_s:.0f} img/s · ETA {format_duration(p.eta_s)}"
-        )
-        self._batches_seen = p.done
-        self.loss_plot.add_point(p.done, p.loss)
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setValue(int(round(1000 * p.done / p.total)))
+        if p.phase == "train":
+            self._batches_seen = p.done
+            self.loss_plot.add_point(p.done, p.loss)
 
     @Slot(object)
     def _on_epoch_end(self, record: dict) -> None:
@@ -438,19 +375,31 @@ class TrainerTab(QWidget):
     @Slot(object)
     def _on_finished(self, result: Any) -> None:
         self._result = result
-        if result.stopped:
-            text = f"stopped after {result.epochs_completed} epochs; Resume continues from {result.last_checkpoint}"
+        self.progress_bar.setRange(0, 1000)
+        done = f"{result.epochs_completed} of {self._planned_epochs} epochs"
+        if result.stopped and result.last_checkpoint is not None:
+            text = f"Stopped after {done}. Resume continues from {result.last_checkpoint}."
+        elif result.stopped:
+            text = "Stopped before the first checkpoint was saved: Start begins again."
         else:
-            best = "n/a" if result.best_accuracy is None else f"{result.best_accuracy:.4f}"
-            text = f"done: {result.epochs_completed} epochs, best validation accuracy {best}"
+            best = (
+                "not validated (no people held out)"
+                if result.best_accuracy is None
+                else f"best held-out accuracy {result.best_accuracy:.4f}"
+            )
+            epochs = "1 epoch" if result.epochs_completed == 1 else f"{result.epochs_completed} epochs"
+            text = f"Done: {epochs}, {best}."
         self.status_label.setText(text)
         self._append_log(text)
+        self._remember_run("stopped" if result.stopped else "finished", result)
         self._update_buttons()
 
     @Slot(object)
     def _on_error(self, exc: Exception) -> None:
-        self.status_label.setText("training failed")
+        self.progress_bar.setRange(0, 1000)
+        self.status_label.setText(f"Training failed: {exc}")
         self._append_log(f"error: {exc}")
+        self._remember_run("failed")
         QMessageBox.warning(self, "Training failed", str(exc))
 
     def best_checkpoint(self) -> Path | None:

@@ -11,6 +11,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from app.label_layout import layout_labels
 from core.settings import DisplaySettings
 from core.types import Face, FrameResult
 
@@ -24,9 +25,8 @@ TENTATIVE_AGE = 3
 
 
 def face_label(face: Face, display: DisplaySettings) -> str:
-    """The text drawn above a face: name (or Unknown), similarity, track id, as the display asks."""
-    name = face.person if face.person is not None else "Unknown"
-    parts = [name]
+    """The text drawn above a face: name (or "Unknown #12"), similarity, track id, as the display asks."""
+    parts = [face.label]
     if display.show_similarity:
         parts.append(f"{face.similarity:.2f}")
     if display.show_track_ids:
@@ -159,16 +159,13 @@ class VideoView(QWidget):
         def map_y(y: float) -> float:
             return target.y() + y * scale
 
+        boxes: list[QRectF] = []
         for face in result.faces:
-            if face.person is not None:
-                colour = KNOWN_COLOUR
-            elif face.track_age < TENTATIVE_AGE:
-                colour = TENTATIVE_COLOUR
-            else:
-                colour = UNKNOWN_COLOUR
+            colour = _colour(face)
             x1, y1, x2, y2 = (float(v) for v in face.detection.box[:4])
             left, right = sorted((map_x(x1), map_x(x2)))
             box = QRectF(QPointF(left, map_y(y1)), QPointF(right, map_y(y2)))
+            boxes.append(box)
             if display.show_boxes:
                 painter.setPen(QPen(colour, 2.5))
                 painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -178,15 +175,24 @@ class VideoView(QWidget):
                 painter.setBrush(colour)
                 for lx, ly in np.asarray(face.detection.landmarks, dtype=np.float32).reshape(-1, 2):
                     painter.drawEllipse(QPointF(map_x(float(lx)), map_y(float(ly))), 2.5, 2.5)
-            text = face_label(face, display)
-            tw = metrics.horizontalAdvance(text) + 10
-            th = metrics.height() + 4
-            ty = box.top() - th if box.top() - th >= target.top() else box.bottom()
-            # Keep the label inside the picture, even for a face at its right edge.
-            tx = min(max(box.left(), target.left()), max(target.left(), target.right() - tw))
-            label_rect = QRectF(tx, ty, tw, th)
+        # Labels after every box, so that no box is drawn over a label; nudged apart in a crowd.
+        texts = [face_label(face, display) for face in result.faces]
+        rects = layout_labels(
+            [(b.left(), b.top(), b.right(), b.bottom()) for b in boxes],
+            [(metrics.horizontalAdvance(text) + 10, metrics.height() + 4) for text in texts],
+            (target.left(), target.top(), target.right(), target.bottom()),
+        )
+        for face, text, (left, top, right, bottom) in zip(result.faces, texts, rects, strict=True):
+            label_rect = QRectF(left, top, right - left, bottom - top)
             painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(colour)
+            painter.setBrush(_colour(face))
             painter.drawRoundedRect(label_rect, 3, 3)
             painter.setPen(QColor("#0b0d10"))
             painter.drawText(label_rect, Qt.AlignmentFlag.AlignCenter, text)
+
+
+def _colour(face: Face) -> QColor:
+    """Known, tentative (a young unnamed track) or unknown."""
+    if face.person is not None:
+        return KNOWN_COLOUR
+    return TENTATIVE_COLOUR if face.track_age < TENTATIVE_AGE else UNKNOWN_COLOUR

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QMainWindow, QMenu
 
+from app.help_menu import fill_help_menu
 from app.icons import icon
 
 __all__ = ["WindowActions", "build_actions"]
@@ -34,6 +35,12 @@ class WindowActions:
     camera_menu: QMenu
 
 
+def _toggle_fullscreen(window: QMainWindow, action: QAction) -> None:
+    """What F11 does."""
+    window.showNormal() if window.isFullScreen() else window.showFullScreen()
+    action.setChecked(window.isFullScreen())
+
+
 def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> WindowActions:
     """Make the actions (each slot from ``slots`` by action name), the menu bar and the toolbar."""
 
@@ -46,6 +53,7 @@ def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> 
         window.addAction(act)
         return act
 
+    slots = {"fullscreen": lambda: _toggle_fullscreen(window, fullscreen), **slots}
     start = action("start", "&Start", Qt.Key.Key_Space, "play", "Start or stop (Space)")
     open_video = action("open_video", "&Open video…", QKeySequence.StandardKey.Open, "open")
     open_folder = action("open_folder", "Open image &folder…", None, "folder")
@@ -69,7 +77,7 @@ def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> 
     file_menu.addAction(quit_)
     menu.addMenu("&View").addActions([start, fullscreen, diagnostics])
     menu.addMenu("&Tools").addActions([settings, history, plugins])
-    menu.addMenu("&Help").addAction(about)
+    fill_help_menu(menu.addMenu("&Help"), window, about)
 
     toolbar = window.addToolBar("Main")
     toolbar.setObjectName("MainToolbar")
@@ -79,6 +87,7 @@ def build_actions(window: QMainWindow, slots: dict[str, Callable[..., Any]]) -> 
     source_combo = QComboBox()
     source_combo.setObjectName("SourceCombo")
     source_combo.setMinimumWidth(260)
+    source_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     source_combo.setToolTip("What to watch: a camera, a video file or a folder of images")
     toolbar.addWidget(QLabel(" Source: "))
     toolbar.addWidget(source_combo)

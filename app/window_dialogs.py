@@ -13,10 +13,13 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 import core
+from app.assign_face import FaceAssigner
 from app.enroll_dialog import EnrollDialog
+from app.fit import fit_to_screen
 from app.history_dialog import HistoryDialog
 from app.plugins_dialog import PluginsDialog
 from app.settings_dialog import SettingsDialog
+from app.user_dirs import start_folder
 from core.engine import gallery_root
 from core.settings import Settings
 
@@ -33,6 +36,13 @@ class WindowDialogs(QObject):
         super().__init__(window)
         self._window = window
         self._settings_dialog: SettingsDialog | None = None
+        # "Assign to person…" on Live's people list, its Events table and every History window.
+        self.assigner = FaceAssigner(window.gallery_controller, window)
+        self.assigner.attach_live(window.live.people, window.controller)
+        table = window.events_panel.table
+        self.assigner.attach_events(
+            table, lambda row: item.data(Qt.ItemDataRole.UserRole) if (item := table.item(row, 0)) else None
+        )
 
     def _save_applied(self, settings: Settings) -> None:
         self._window.apply_settings(settings, save=True)
@@ -46,12 +56,16 @@ class WindowDialogs(QObject):
     def ask_video(self) -> str:
         """A video file the user picks ("" when cancelled)."""
         filters = "Videos (*.mp4 *.avi *.mkv *.mov *.webm *.m4v);;All files (*)"
-        path, _ = QFileDialog.getOpenFileName(self._window, "Open a video", "", filters)
+        source = self._window.settings.camera.source
+        path, _ = QFileDialog.getOpenFileName(
+            self._window, "Open a video", start_folder(source, kind="videos"), filters
+        )
         return path
 
     def ask_image_folder(self) -> str:
         """A folder of images the user picks ("" when cancelled)."""
-        return QFileDialog.getExistingDirectory(self._window, "Open a folder of images")
+        source = self._window.settings.camera.source
+        return QFileDialog.getExistingDirectory(self._window, "Open a folder of images", start_folder(source))
 
     def open_settings(self) -> SettingsDialog:
         """The settings dialog (one at a time): edits go live, OK saves, Cancel restores."""
@@ -67,6 +81,7 @@ class WindowDialogs(QObject):
         dialog.settings_changed.connect(self._window.apply_settings)
         dialog.finished.connect(self._settings_dialog_closed)
         self._settings_dialog = dialog
+        fit_to_screen(dialog)
         dialog.open()
         return dialog
 
@@ -86,6 +101,10 @@ class WindowDialogs(QObject):
         # and it shows what it holds even while it cannot be written.
         dialog = HistoryDialog(self._window.context.history, parent=self._window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        fit_to_screen(dialog)
+        self.assigner.attach_events(
+            dialog.table, lambda row: dialog.events[row] if row < len(dialog.events) else None
+        )
         dialog.show()
         return dialog
 
@@ -96,6 +115,7 @@ class WindowDialogs(QObject):
         )
         dialog.plugin_settings_changed.connect(self._on_plugin_settings)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        fit_to_screen(dialog)
         dialog.show()
         return dialog
 

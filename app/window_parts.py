@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 if TYPE_CHECKING:
     from core.history import History
@@ -18,28 +30,79 @@ log = logging.getLogger(__name__)
 
 
 class WarningBanner(QWidget):
-    """A dismissable warning over the tabs (a bad settings file, an error while nothing is shown)."""
+    """A dismissable warning over the tabs (a bad settings file, an error while nothing is shown).
+
+    However long the message (a traceback, a list of files), the banner keeps a fixed height: it shows
+    the text on three lines at most, shortened, and "Details" puts the whole text in its place, in a small
+    scrolling box. A banner that grew with its text would grow the window past the screen.
+    """
+
+    MAX_CHARS = 240  # of the short text; the whole text is in the details
+    LINES = 3  # the short text's height, in lines
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("WarningBanner")
-        row = QHBoxLayout(self)
-        row.setContentsMargins(10, 6, 6, 6)
+        self.full_text = ""
         self.label = QLabel()
         self.label.setObjectName("WarningBannerText")
         self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Ignored: the label's height comes from the fixed maximum below, never from its text.
+        self.label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
+        self.details_button = QPushButton("Details")
+        self.details_button.setObjectName("BannerDetails")
+        self.details_button.setCheckable(True)
+        self.details_button.setToolTip("Show the whole message")
+        self.details_button.toggled.connect(self._show_details)
         close = QToolButton()
         close.setText("✕")
         close.setToolTip("Hide this message")
         close.clicked.connect(self.hide)
-        row.addWidget(self.label, 1)
-        row.addWidget(close)
+        self.details = QPlainTextEdit()
+        self.details.setObjectName("WarningBannerDetails")
+        self.details.setReadOnly(True)
+        # The short text or, on "Details", the whole text in its place, at one fixed height.
+        self.text_stack = QStackedWidget()
+        self.text_stack.addWidget(self.label)
+        self.text_stack.addWidget(self.details)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.text_stack, 1)
+        row.addWidget(self.details_button, 0, Qt.AlignmentFlag.AlignTop)
+        row.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(10, 6, 6, 6)
+        column.addLayout(row)
+        self._fix_heights()
         self.hide()
 
+    def _fix_heights(self) -> None:
+        # The details box takes the short text's place at the same height: toggling moves nothing.
+        self.text_stack.setFixedHeight(self.LINES * self.fontMetrics().lineSpacing() + 8)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt naming
+        """A new font or style (theme, scale) changes the line height the fixed heights are made of."""
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._fix_heights()
+        super().changeEvent(event)
+
     def show_text(self, text: str) -> None:
-        """Show ``text`` until the user closes it."""
-        self.label.setText(text)
+        """Show ``text`` until the user closes it: shortened to fit, the whole of it in the details."""
+        self.full_text = text
+        short = " ".join(text.split())
+        if len(short) > self.MAX_CHARS:
+            short = short[: self.MAX_CHARS - 1].rstrip() + "…"
+        self.label.setText(short)
+        self.label.setToolTip(text if len(text) <= 1000 else text[:1000] + "…")
+        self.details.setPlainText(text)
+        self.details_button.setVisible(short.endswith("…") or "\n" in text.strip())
+        self.details_button.setChecked(False)
         self.show()
+
+    def _show_details(self, shown: bool) -> None:
+        self.text_stack.setCurrentWidget(self.details if shown else self.label)
+        self.details_button.setText("Hide details" if shown else "Details")
 
 
 class LazyTrainerTab(QWidget):
@@ -54,10 +117,11 @@ class LazyTrainerTab(QWidget):
 
     use_model = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Callable[[], Any] | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         QVBoxLayout(self).setContentsMargins(0, 0, 0, 0)
         self.tab: QWidget | None = None
+        self._settings = settings  # the window's settings in use (the trainer aligns with its detector)
 
     def load(self) -> QWidget:
         """The trainer tab (built now if it was not yet)."""
@@ -66,7 +130,7 @@ class LazyTrainerTab(QWidget):
         try:
             from app.trainer_tab import TrainerTab
 
-            tab: QWidget = TrainerTab()
+            tab: QWidget = TrainerTab(settings=self._settings)
             tab.use_model.connect(self.use_model)
         except ImportError as exc:  # a bundle built without the trainer
             log.warning("trainer tab unavailable: %s", exc)
@@ -74,7 +138,12 @@ class LazyTrainerTab(QWidget):
             tab.setObjectName("TrainerUnavailable")
             tab.setAlignment(Qt.AlignmentFlag.AlignCenter)
             tab.setWordWrap(True)
-        self.layout().addWidget(tab)
+        # In a scroll area: the form never sets the window's smallest height on a small screen.
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(tab)
+        self.layout().addWidget(scroll)
         self.tab = tab
         return tab
 

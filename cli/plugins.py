@@ -73,7 +73,8 @@ def plugin_lines(rows: list[dict[str, Any]]) -> list[str]:
             if row.get("calls") or row.get("failures") or row.get("dropped")
             else ""
         )
-        error = f": {row['last_error']}" if row.get("last_error") else ""
+        reason = row.get("last_error") or row.get("problem")  # a failure, or what a degraded plugin says
+        error = f": {reason}" if reason else ""
         busy = f" (in {row['busy']})" if row.get("busy") else ""
         lines.append(f"  {row['name']} [{row.get('origin', '')}] {row['state']}{busy}{counts}{error}")
         for problem in row.get("problems") or ():

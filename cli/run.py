@@ -1,4 +1,4 @@
-"""``ghostface run``: recognise a video, a camera or an image folder against a gallery."""
+"""``ghostface run``: recognize a video, a camera or an image folder against a gallery."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ log = logging.getLogger("ghostface")
 
 def register(sub: Any) -> None:
     """Add ``run`` and its options to the subcommand parsers ``sub``."""
-    parser = sub.add_parser("run", help="recognise faces in a video, a camera or an image folder")
+    parser = sub.add_parser("run", help="recognize faces in a video, a camera or an image folder")
     parser.add_argument(
         "--source", required=True, help="video file, camera index (0, 1, ...) or image folder"
     )
@@ -168,7 +168,7 @@ def _run_settings(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Recognise every frame of ``--source`` against ``--gallery``; events and video as asked."""
+    """Recognize every frame of ``--source`` against ``--gallery``; events and video as asked."""
     settings = _run_settings(args)
     source = open_source(args.source, loop=bool(getattr(args, "loop", False)))
     outputs: _Outputs | None = None
@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
     }
     human = [
         f"{frames} frames in {seconds:.1f} s ({summary['fps']} fps)",
-        f"recognised: {', '.join(sorted(recognised)) or 'nobody'}",
+        f"recognized: {', '.join(sorted(recognised)) or 'nobody'}",
         f"events: {', '.join(f'{k} {v}' for k, v in sorted(kinds.items())) or 'none'}",
     ]
     if plugin_rows is not None:

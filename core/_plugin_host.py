@@ -12,7 +12,8 @@ is started again after a crash). The child runs ``python -m core._plugin_host``.
 Protocol: pickled tuples over the child's stdin and its original stdout (a plugin's ``print`` goes to
 stderr, so that it cannot corrupt the pipe). Parent to child: ``("load", spec, sys_path)`` once, then
 ``("call", seq, hook, args)`` and ``("exit",)``. Child to parent: ``("hello", info)`` once, then
-``("done", seq)``, ``("error", seq, one_line, traceback)`` and, at any time, ``("log", level, name, text)``.
+``("done", seq, problem)`` (the plugin's own ``problem`` attribute after the call, or None),
+``("error", seq, one_line, traceback)`` and, at any time, ``("log", level, name, text)``.
 """
 
 from __future__ import annotations
@@ -217,8 +218,8 @@ class PluginProcess:
             raise PluginLoadError(info.error, info.details)
         return info
 
-    def call(self, hook: str, *args: Any) -> None:
-        """Run ``hook(*args)`` in the child and wait for it to finish.
+    def call(self, hook: str, *args: Any) -> str | None:
+        """Run ``hook(*args)`` in the child and wait for it to finish; the plugin's ``problem`` after it.
 
         Raises:
             RemoteError: the hook raised.
@@ -237,7 +238,7 @@ class PluginProcess:
                 continue
             if message[0] == "error":
                 raise RemoteError(message[2], message[3])
-            return
+            return message[2] if len(message) > 2 else None
 
     def close(self, timeout: float = 2.0) -> None:
         """Ask the child to exit; kill it if it does not within ``timeout`` seconds."""
@@ -310,6 +311,8 @@ class IsolatedPlugin:
         self._process = process
         self._context: Any = None
         self._lock = threading.Lock()
+        # The plugin's own `problem` as its process last reported it (after each hook call).
+        self.problem: str | None = None
 
     def __repr__(self) -> str:
         return f"<isolated plugin {self.NAME!r} from {self.spec.location or self.spec.target}>"
@@ -373,7 +376,7 @@ class IsolatedPlugin:
             return
         process = self._live_process(hook)
         if hook in self.hooks:
-            process.call(hook, *args)
+            self.problem = process.call(hook, *args)
 
 
 # ------------------------------------------------------------------------------------------ child
@@ -471,6 +474,15 @@ def _hello(spec: PluginSpec, send: _Send) -> object | None:
     return obj
 
 
+def _problem(obj: object) -> str | None:
+    """The plugin's optional ``problem`` attribute as one line of text (None when all is well)."""
+    try:
+        value = getattr(obj, "problem", None)
+    except Exception:  # noqa: BLE001 - a property that raises reports nothing
+        return None
+    return str(value)[:500] if value else None
+
+
 def _serve(obj: object, conn_in: Connection, send: _Send) -> None:
     """Call the plugin's hooks as the app asks, until it says exit or goes away."""
     from core import plugins
@@ -495,7 +507,7 @@ def _serve(obj: object, conn_in: Connection, send: _Send) -> None:
         except BaseException as exc:  # noqa: BLE001 - SystemExit in a hook is a failure, not an exit
             send(("error", seq, plugins._one_line(exc), "".join(traceback.format_exception(exc))))
         else:
-            send(("done", seq))
+            send(("done", seq, _problem(obj)))
     if loop is not None:
         loop.close()
 

@@ -78,16 +78,21 @@ class Frame:
 
     Attributes:
         image: ``(H, W, 3) uint8`` BGR.
-        index: position in the source, counting from 0; keeps increasing when a video loops.
-        timestamp: seconds into the source (video time; since opening for a camera; a nominal one
-            second per image for a folder); keeps increasing when a video loops.
+        index: position in the stream, counting from 0; restarts at 0 when a video loops.
+        timestamp: seconds into the stream (video time; since opening for a camera; a nominal one
+            second per image for a folder); restarts at 0 when a video loops.
         decode_ms: milliseconds spent reading and decoding this frame.
+        stream_id: which pass over a looping video this frame belongs to: 0 for the first, one more
+            at every loop. Each pass is a new stream (everyone in view has left at its end), so a
+            consumer that sees the id change ends the old stream even if it missed the pass's first
+            frame (latest frame wins). An image folder, looped or not, is one stream.
     """
 
     image: np.ndarray
     index: int
     timestamp: float
     decode_ms: float
+    stream_id: int = 0
 
 
 class FrameSource:
@@ -205,9 +210,8 @@ class _CaptureSource(FrameSource):
         self.fps = fps if 0.5 < fps < 500 else None
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if not is_camera else 0
         self.frame_count = count if count > 0 else None
-        self._index = 0
-        self._pass_index = 0  # frames read in the current pass over a looping file
-        self._time_offset = 0.0  # seconds of all previous passes
+        self._pass_index = 0  # frames read in the current pass over a looping file (the frame index)
+        self._stream_id = 0  # passes completed over a looping file
         self._started = time.monotonic()
         # Wall-clock time at which source time 0 is due (realtime files); set by the first read.
         self._clock_zero: float | None = None
@@ -292,7 +296,7 @@ class _CaptureSource(FrameSource):
         if self.is_camera:
             timestamp = time.monotonic() - self._started
         else:
-            timestamp = self._time_offset + self._file_time()
+            timestamp = self._file_time()
             if self._realtime and self.fps:
                 # Keep pace with the file's own clock: sleep until this frame is due.
                 if self._clock_zero is None:
@@ -300,8 +304,13 @@ class _CaptureSource(FrameSource):
                 delay = self._clock_zero + timestamp - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-        frame = Frame(image=image, index=self._index, timestamp=timestamp, decode_ms=decode_ms)
-        self._index += 1
+        frame = Frame(
+            image=image,
+            index=self._pass_index,
+            timestamp=timestamp,
+            decode_ms=decode_ms,
+            stream_id=self._stream_id,
+        )
         self._pass_index += 1
         return frame
 
@@ -311,8 +320,12 @@ class _CaptureSource(FrameSource):
         return float(self._cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0) / 1000.0
 
     def _rewind(self) -> None:
-        self._time_offset += self._pass_index / self.fps if self.fps else self._file_time()
+        # A new pass is a new stream: its frames count and its clock run from 0 again. Realtime pacing
+        # goes on without a jump: the new pass's first frame is due one frame after the last one.
+        if self._clock_zero is not None:
+            self._clock_zero += self._pass_index / self.fps if self.fps else self._file_time()
         self._pass_index = 0
+        self._stream_id += 1
         if not self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0.0):
             # Not every backend can seek; reopening always works for a file.
             self._cap.release()

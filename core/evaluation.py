@@ -34,6 +34,7 @@ __all__ = [
     "evaluate_identification",
     "evaluate_lfw",
     "identification_metrics",
+    "PAIR_IMAGE_EXTENSIONS",
     "read_lfw_pairs",
     "select_pairs",
     "verification_metrics",
@@ -67,53 +68,127 @@ class LfwPair:
     fold: int
 
 
+# What a lenient pairs list may point at: validation crops are stored in any of these formats.
+PAIR_IMAGE_EXTENSIONS = (".jpg", ".png", ".jpeg", ".bmp", ".webp")
+
+
 def _lfw_name(person: str, number: str) -> str:
     return f"{person}/{person}_{int(number):04d}.jpg"
 
 
-def read_lfw_pairs(path: Path) -> tuple[list[LfwPair], int]:
-    """Parse LFW ``pairs.txt`` (first line ``"<folds> <pairs per class per fold>"``, e.g. ``10 300``).
+def _lfw_file(images: Path) -> Callable[[str, str], str]:
+    """Names to the image file that exists under ``images``, whatever its extension."""
 
-    Returns:
-        the pairs in file order (image paths relative to the LFW folder) and the number of folds.
+    def find(person: str, number: str) -> str:
+        stem = f"{person}_{int(number):04d}"
+        for ext in PAIR_IMAGE_EXTENSIONS:
+            candidate = images / person / f"{stem}{ext}"
+            if candidate.is_file():
+                return str(candidate)
+        raise EvaluationError(f"pair image not found: {images / person / stem}.*")
 
-    Raises:
-        EvaluationError: the file is missing or malformed (the message names the line).
-    """
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EvaluationError(f"cannot read the pairs file {path}: {exc}") from exc
-    lines = [ln for ln in lines if ln.strip()]
-    if not lines:
-        raise EvaluationError(f"the pairs file {path} is empty")
-    head = lines[0].split()
-    try:
-        folds, per_class = int(head[0]), int(head[1])
-    except (IndexError, ValueError):
-        raise EvaluationError(
-            f"{path}: the first line must be '<folds> <pairs per fold and class>' (like '10 300'), got {lines[0]!r}"
-        ) from None
-    per_fold = 2 * per_class
+    return find
+
+
+def _is_header(parts: Sequence[str]) -> bool:
+    return len(parts) == 2 and all(p.isdigit() for p in parts)
+
+
+def _is_lfw_line(parts: Sequence[str]) -> bool:
+    return _is_header(parts) or (len(parts) in (3, 4) and parts[1].isdigit() and parts[-1].isdigit())
+
+
+def _read_path_list(path: Path, lines: Sequence[str]) -> tuple[list[LfwPair], int]:
+    """``path_a<TAB>path_b<TAB>same[<TAB>fold]`` lines, paths relative to the list's folder."""
     pairs: list[LfwPair] = []
-    for number, line in enumerate(lines[1:], start=2):
+    for number, line in enumerate(lines, start=1):
+        parts = line.split("\t") if "\t" in line else line.split()
+        try:
+            if len(parts) < 3:
+                raise ValueError
+            fold = int(parts[3]) if len(parts) > 3 else 0
+        except ValueError:
+            raise EvaluationError(f"{path}, line {number}: expected 'path_a path_b same [fold]', got {line!r}") from None
+        same = parts[2].strip() in ("1", "true", "True")
+        pairs.append(LfwPair(str(path.parent / parts[0]), str(path.parent / parts[1]), same, fold))
+    return pairs, max(p.fold for p in pairs) + 1
+
+
+def _read_lfw_lines(
+    path: Path, lines: Sequence[str], first: int, per_fold: int, name: Callable[[str, str], str]
+) -> list[LfwPair]:
+    """LFW pair lines, line number ``first`` on: ``name n1 n2`` (same) or ``name1 n1 name2 n2`` (different).
+
+    Args:
+        path: the pairs file, named in errors.
+        lines: all its non-empty lines, the header included if it has one.
+        first: the line number of the first pair line (2 after a header, else 1).
+        per_fold: pair lines to a fold, in file order.
+        name: a person and an image number to the image's path.
+    """
+    pairs: list[LfwPair] = []
+    for number, line in enumerate(lines[first - 1 :], start=first):
         parts = line.split()
-        fold = (number - 2) // per_fold if per_fold else 0
+        fold = (number - first) // per_fold if per_fold else 0
         try:
             if len(parts) == 3:
-                pairs.append(
-                    LfwPair(_lfw_name(parts[0], parts[1]), _lfw_name(parts[0], parts[2]), True, fold)
-                )
+                pairs.append(LfwPair(name(parts[0], parts[1]), name(parts[0], parts[2]), True, fold))
             elif len(parts) == 4:
-                pairs.append(
-                    LfwPair(_lfw_name(parts[0], parts[1]), _lfw_name(parts[2], parts[3]), False, fold)
-                )
+                pairs.append(LfwPair(name(parts[0], parts[1]), name(parts[2], parts[3]), False, fold))
             else:
                 raise ValueError
         except ValueError:
             raise EvaluationError(
-                f"{path}, line {number}: expected 'name n1 n2' or 'name1 n1 name2 n2', got {line!r}"
+                f"{path}, line {number}: not an LFW pair line: expected 'name n1 n2' or 'name1 n1 name2 n2', "
+                f"got {line!r}"
             ) from None
+    return pairs
+
+
+def read_lfw_pairs(path: Path, *, lenient: bool = False, images: Path | None = None) -> tuple[list[LfwPair], int]:
+    """Parse LFW ``pairs.txt`` (first line ``"<folds> <pairs per class per fold>"``, e.g. ``10 300``).
+
+    Strict (the benchmark) by default. ``lenient`` also reads what the trainer's validation lists
+    hold: LFW lines without the header line (one fold), and lists of ``path_a<TAB>path_b<TAB>same[<TAB>fold]``
+    (paths relative to the list's folder).
+
+    Args:
+        path: the pairs file.
+        lenient: accept a missing header and path lists (see above).
+        images: the LFW folder: each name becomes the path of the file that exists there, whatever its
+            extension (:data:`PAIR_IMAGE_EXTENSIONS`); needed for LFW lines when ``lenient``.
+
+    Returns:
+        the pairs in file order (image paths relative to the LFW folder, or the files found under
+        ``images``) and the number of folds.
+
+    Raises:
+        EvaluationError: the file is missing or malformed (the message names the line), or an image
+            is not found under ``images``.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvaluationError(f"cannot read the pairs file {path}: {exc}") from exc
+    lines = [ln.strip() for ln in lines if ln.strip()]
+    if not lines:
+        raise EvaluationError(f"the pairs file {path} is empty")
+    head = lines[0].split()
+    if lenient and not _is_lfw_line(head):
+        return _read_path_list(path, lines)
+    if _is_header(head):
+        folds, per_fold, first = int(head[0]), 2 * int(head[1]), 2
+    elif lenient:
+        folds, per_fold, first = 1, len(lines), 1
+    else:
+        raise EvaluationError(
+            f"{path}: the first line must be '<folds> <pairs per fold and class>' (like '10 300'), got {lines[0]!r}"
+        )
+    if lenient and images is None:
+        raise EvaluationError(f"{path} is in LFW format: the images folder is needed too")
+    name = _lfw_file(Path(images)) if images is not None else _lfw_name
+    pairs = _read_lfw_lines(path, lines, first, per_fold, name)
     if len(pairs) != folds * per_fold:
         log.warning("%s announces %d pairs but holds %d", path, folds * per_fold, len(pairs))
     return pairs, folds

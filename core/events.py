@@ -38,6 +38,7 @@ import numpy as np
 
 from core import paths
 from core.plugins import DiscoveredPlugin, LoadedPlugin, PluginContext
+from core.quality import face_sharpness
 from core.settings import EventSettings, Settings
 from core.types import EventKind, Face, RecognitionEvent
 
@@ -160,7 +161,10 @@ class EventEmitter:
     - ``left``: a person in view has not been seen for more than ``left_after_s``. Every presence ends
       with one ``left``, also one whose ``recognized`` the cooldown held back (so that an attendance log
       learns the last-seen time). Its time, frame, box and stream time are those of the last sighting.
-    - ``unknown``: once per track that has been unknown for ``unknown_after_s`` without a break.
+    - ``unknown``: once per track that has been unknown for ``unknown_after_s`` without a break, when
+      its face is at least ``unknown_min_face_px`` large and ``unknown_min_sharpness`` sharp (a small or
+      blurred face is no one a person could recognize either). A numbered unknown person
+      (``Face.unknown_id``) is one person: not reported again within ``cooldown_s``, like a known one.
 
     - ``updated`` (only with ``emit_updates``): the visit's match got better by ``update_min_gain`` or
       its face grew by half, compared with what was last reported.
@@ -183,6 +187,8 @@ class EventEmitter:
         self._tracks: dict[int, _TrackState] = {}
         self._present: dict[str, _Presence] = {}
         self._last_recognized: dict[str, float] = {}
+        # Stream time of the last ``unknown`` event per numbered unknown person (``Face.unknown_id``).
+        self._last_unknown: dict[int, float] = {}
         self._last_time: float | None = None
 
     @property
@@ -216,6 +222,7 @@ class EventEmitter:
         self._tracks.clear()
         self._present.clear()
         self._last_recognized.clear()
+        self._last_unknown.clear()
         self._last_time = None
 
     def update(
@@ -265,13 +272,25 @@ class EventEmitter:
         now: float,
         attached: _AttachedFrame,
     ) -> RecognitionEvent | None:
-        """An ``unknown`` event once a track has stayed unnamed for ``unknown_after_s``."""
+        """An ``unknown`` event once a track has stayed unnamed for ``unknown_after_s`` (see the class)."""
+        s = self._settings
         if track.unknown_since is None:
             track.unknown_since = stream_time
             track.unknown_wall = now
-        if track.unknown_emitted or stream_time - track.unknown_since < self._settings.unknown_after_s:
+        if track.unknown_emitted or stream_time - track.unknown_since < s.unknown_after_s:
             return None
+        if min(face.detection.width, face.detection.height) < s.unknown_min_face_px or (
+            face_sharpness(frame, face.detection.box) < s.unknown_min_sharpness
+        ):
+            return None  # not yet: the track may come closer or into focus
         track.unknown_emitted = True
+        number = face.unknown_id
+        if number:
+            last = self._last_unknown.get(number)
+            if last is not None and stream_time - last < s.cooldown_s:
+                log.debug("unknown #%d back on a new track within the cooldown: no event", number)
+                return None
+            self._last_unknown[number] = stream_time
         box = _box_tuple(face.detection.box)
         return RecognitionEvent(
             kind=EventKind.UNKNOWN,
@@ -332,7 +351,7 @@ class EventEmitter:
         )
         last = self._last_recognized.get(person)
         if last is not None and stream_time - last < s.cooldown_s:
-            log.debug("%s back in view %.1f s after being recognised: cooldown", person, stream_time - last)
+            log.debug("%s back in view %.1f s after being recognized: cooldown", person, stream_time - last)
             return None
         self._last_recognized[person] = stream_time
         return self._visit_event(EventKind.RECOGNIZED, person, presence, now, attached.get())
@@ -437,6 +456,7 @@ class PluginState(enum.StrEnum):
     OK = "ok"  # its last call succeeded (or none was made yet)
     FAILED = "failed"  # its last call raised; it still gets events
     DISABLED = "disabled"  # switched off after too many failures in a row, or its on_start raised
+    DEGRADED = "degraded"  # it runs, but reports a problem of its own (e.g. its file cannot be written)
     BROKEN = "broken"  # could not be loaded at all (only in discovery results shown by the GUI)
     REFUSED = "refused"  # not loaded on purpose: a file another user could have written
 
@@ -462,6 +482,8 @@ class PluginStatus:
         problems: what was wrong with the user's settings for it.
         busy_hook: the hook it is in now, or "".
         busy_s: seconds it has been in that hook (a stuck plugin shows here, not as "ok").
+        problem: what the plugin itself reports through its optional ``problem`` attribute while it
+            runs but cannot do all its work (state :attr:`PluginState.DEGRADED`), or "".
     """
 
     name: str
@@ -479,6 +501,7 @@ class PluginStatus:
     problems: tuple[str, ...] = ()
     busy_hook: str = ""
     busy_s: float = 0.0
+    problem: str = ""
 
     @property
     def stuck(self) -> bool:
@@ -488,6 +511,9 @@ class PluginStatus:
 
 # A call this long is reported as "busy" (dialog, plugins list) instead of "ok".
 STUCK_AFTER_S = 5.0
+
+# How often a plugin that reports a problem is asked again while no event comes (seconds).
+PROBLEM_POLL_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,6 +578,7 @@ class _Worker:
         self.settings = plugin.settings
         self.loop: asyncio.AbstractEventLoop | None = None  # for async hooks, made on first use
         self.busy: tuple[str, float] | None = None  # (hook, monotonic start) while in a call
+        self.problem = ""  # the plugin's own `problem`, read on its thread after each call
 
     # -- state, read from any thread
     def status(self) -> PluginStatus:
@@ -572,6 +599,7 @@ class _Worker:
                 problems=self.plugin.problems,
                 busy_hook=self.busy[0] if self.busy else "",
                 busy_s=time.monotonic() - self.busy[1] if self.busy else 0.0,
+                problem=self.problem,
             )
 
     @property
@@ -617,7 +645,13 @@ class _Worker:
     def _run(self, context: PluginContext) -> None:
         self._start(context)
         while True:
-            item = self.queue.get()
+            try:
+                # While the plugin reports a problem it may solve on its own (a retry on a timer),
+                # its state is read again every second, not only after the next event.
+                item = self.queue.get(timeout=PROBLEM_POLL_S if self.problem else None)
+            except queue.Empty:
+                self._read_problem()
+                continue
             if self.abandoned:
                 return
             if item is _STOP:
@@ -676,11 +710,36 @@ class _Worker:
                 self.calls += 1
             self.consecutive = 0
             if self.state is PluginState.FAILED:
-                self.state = PluginState.OK
+                self.state = PluginState.DEGRADED if self.problem else PluginState.OK
                 changed = True
         if changed:
             self.bus._notify(self)
+        self._read_problem()
         return True
+
+    def _read_problem(self) -> None:
+        """Take over the plugin's own ``problem`` (a one-line text, or None when all is well)."""
+        try:
+            value = getattr(self.plugin.plugin, "problem", None)
+        except Exception:  # noqa: BLE001 - a plugin's property that raises is not worth a failure
+            value = None
+        problem = " ".join(str(value).split())[:500] if value else ""
+        with self.lock:
+            changed = problem != self.problem
+            # Logged when a problem starts or ends, not each time its text changes (a count in it).
+            begins_or_ends = bool(problem) != bool(self.problem)
+            self.problem = problem
+            if self.state is PluginState.OK and problem:
+                self.state = PluginState.DEGRADED
+            elif self.state is PluginState.DEGRADED and not problem:
+                self.state = PluginState.OK
+        if begins_or_ends:
+            if problem:
+                log.warning("plugin %r reports: %s", self.name, problem)
+            else:
+                log.warning("plugin %r no longer reports a problem", self.name)
+        if changed:
+            self.bus._notify(self)
 
     def _failed(self, hook: str, exc: BaseException) -> None:
         message = _describe(hook, exc)
@@ -702,6 +761,7 @@ class _Worker:
         if disable:
             log.warning("plugin %r disabled after %d failures in a row", self.name, self.max_failures)
         self.bus._notify(self)
+        self._read_problem()
 
 
 class EventBus:
@@ -1245,7 +1305,7 @@ def _status_row(status: PluginStatus) -> dict[str, Any]:
         state = "abandoned"
     elif status.stuck:
         state = "busy"
-    elif status.state in (PluginState.DISABLED, PluginState.FAILED):
+    elif status.state in (PluginState.DISABLED, PluginState.FAILED, PluginState.DEGRADED):
         state = str(status.state)
     else:
         state = "ok" if status.enabled else "off"
@@ -1261,6 +1321,7 @@ def _status_row(status: PluginStatus) -> dict[str, Any]:
         "abandoned": status.abandoned,
         "problems": list(status.problems),
         "busy": f"{status.busy_hook} for {status.busy_s:.0f} s" if status.stuck else "",
+        "problem": status.problem,
     }
 
 

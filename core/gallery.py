@@ -9,8 +9,9 @@ aside and rebuilt; on a full disk, a lock held too long or a read-only file the 
 it is and an in-memory cache stands in for the session (:attr:`Gallery.cache_problem` says why). Every
 cached vector carries a checksum; one that fails it is embedded again.
 
-A photo showing several faces is skipped and reported, unless the user allows its largest face: such a
-photo is copied in as ``<name>.largest.<ext>``, so that the folder itself records the choice.
+A photo showing several faces is skipped and reported, unless the user picked the person's face in it
+(a ``<photo>.face.json`` sidecar, :mod:`core.face_choice`) or allows its largest face: such a photo is
+copied in as ``<name>.largest.<ext>``. Either way the folder itself records the choice.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ from core._sqlite import SqliteProblem, classify, describe, prepare_private_db, 
 from core.alignment import align_face
 from core.detection import Detector
 from core.embedding import Embedder
+from core.enrollment import sharpness
 from core.errors import GalleryError, ImageReadError, ImageRefusedError, InvalidPersonName
+from core.face_choice import FaceChoice, is_sidecar, pick_detection, read_choice, sidecar_path, write_choice
 from core.paths import cache_dir
 from core.types import Detection
 
@@ -50,6 +53,7 @@ __all__ = [
     "Gallery",
     "GallerySnapshot",
     "PersonInfo",
+    "PhotoFace",
     "PhotoResult",
     "PhotoStatus",
     "ProgressCallback",
@@ -74,8 +78,24 @@ _WINDOWS_RESERVED = frozenset(
     {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(1, 10)} | {f"lpt{i}" for i in range(1, 10)}
 )
 _WINDOWS_FORBIDDEN = set('<>:"|?*')
+# The zero-width non-joiner and joiner are spelling, not decoration, in these scripts (Persian
+# "فاطمه‌زهرا", Devanagari conjuncts): allowed there between two letters, refused anywhere else.
+_JOINERS = frozenset("\u200c\u200d")
+_JOINING_SCRIPTS = (
+    "ARABIC", "SYRIAC", "NKO", "DEVANAGARI", "BENGALI", "GURMUKHI", "GUJARATI", "ORIYA", "TAMIL",
+    "TELUGU", "KANNADA", "MALAYALAM", "SINHALA", "MONGOLIAN",
+)  # fmt: skip
 # A photo whose name ends so (``group.largest.jpg``) enrols its largest face even when it shows several.
 _LARGEST_MARK = ".largest"
+# A face taken from the video (an event's thumbnail, a live sighting) must be at least this large and
+# sharp to become a gallery photo. Sharpness is the Laplacian variance of the middle of the aligned
+# 112x112 face (eyes to mouth: the black border a tight thumbnail leaves around it would count as edges).
+# Measured on event thumbnails: the demo clip's close-ups 56-308, its dark or smeared faces 2-41; a sharp
+# portrait 116, the same under a 5x5 box blur 49, 9x9 21.
+ASSIGN_MIN_FACE_PX = 40
+ASSIGN_MIN_SHARPNESS = 25.0
+# The middle of an aligned 112x112 face (rows, columns), inside the face for any pose the detector finds.
+_FACE_MIDDLE = (slice(24, 96), slice(24, 88))
 # Commit the cache every this many embedded photos: a crash loses at most this much work.
 _COMMIT_EVERY = 16
 
@@ -111,17 +131,21 @@ class PhotoStatus(enum.StrEnum):
     DUPLICATE = "duplicate"
     REFUSED = "refused"  # not a regular file, or too large to be a photo
     NOT_SAVED = "not_saved"  # a good photo that could not be copied into the gallery (disk full, ...)
+    CHOICE_LOST = "choice_lost"  # the face the user picked in a group photo is no longer found in it
+    LOW_QUALITY = "low_quality"  # a face too small or too blurred to be worth keeping
 
 
 _STATUS_TEXT = {
     PhotoStatus.OK: "enrolled",
     PhotoStatus.NO_FACE: "no face found",
-    PhotoStatus.SEVERAL_FACES: "several faces: use a photo with one face, or allow the largest face",
+    PhotoStatus.SEVERAL_FACES: "several faces: pick the person's face in it, or use a photo with one face",
     PhotoStatus.UNREADABLE: "the file cannot be read",
     PhotoStatus.NOT_IMAGE: "not an image (JPEG, PNG, BMP or WebP)",
     PhotoStatus.DUPLICATE: "the same photo is already enrolled for this person",
     PhotoStatus.REFUSED: "not used: not a regular photo file",
     PhotoStatus.NOT_SAVED: "could not be saved into the gallery",
+    PhotoStatus.CHOICE_LOST: "the face picked in this photo is no longer found: pick it again",
+    PhotoStatus.LOW_QUALITY: "the face is too small or too blurred",
 }
 
 
@@ -159,6 +183,8 @@ class PersonInfo:
         photos: the image files in it, sorted.
         thumbnail: the photo to show for the person (the first), or None.
         embedded: photos with a usable embedding at the last sync (0 before any sync).
+        face_photo: the first photo whose face is in use (rejected photos never are), or None.
+        face_jpeg: a small JPEG of that face, when the one who listed the people made it, else empty.
     """
 
     name: str
@@ -166,6 +192,8 @@ class PersonInfo:
     photos: tuple[Path, ...]
     thumbnail: Path | None
     embedded: int = 0
+    face_photo: Path | None = None
+    face_jpeg: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +249,8 @@ class GallerySnapshot:
         labels: ``M`` person names.
         model_id: the embedder that made them ("" when empty).
         version: increases with every new snapshot.
+        embedded_per_person: usable photos per person.
+        paths: ``M`` photo files, row by row (empty when not known).
     """
 
     matrix: np.ndarray
@@ -228,6 +258,30 @@ class GallerySnapshot:
     model_id: str = ""
     version: int = 0
     embedded_per_person: dict[str, int] = field(default_factory=dict)
+    paths: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoFace:
+    """One gallery photo as the gallery sees it: the face it uses, and that face's embedding.
+
+    Attributes:
+        path: the photo.
+        status: ok, or why the photo is not used.
+        faces: faces found (-1 when the photo could not be read).
+        detection: the face in use (or, for a photo not used, the largest face found), or None.
+        vector: ``(d,) float32`` embedding of the face in use, or None.
+        image: ``(H, W, 3) uint8`` BGR photo, or None when it could not be read.
+        message: a sentence for the user.
+    """
+
+    path: Path
+    status: PhotoStatus
+    faces: int
+    detection: Detection | None
+    vector: np.ndarray | None
+    image: np.ndarray | None
+    message: str = ""
 
 
 def validate_person_name(name: str) -> str:
@@ -237,7 +291,9 @@ def validate_person_name(name: str) -> str:
         InvalidPersonName: the name is empty, ``.``/``..``, starts with a dot, holds a path separator,
             a control character or a character Windows forbids, ends with a dot or space, is a reserved
             Windows device name, holds an invisible formatting character (bidi controls, zero-width
-            characters), or is longer than 100 characters or 200 bytes of UTF-8.
+            characters; a zero-width non-joiner or joiner is allowed between two letters of a script
+            that spells with it, like Persian or Devanagari), or is longer than 100 characters or 200
+            bytes of UTF-8.
     """
     if not isinstance(name, str):
         raise InvalidPersonName(f"a person name must be text, got {type(name).__name__}")
@@ -253,12 +309,18 @@ def validate_person_name(name: str) -> str:
         raise InvalidPersonName(f"person name {shown} cannot start with a dot")
     if any(unicodedata.category(c) == "Cc" for c in clean):
         raise InvalidPersonName(f"person name {shown} contains a control character")
-    hidden = sorted({c for c in clean if unicodedata.category(c) == "Cf"})
+    hidden = _hidden_characters(clean)
     if hidden:
         # Bidi overrides and zero-width characters make two different folders look like one name
         # (or a name read backwards); a name must look like what it is.
         codes = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'format character')}" for c in hidden)
-        raise InvalidPersonName(f"person name {shown} contains invisible formatting characters ({codes})")
+        why = (
+            " (a zero-width joiner or non-joiner is allowed only between two letters of a script that "
+            "uses it, such as Persian or Devanagari)"
+            if _JOINERS & set(hidden)
+            else ""
+        )
+        raise InvalidPersonName(f"person name {shown} contains invisible formatting characters ({codes}){why}")
     bad = sorted(set(clean) & _WINDOWS_FORBIDDEN)
     if bad:
         raise InvalidPersonName(
@@ -281,6 +343,30 @@ def validate_person_name(name: str) -> str:
     return clean
 
 
+def _joining_letter(c: str) -> bool:
+    """A letter or mark of a script in which ZWNJ/ZWJ change how the letters join."""
+    return (
+        not c.isascii()
+        and unicodedata.category(c)[0] in "LM"
+        and unicodedata.name(c, "").startswith(_JOINING_SCRIPTS)
+    )
+
+
+def _hidden_characters(name: str) -> list[str]:
+    """The invisible formatting characters of ``name`` that a name may not hold, sorted, once each."""
+    hidden: set[str] = set()
+    for i, c in enumerate(name):
+        if unicodedata.category(c) != "Cf":
+            continue
+        # Between two letters of such a script; so not first or last, not doubled, not next to a space.
+        allowed = (
+            c in _JOINERS and 0 < i < len(name) - 1 and _joining_letter(name[i - 1]) and _joining_letter(name[i + 1])
+        )
+        if not allowed:
+            hidden.add(c)
+    return sorted(hidden)
+
+
 def _face_area(det: Detection) -> float:
     return max(det.width, 0.0) * max(det.height, 0.0)
 
@@ -298,6 +384,43 @@ def embed_largest_face(
         return None, []
     crop = align_face(image_bgr, detections[0].landmarks)
     return embedder.embed(crop[None], flip=flip)[0], detections
+
+
+def _central_face(image_bgr: np.ndarray, detections: list[Detection]) -> Detection:
+    """The face nearest the middle of a crop (the one it was cut around)."""
+    h, w = image_bgr.shape[:2]
+
+    def distance(det: Detection) -> float:
+        cx, cy = (det.box[0] + det.box[2]) / 2, (det.box[1] + det.box[3]) / 2
+        return float((cx - w / 2) ** 2 + (cy - h / 2) ** 2)
+
+    return min(detections, key=distance)
+
+
+def _face_quality_problem(
+    image_bgr: np.ndarray, detections: list[Detection], min_face_px: int, min_sharpness: float
+) -> tuple[PhotoStatus, int, str] | None:
+    """(status, faces, message) when the face of a crop is not worth keeping, else None."""
+    if not detections:
+        return PhotoStatus.NO_FACE, 0, "No face was found in this picture: choose another sighting."
+    face = _central_face(image_bgr, detections)
+    face_px = min(face.width, face.height)
+    if face_px < min_face_px:
+        return (
+            PhotoStatus.LOW_QUALITY,
+            len(detections),
+            f"The face is too small ({face_px:.0f} px, at least {min_face_px} px are needed): choose a "
+            "sighting where the face is larger.",
+        )
+    sharp = sharpness(align_face(image_bgr, face.landmarks)[_FACE_MIDDLE])
+    if sharp < min_sharpness:
+        return (
+            PhotoStatus.LOW_QUALITY,
+            len(detections),
+            f"The face is too blurred (sharpness {sharp:.0f}, at least {min_sharpness:.0f} is needed): "
+            "choose a sharper sighting.",
+        )
+    return None
 
 
 def _sha256(data: bytes) -> str:
@@ -497,13 +620,14 @@ class Gallery:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _prep_key(self) -> str:
+    def _prep_key(self, choice: FaceChoice | None = None) -> str:
         # Everything besides the model that changes an embedding: crop preparation, the detector whose
-        # landmarks align the crop, and flip-sum.
-        return f"p{self._embedder.preprocessing_version}/{self._detector.model_id}/flip"
+        # landmarks align the crop, flip-sum, and which face of a group photo the user picked.
+        key = f"p{self._embedder.preprocessing_version}/{self._detector.model_id}/flip"
+        return key if choice is None else f"{key}/{choice.key()}"
 
-    def _cached(self, sha: str) -> tuple[int, np.ndarray | None] | None:
-        model_id, prep = self._embedder.model_id, self._prep_key()
+    def _cached(self, sha: str, choice: FaceChoice | None = None) -> tuple[int, np.ndarray | None] | None:
+        model_id, prep = self._embedder.model_id, self._prep_key(choice)
         row = self._fetchone(
             "SELECT faces, vector, checksum FROM embeddings WHERE sha256 = ? AND model_id = ? AND prep = ?",
             (sha, model_id, prep),
@@ -516,16 +640,18 @@ class Gallery:
                 "cached embedding of photo %s failed its checksum; embedding the photo again", sha[:12]
             )
             return None
-        if faces == 0:
-            return 0, None
-        vector = np.frombuffer(blob or b"", dtype=np.float32)
+        if faces == 0 or blob is None:
+            return faces, None  # no face, or (for a picked face) the picked face is not found
+        vector = np.frombuffer(blob, dtype=np.float32)
         if vector.shape[0] != self._embedder.dim or not np.isfinite(vector).all():
             return None  # a damaged row: embed the photo again
         return faces, vector.copy()
 
-    def _store(self, sha: str, faces: int, vector: np.ndarray | None) -> None:
+    def _store(
+        self, sha: str, faces: int, vector: np.ndarray | None, choice: FaceChoice | None = None
+    ) -> None:
         blob = None if vector is None else np.asarray(vector, np.float32).tobytes()
-        model_id, prep = self._embedder.model_id, self._prep_key()
+        model_id, prep = self._embedder.model_id, self._prep_key(choice)
         self._guarded(
             "INSERT OR REPLACE INTO embeddings(sha256, model_id, prep, faces, vector, checksum, created) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -609,14 +735,23 @@ class Gallery:
         except OSError:
             return images, others
         for entry in entries:
-            if entry.name.startswith(".") or entry.name.lower() in _IGNORED_FILES or entry.is_dir():
+            if (
+                entry.name.startswith(".")
+                or entry.name.lower() in _IGNORED_FILES
+                or is_sidecar(entry)
+                or entry.is_dir()
+            ):
                 continue
             (images if entry.suffix.lower() in IMAGE_SUFFIXES else others).append(entry)
         return images, others
 
     def people(self) -> list[PersonInfo]:
         """Everyone in the gallery folder, sorted by name."""
-        counts = self._snapshot.embedded_per_person
+        snap = self._snapshot
+        counts = snap.embedded_per_person
+        first_used: dict[str, Path] = {}
+        for label, path in zip(snap.labels, snap.paths, strict=False):
+            first_used.setdefault(label, path)
         out = []
         for folder in self._person_dirs():
             photos, _ = self._photo_files(folder)
@@ -627,6 +762,7 @@ class Gallery:
                     photos=tuple(photos),
                     thumbnail=photos[0] if photos else None,
                     embedded=counts.get(folder.name, 0),
+                    face_photo=first_used.get(folder.name),
                 )
             )
         return out
@@ -684,7 +820,8 @@ class Gallery:
             snap = self._snapshot
             labels = tuple(clean if lbl == src.name else lbl for lbl in snap.labels)
             counts = {(clean if k == src.name else k): v for k, v in snap.embedded_per_person.items()}
-            self._publish(snap.matrix, labels, counts, model_id=snap.model_id)
+            moved = tuple(dst / p.name if p.parent == src else p for p in snap.paths)
+            self._publish(snap.matrix, labels, counts, model_id=snap.model_id, paths=moved)
             photos, _ = self._photo_files(dst)
             return PersonInfo(clean, dst, tuple(photos), photos[0] if photos else None, counts.get(clean, 0))
 
@@ -716,7 +853,11 @@ class Gallery:
             keep = [i for i, lbl in enumerate(snap.labels) if lbl != src.name]
             counts = {k: v for k, v in snap.embedded_per_person.items() if k != src.name}
             self._publish(
-                snap.matrix[keep], tuple(snap.labels[i] for i in keep), counts, model_id=snap.model_id
+                snap.matrix[keep],
+                tuple(snap.labels[i] for i in keep),
+                counts,
+                model_id=snap.model_id,
+                paths=tuple(snap.paths[i] for i in keep) if snap.paths else (),
             )
             log.info("moved %s to %s", src, dst)
             return dst
@@ -724,25 +865,41 @@ class Gallery:
     # ------------------------------------------------------------------------------------- enrolment
 
     def _analyse(
-        self, image: np.ndarray | None, sha: str, allow_largest: bool
+        self, image: np.ndarray | None, sha: str, allow_largest: bool, choice: FaceChoice | None = None
     ) -> tuple[PhotoStatus, int, np.ndarray | None]:
         """(status, faces, embedding) of a photo, from the cache, or by embedding ``image`` now.
 
-        ``image`` may be None only when the photo is known to be in the cache.
+        ``image`` may be None only when the photo is known to be in the cache. With ``choice`` the face
+        the user picked is embedded, whatever the number of faces.
         """
-        found = self._cached(sha)
+        found = self._cached(sha, choice)
         if found is None:
             if image is None:
                 raise GalleryError("internal error: a photo missing from the cache was not decoded")
-            vector, detections = embed_largest_face(image, self._detector, self._embedder)
+            if choice is None:
+                vector, detections = embed_largest_face(image, self._detector, self._embedder)
+            else:
+                vector, detections = self._embed_chosen(image, choice)
             found = (len(detections), vector)
-            self._store(sha, len(detections), vector)
+            self._store(sha, len(detections), vector, choice)
         faces, vector = found
+        if choice is not None and vector is None:
+            return (PhotoStatus.CHOICE_LOST if faces else PhotoStatus.NO_FACE), faces, None
         if faces == 0 or vector is None:
             return PhotoStatus.NO_FACE, 0, None
-        if faces > 1 and not allow_largest:
+        if faces > 1 and not allow_largest and choice is None:
             return PhotoStatus.SEVERAL_FACES, faces, None
         return PhotoStatus.OK, faces, vector
+
+    def _embed_chosen(
+        self, image: np.ndarray, choice: FaceChoice
+    ) -> tuple[np.ndarray | None, list[Detection]]:
+        detections = self._detector.detect(image)
+        chosen = pick_detection(detections, choice)
+        if chosen is None:
+            return None, detections
+        crop = align_face(image, chosen.landmarks)
+        return self._embedder.embed(crop[None], flip=True)[0], detections
 
     @staticmethod
     def _unique_path(folder: Path, stem: str, suffix: str) -> Path:
@@ -916,6 +1073,178 @@ class Gallery:
             self._sync_locked(None, None)
             return PhotoResult(dst, folder.name, PhotoStatus.OK, faces, f"{dst.name}: enrolled")
 
+    # ------------------------------------------------------------------------------- one photo's face
+
+    def detect_photo(self, path: Path | str) -> tuple[np.ndarray, list[Detection]]:
+        """Read a photo and find its faces, largest first (for the user to pick one).
+
+        Raises:
+            ImageReadError: the file cannot be read or is not an image (ImageRefusedError: too large).
+        """
+        image = decode_image(read_bytes(Path(path)), Path(path).name)
+        with self._lock:
+            detections = sorted(self._detector.detect(image), key=_face_area, reverse=True)
+        return image, detections
+
+    def inspect_photo(self, path: Path | str) -> PhotoFace:
+        """The face a gallery photo contributes (or why none), with its embedding; for reviewing a person.
+
+        The face is the one the sync uses: the picked one, the only one, or the largest where allowed.
+        For a photo that is not used, ``detection`` is its largest face when it has any.
+        """
+        path = Path(path)
+        try:
+            data = read_bytes(path)
+            image = decode_image(data, path.name)
+        except ImageRefusedError as exc:
+            return PhotoFace(path, PhotoStatus.REFUSED, -1, None, None, None, str(exc))
+        except ImageReadError as exc:
+            return PhotoFace(path, PhotoStatus.UNREADABLE, -1, None, None, None, str(exc))
+        choice = read_choice(path)
+        allow = self.allow_largest or path.stem.endswith(_LARGEST_MARK)
+        with self._lock:
+            try:
+                detections = sorted(self._detector.detect(image), key=_face_area, reverse=True)
+                self._begin()
+                try:
+                    status, faces, vector = self._analyse(image, _sha256(data), allow, choice)
+                finally:
+                    self._commit_quietly()
+            except cv2.error as exc:
+                return PhotoFace(
+                    path, PhotoStatus.NOT_IMAGE, -1, None, None, image, f"{path.name}: {exc.err or exc}"
+                )
+        chosen = pick_detection(detections, choice) if choice is not None else None
+        if chosen is None and detections and choice is None:
+            chosen = detections[0]
+        return PhotoFace(path, status, faces, chosen, vector, image, f"{path.name}: {_STATUS_TEXT[status]}")
+
+    def choose_face(
+        self, name: str, photo: Path | str, box: tuple[float, float, float, float]
+    ) -> PhotoResult:
+        """Use the face at ``box`` of ``photo`` for ``name``; the choice is kept beside the photo.
+
+        A photo outside the person's folder is copied in first (the same photo already there is reused).
+        The person is created if new. The gallery is synced, so the face is in use when this returns.
+
+        Raises:
+            InvalidPersonName: the name is not a safe folder name.
+            GalleryError: the photo cannot be read, or the photo or its choice cannot be saved.
+        """
+        clean = validate_person_name(name)
+        src = Path(photo).resolve()
+        with self._lock:
+            try:
+                folder = self._find(clean)
+            except GalleryError:
+                folder = self.add_person(clean).path
+            dst = src if src.parent == folder.resolve() else self._copy_in(folder, src)
+            try:
+                write_choice(dst, box)
+            except (OSError, ValueError) as exc:
+                raise GalleryError(f"cannot save the face picked in {dst.name}: {exc}") from exc
+            report = self._sync_locked(None, None)
+        return self._result_of(dst, folder.name, report)
+
+    def _copy_in(self, folder: Path, src: Path) -> Path:
+        try:
+            data = read_bytes(src)
+        except ImageReadError as exc:
+            raise GalleryError(str(exc)) from exc
+        sha = _sha256(data)
+        for existing in self._photo_files(folder)[0]:
+            with contextlib.suppress(OSError, ImageReadError):
+                if (self._file_sha(existing, existing.stat()) or _sha256(read_bytes(existing))) == sha:
+                    return existing
+        dst = self._unique_path(folder, src.stem, src.suffix.lower())
+        try:
+            atomic_write_bytes(dst, data)
+        except OSError as exc:
+            raise GalleryError(f"cannot save {src.name} into {folder}: {exc.strerror or exc}") from exc
+        return dst
+
+    def _result_of(self, path: Path, person: str, report: SyncReport) -> PhotoResult:
+        """What the sync that just ran made of ``path``."""
+        for problem in report.problems:
+            if problem.path == path:
+                return problem
+        if path in self._snapshot.paths:
+            sha = self._file_sha(path, path.stat())
+            found = self._cached(sha, read_choice(path)) if sha is not None else None
+            faces = found[0] if found is not None else 1
+            return PhotoResult(path, person, PhotoStatus.OK, faces, f"{path.name}: enrolled")
+        return PhotoResult(path, person, PhotoStatus.UNREADABLE, -1, f"{path.name}: not found after saving")
+
+    def add_face_image(
+        self,
+        name: str,
+        image_bgr: np.ndarray,
+        *,
+        min_face_px: int = ASSIGN_MIN_FACE_PX,
+        min_sharpness: float = ASSIGN_MIN_SHARPNESS,
+    ) -> PhotoResult:
+        """Enrol a face cut from a video frame (a sighting of an unknown), if it is large and sharp enough.
+
+        The face the crop is centred on is used (a neighbour's face at its edge is ignored: the choice is
+        saved beside the photo). Nothing is saved when the face is too small or blurred.
+
+        Raises:
+            InvalidPersonName: the name is not a safe folder name.
+            GalleryError: the photo cannot be saved.
+        """
+        clean = validate_person_name(name)
+        with self._lock:
+            detections = self._detector.detect(image_bgr)
+            verdict = _face_quality_problem(image_bgr, detections, min_face_px, min_sharpness)
+            if verdict is not None:
+                return PhotoResult(Path("face"), clean, *verdict)
+            ok, encoded = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            if not ok:
+                raise GalleryError("the face could not be encoded as JPEG")
+            try:
+                folder = self._find(clean)
+            except GalleryError:
+                folder = self.add_person(clean).path
+            dst = self._unique_path(folder, f"face-{time.strftime('%Y%m%d-%H%M%S')}", ".jpg")
+            try:
+                atomic_write_bytes(dst, encoded.tobytes())
+                if len(detections) > 1:
+                    write_choice(dst, [float(v) for v in _central_face(image_bgr, detections).box[:4]])
+            except OSError as exc:
+                raise GalleryError(f"cannot save the face into {folder}: {exc.strerror or exc}") from exc
+            report = self._sync_locked(None, None)
+        return self._result_of(dst, folder.name, report)
+
+    def remove_photo(self, photo: Path | str, backup_dir: Path | str) -> Path:
+        """Move one photo (and the face picked in it) of a person into ``backup_dir/<person>/``.
+
+        Returns:
+            where the photo now is.
+
+        Raises:
+            GalleryError: the photo is not in the gallery, or cannot be moved.
+        """
+        src = Path(photo)
+        with self._lock:
+            if src.resolve().parent.parent != self.root or not src.is_file():
+                raise GalleryError(f"{src} is not a photo of this gallery")
+            folder = Path(backup_dir) / src.parent.name
+            dst = folder / src.name
+            n = 2
+            while dst.exists():
+                dst = folder / f"{src.stem}-{n}{src.suffix}"
+                n += 1
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(src), str(dst))
+                if sidecar_path(src).exists():
+                    shutil.move(str(sidecar_path(src)), str(sidecar_path(dst)))
+            except OSError as exc:
+                raise GalleryError(f"cannot move {src} to {dst}: {exc.strerror or exc}") from exc
+            self._sync_locked(None, None)
+            log.info("moved %s to %s", src, dst)
+            return dst
+
     # ------------------------------------------------------------------------------------------ sync
 
     def sync(
@@ -972,6 +1301,7 @@ class Gallery:
             )
         vectors: list[np.ndarray] = []
         labels: list[str] = []
+        paths: list[Path] = []
         counts: dict[str, int] = {f.name: 0 for f in folders}
         embedded = cached = 0
         pending = 0
@@ -998,6 +1328,7 @@ class Gallery:
                 else:
                     vectors.append(outcome)
                     labels.append(person)
+                    paths.append(path)
                     counts[person] += 1
                 if source == "cache":
                     cached += 1
@@ -1017,7 +1348,7 @@ class Gallery:
         matrix = (
             np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, self._embedder.dim), np.float32)
         )
-        self._publish(matrix, tuple(labels), counts, model_id=self._embedder.model_id)
+        self._publish(matrix, tuple(labels), counts, model_id=self._embedder.model_id, paths=tuple(paths))
         for problem in problems:
             log.info("gallery: %s", problem.message)
         return SyncReport(
@@ -1049,7 +1380,8 @@ class Gallery:
             return problem(PhotoStatus.REFUSED, f"not used: {exc}"), "none"
         except (OSError, ImageReadError) as exc:
             return problem(PhotoStatus.UNREADABLE, f"cannot be read ({exc})"), "none"
-        source = "cache" if self._cached(sha) is not None else "model"
+        choice = read_choice(path)
+        source = "cache" if self._cached(sha, choice) is not None else "model"
         image = None
         if source == "model":
             try:
@@ -1060,7 +1392,7 @@ class Gallery:
                 return problem(PhotoStatus.NOT_IMAGE), "none"
         allow = self.allow_largest or path.stem.endswith(_LARGEST_MARK)
         try:
-            status, faces, vector = self._analyse(image, sha, allow)
+            status, faces, vector = self._analyse(image, sha, allow, choice)
         except cv2.error as exc:
             # One photo the models choke on must not stop the whole gallery from loading.
             return problem(PhotoStatus.NOT_IMAGE, f"could not be processed ({exc.err or exc})"), "none"
@@ -1069,8 +1401,21 @@ class Gallery:
         return vector, source
 
     def _publish(
-        self, matrix: np.ndarray, labels: tuple[str, ...], counts: dict[str, int], *, model_id: str = ""
+        self,
+        matrix: np.ndarray,
+        labels: tuple[str, ...],
+        counts: dict[str, int],
+        *,
+        model_id: str = "",
+        paths: tuple[Path, ...] = (),
     ) -> None:
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         matrix.setflags(write=False)
-        self._snapshot = GallerySnapshot(matrix, labels, model_id, self._snapshot.version + 1, counts)
+        self._snapshot = GallerySnapshot(
+            matrix,
+            labels,
+            model_id,
+            self._snapshot.version + 1,
+            counts,
+            paths if len(paths) == len(labels) else (),
+        )

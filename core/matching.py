@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.types import Match
+from core.types import HeldBack, Match, UnknownReason
 
 __all__ = ["Matcher", "PersonScores"]
 
@@ -173,12 +173,13 @@ class Matcher:
         result = self.person_scores(embeddings)
         scores = result.scores
         n, p = scores.shape
-        if p == 0:
-            return [Match(None, -1.0) for _ in range(n)]
         threshold, margin = self.threshold, self.margin
+        if p == 0:
+            nobody = UnknownReason(HeldBack.NO_GALLERY, threshold=threshold, margin=margin)
+            return [Match(None, -1.0, reason=nobody) for _ in range(n)]
         if p == 1:
             top = scores[:, 0]
-            return [Match(result.people[0] if s >= threshold else None, float(s)) for s in top.tolist()]
+            return [self._decide(result.people[0], s, None, -1.0) for s in top.tolist()]
         # The two best people per row without sorting all P columns.
         top2 = np.argpartition(-scores, 1, axis=1)[:, :2]
         rows = np.arange(n)[:, None]
@@ -186,15 +187,20 @@ class Matcher:
         swap = pair[:, 1] > pair[:, 0]
         top2[swap] = top2[swap][:, ::-1]
         pair[swap] = pair[swap][:, ::-1]
-        out: list[Match] = []
-        for (i1, i2), (s1, s2) in zip(top2.tolist(), pair.tolist(), strict=True):
-            accepted = s1 >= threshold and (s1 - s2) >= margin
-            out.append(
-                Match(
-                    person=result.people[i1] if accepted else None,
-                    similarity=float(s1),
-                    second_person=result.people[i2],
-                    second_similarity=float(s2),
-                )
-            )
-        return out
+        return [
+            self._decide(result.people[i1], s1, result.people[i2], s2)
+            for (i1, i2), (s1, s2) in zip(top2.tolist(), pair.tolist(), strict=True)
+        ]
+
+    def _decide(self, best: str, s1: float, second: str | None, s2: float) -> Match:
+        """The decision for one face from its two best people; an Unknown says which rule held it back."""
+        threshold, margin = self.threshold, self.margin
+        rule = None
+        if s1 < threshold:
+            rule = HeldBack.THRESHOLD
+        elif second is not None and (s1 - s2) < margin:
+            rule = HeldBack.MARGIN
+        if rule is None:
+            return Match(best, float(s1), second, float(s2))
+        reason = UnknownReason(rule, best, float(s1), threshold, margin, second, float(s2))
+        return Match(None, float(s1), second, float(s2), reason)

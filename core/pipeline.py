@@ -17,9 +17,11 @@ from core.engine import GalleryView, build_detector, build_embedder, configure_d
 from core.events import EventEmitter
 from core.gallery import Gallery, GallerySnapshot, ProgressCallback, SyncReport
 from core.matching import Matcher
+from core.quality import face_sharpness
 from core.settings import Rebuild, Settings, effective_threshold, rebuilds
-from core.tracking import Tracker
+from core.tracking import Assignment, Tracker
 from core.types import Detection, Face, FrameResult, Match, RecognitionEvent, StageTimings
+from core.unknowns import UnknownPeople
 
 __all__ = ["Pipeline", "face_sharpness"]
 
@@ -31,21 +33,6 @@ log = logging.getLogger(__name__)
 # the last person stood.
 _CUT_SIZE = (64, 36)
 _CUT_DIFF = 20.0
-# Side of the grey patch the sharpness of a face is measured on: small enough to cost ~0.05 ms a face,
-# large enough for the Laplacian to see focus.
-_SHARPNESS_PX = 48
-
-
-def face_sharpness(image_bgr: np.ndarray, box: np.ndarray) -> float:
-    """Variance of the Laplacian of the face box, resampled to a fixed size (higher is sharper)."""
-    h, w = image_bgr.shape[:2]
-    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
-    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
-    if x2 - x1 < 2 or y2 - y1 < 2:
-        return 0.0
-    patch = cv2.cvtColor(image_bgr[y1:y2, x1:x2], cv2.COLOR_BGR2GRAY)
-    patch = cv2.resize(patch, (_SHARPNESS_PX, _SHARPNESS_PX), interpolation=cv2.INTER_AREA)
-    return float(cv2.Laplacian(patch, cv2.CV_32F).var())
 
 
 def _ms(start: float) -> float:
@@ -91,7 +78,9 @@ class Pipeline:
         self._matcher = Matcher(
             effective_threshold(rec, self._embedder.suggested_threshold), rec.margin, rec.use_mean_embedding
         )
-        self._tracker = Tracker(settings.tracking)
+        # Unknown people are numbered with the matcher's own "same person" line, kept up to date below.
+        self._unknowns = UnknownPeople(self._matcher.threshold)
+        self._tracker = Tracker(settings.tracking, self._unknowns)
         self._source = source
         self._emitter = EventEmitter(settings.events, source)
         self._gallery = gallery
@@ -101,6 +90,7 @@ class Pipeline:
         self._redecide = False
         self.embed_every_frame = embed_every_frame
         self._last_frame = (0, 0.0)
+        self._stream_id: int | None = None  # the stream of the last frame processed
         self._previous_small: np.ndarray | None = None
 
     # ------------------------------------------------------------------------------------ properties
@@ -124,6 +114,11 @@ class Pipeline:
     def matcher(self) -> Matcher:
         """The matcher: threshold, margin and the gallery's embeddings."""
         return self._matcher
+
+    @property
+    def unknowns(self) -> UnknownPeople:
+        """The unknown people of this source, numbered across tracks, shot changes and loops."""
+        return self._unknowns
 
     @property
     def tracker(self) -> Tracker:
@@ -189,6 +184,7 @@ class Pipeline:
             self._matcher.set_gallery(np.zeros((0, embedder.dim), np.float32), [])
             # The tracks' names and stored embeddings come from the old model: start them afresh.
             self._tracker.reset()
+            self._unknowns.clear()
         rec = new.recognition
         threshold = effective_threshold(rec, embedder.suggested_threshold)
         if (threshold, rec.margin, rec.use_mean_embedding) != (
@@ -198,6 +194,7 @@ class Pipeline:
         ):
             self._redecide = True
         self._matcher.threshold = threshold
+        self._unknowns.threshold = threshold
         self._matcher.margin = rec.margin
         self._matcher.use_mean = rec.use_mean_embedding
         self._tracker.settings = new.tracking
@@ -207,12 +204,48 @@ class Pipeline:
     # --------------------------------------------------------------------------------------- stream
 
     def reset(self, source: str | None = None) -> None:
-        """Start a new stream: tracks and event state are forgotten."""
+        """Start a new source: tracks, unknown people and event state are forgotten."""
         if source is not None:
             self._source = source
         self._tracker.reset()
+        self._unknowns.clear()
         self._previous_small = None
+        self._stream_id = None
         self._emitter = EventEmitter(self._settings.events, self._source)
+
+    def _end_stream(self) -> list[RecognitionEvent]:
+        """The stream ended (a looping video starts its next pass): ``left`` for everyone, tracks reset.
+
+        The event state starts afresh too (visits, cooldowns), as for a new source; the tracker's ids go
+        on increasing, so a track of the new stream never shares an id with one of the old.
+        """
+        events = self.flush_events()
+        self._tracker.reset()
+        self._previous_small = None
+        self._emitter.reset()
+        return events
+
+    def _prepare(
+        self, stream_id: int, frame_index: int, timestamp: float
+    ) -> tuple[list[RecognitionEvent], float]:
+        """Before a frame: new settings, the end of the previous stream, the gallery, redecided tracks.
+
+        A frame of a new stream (``stream_id`` changed, or stream time went back) first ends the old one:
+        everyone in view gets a ``left`` (the result's first events), tracks and visits restart.
+
+        Returns:
+            the events that ended the previous stream, and the milliseconds spent deciding tracks again.
+        """
+        self._take_pending()
+        ended: list[RecognitionEvent] = []
+        if self._stream_id is not None and (stream_id != self._stream_id or timestamp < self._last_frame[1]):
+            log.debug(
+                "stream %s ended, stream %s starts at frame %d", self._stream_id, stream_id, frame_index
+            )
+            ended = self._end_stream()
+        self._stream_id = stream_id
+        self._refresh_gallery()
+        return ended, self._redecide_tracks()
 
     def flush_events(self) -> list[RecognitionEvent]:
         """End of the stream: the events still due (a ``left`` for everyone in view)."""
@@ -285,6 +318,30 @@ class Pipeline:
         log.debug("matcher changed: %d tracks decided again from their stored embeddings", count)
         return _ms(t)
 
+    def _detect(self, image_bgr: np.ndarray) -> tuple[list[Detection], float]:
+        """The faces of the frame that pass the size and score gates, and the milliseconds it took."""
+        t = time.perf_counter()
+        detections = self._gate(self._detector.detect(image_bgr))
+        return detections, _ms(t)
+
+    def _assign_tracks(
+        self, image_bgr: np.ndarray, detections: Sequence[Detection], frame_index: int
+    ) -> tuple[Assignment, float]:
+        """Put the faces on tracks (all tracks end first at a shot change); says which to embed.
+
+        Returns:
+            the assignment, and the milliseconds it took.
+        """
+        t = time.perf_counter()
+        if self._shot_changed(image_bgr):
+            log.debug("shot change at frame %d: tracks restart", frame_index)
+            self._tracker.reset()
+        sharpness = [face_sharpness(image_bgr, d.box) for d in detections]
+        assignment = self._tracker.assign(
+            detections, frame_index, sharpness, embed_all=self.embed_every_frame
+        )
+        return assignment, _ms(t)
+
     def _embed_and_match(
         self, image_bgr: np.ndarray, detections: Sequence[Detection], to_embed: Sequence[int]
     ) -> tuple[dict[int, Match], dict[int, np.ndarray], tuple[float, float, float]]:
@@ -308,15 +365,22 @@ class Pipeline:
         return matches, stored, (align_ms, embed_ms, _ms(t))
 
     def process(
-        self, image_bgr: np.ndarray, frame_index: int, timestamp: float, decode_ms: float = 0.0
+        self,
+        image_bgr: np.ndarray,
+        frame_index: int,
+        timestamp: float,
+        decode_ms: float = 0.0,
+        *,
+        stream_id: int = 0,
     ) -> FrameResult:
-        """Recognise every face of one frame.
+        """Recognize every face of one frame.
 
         Args:
             image_bgr: ``(H, W, 3) uint8`` BGR frame.
-            frame_index: its index in the source (increasing).
-            timestamp: seconds into the source.
+            frame_index: its index in the stream (increasing within a stream).
+            timestamp: seconds into the stream.
             decode_ms: what decoding the frame cost, for the timings.
+            stream_id: the frame's stream (``Frame.stream_id``); a new one ends the old first (``left``s).
 
         Returns:
             the faces with their tracks and identities, the stage timings and the events.
@@ -325,31 +389,16 @@ class Pipeline:
             GhostFaceError: new settings asked for a model that cannot be built (the old one stays).
             ValueError: the frame is not a uint8 image.
         """
-        self._take_pending()
-        self._refresh_gallery()
-        redecide_ms = self._redecide_tracks()
-
-        t = time.perf_counter()
-        detections = self._gate(self._detector.detect(image_bgr))
-        detect_ms = _ms(t)
-
-        t = time.perf_counter()
-        if self._shot_changed(image_bgr):
-            log.debug("shot change at frame %d: tracks restart", frame_index)
-            self._tracker.reset()
-        sharpness = [face_sharpness(image_bgr, d.box) for d in detections]
-        assignment = self._tracker.assign(
-            detections, frame_index, sharpness, embed_all=self.embed_every_frame
-        )
-        track_ms = _ms(t)
-
+        ended, redecide_ms = self._prepare(stream_id, frame_index, timestamp)
+        detections, detect_ms = self._detect(image_bgr)
+        assignment, track_ms = self._assign_tracks(image_bgr, detections, frame_index)
         matches, stored, (align_ms, embed_ms, match_ms) = self._embed_and_match(
             image_bgr, detections, assignment.to_embed
         )
 
         t = time.perf_counter()
         faces: list[Face] = self._tracker.update(assignment, detections, matches, stored)
-        events = self._emitter.update(faces, image_bgr, frame_index, timestamp)
+        events = ended + self._emitter.update(faces, image_bgr, frame_index, timestamp)
         track_ms += _ms(t)
         self._last_frame = (frame_index, timestamp)
         return FrameResult(
@@ -366,4 +415,5 @@ class Pipeline:
                 track_ms=track_ms,
             ),
             events=tuple(events),
+            stream_id=stream_id,
         )

@@ -110,6 +110,8 @@ class Setting:
         help: one sentence for the user (the dialog's tooltip).
         min: the smallest allowed number (int and float only).
         max: the largest allowed number (int and float only).
+        label: the name the user sees; empty: the key in words (``timeout_s`` reads "Timeout").
+        path: ``"file"`` or ``"folder"`` when the text is a path: the dialog offers "Browse…".
     """
 
     default: Any
@@ -119,6 +121,8 @@ class Setting:
     help: str = ""
     min: float | None = None
     max: float | None = None
+    label: str = ""
+    path: str = ""
 
     @property
     def kind(self) -> builtins.type:

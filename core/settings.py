@@ -1,6 +1,6 @@
 """The one typed, validated settings model, and its JSON file.
 
-Sections: camera, detection, recognition, tracking, display, plugins, events. Every field has a title,
+Sections: camera, detection, recognition, tracking, display, ui, plugins, events. Every field has a title,
 a description (the GUI shows it as a tooltip) and bounds. The file carries a ``schema_version``. A bad
 or partial file never crashes the app: the bad keys are dropped with a warning, the rest is kept, and
 the unreadable original is backed up beside it.
@@ -40,6 +40,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "TrackingSettings",
+    "UiSettings",
     "describe_validation_error",
     "effective_threshold",
     "load_settings",
@@ -248,6 +249,17 @@ class DisplaySettings(_Section):
     )
 
 
+class UiSettings(_Section):
+    """How the window looks."""
+
+    theme: str = Field(
+        "dark",
+        pattern=r"^(dark|light|system)$",
+        title="Theme",
+        description="Dark, light, or follow the system's light or dark mode.",
+    )
+
+
 class EventSettings(_Section):
     """When recognition events fire, and how long the history keeps them."""
 
@@ -256,7 +268,7 @@ class EventSettings(_Section):
         ge=0.0,
         le=86400.0,
         title="Per-person cooldown",
-        description="Seconds before the same person can be recognised again.",
+        description="Seconds before the same person can be recognized again.",
     )
     unknown_after_s: float = Field(
         2.0,
@@ -267,6 +279,22 @@ class EventSettings(_Section):
     )
     left_after_s: float = Field(
         3.0, ge=0.0, le=3600.0, title="Left after", description="Seconds unseen before a person has left."
+    )
+    unknown_min_face_px: int = Field(
+        40,
+        ge=0,
+        le=1024,
+        title="Unknown: minimum face size",
+        description="An unknown face smaller than this (pixels, shorter box side) fires no event: too small "
+        "to tell who it is.",
+    )
+    unknown_min_sharpness: float = Field(
+        15.0,
+        ge=0.0,
+        le=5000.0,
+        title="Unknown: minimum face quality",
+        description="An unknown face less sharp than this fires no event (variance of the Laplacian of the "
+        "face at 48 px: blurred or dark false detections measure under 10, real faces 20 to 1500).",
     )
     history_max_days: int = Field(
         30, ge=1, le=3650, title="Keep history (days)", description="Older events are removed."
@@ -402,6 +430,7 @@ class Settings(_Section):
     recognition: RecognitionSettings = Field(default_factory=RecognitionSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     display: DisplaySettings = Field(default_factory=DisplaySettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)

@@ -19,12 +19,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core._perms import make_private_dir
 from core.errors import GhostFaceError
 from core.history import History
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from core.gallery import Gallery
+    from core.pipeline import Pipeline
 
 __all__ = ["SoakReport", "SoakSample", "measure", "run_soak"]
 
@@ -226,8 +230,6 @@ def run_soak(
         GhostFaceError: the source, the gallery or a model cannot be opened.
     """
     from core.capture import open_source  # noqa: PLC0415 - heavy imports only when a soak runs
-    from core.engine import open_gallery
-    from core.pipeline import Pipeline
 
     if minutes <= 0 or interval_s <= 0:
         raise GhostFaceError("a soak needs a positive duration and interval")
@@ -241,13 +243,7 @@ def run_soak(
     data_dir = make_private_dir(root / "data")
     history = History(data_dir / "history.sqlite3")
     bus = _soak_bus(settings, history, data_dir)
-    pipeline = Pipeline(settings, source=str(source))
-    gallery = open_gallery(
-        settings.replace(gallery_dir=str(gallery_dir)),
-        pipeline.detector,
-        pipeline.embedder,
-        cache_path=make_private_dir(root / "cache") / "gallery.sqlite3",
-    )
+    pipeline, gallery = _soak_pipeline(settings, source, gallery_dir, root)
     run = _SoakRun(history, gallery.cache_path, data_dir, on_sample)
     feed = None
     try:
@@ -257,18 +253,47 @@ def run_soak(
         run.loop(feed, pipeline, bus, minutes * 60.0, interval_s, stop)
         bus.publish_many(pipeline.flush_events())
     finally:
-        if feed is not None:
-            feed.close()
-        bus.stop(timeout=5.0)
-        status: dict[str, dict[str, int | str]] = {
-            s.name: {"calls": s.calls, "failures": s.failures, "dropped": s.dropped, "state": str(s.state)}
-            for s in bus.status()
-        }
-        gallery.close()
-        history.close()
-        if temporary:
-            shutil.rmtree(root, ignore_errors=True)
+        status = _shut_down(feed, bus, gallery, history, root if temporary else None)
     return SoakReport(tuple(run.samples), status, run.errors)
+
+
+def _soak_pipeline(
+    settings: Settings, source: str | Path, gallery_dir: str | Path, root: Path
+) -> tuple[Pipeline, Gallery]:
+    """The pipeline, and the gallery of ``gallery_dir`` opened with its models, cached under ``root``."""
+    from core.engine import open_gallery  # noqa: PLC0415 - heavy imports only when a soak runs
+    from core.pipeline import Pipeline
+
+    pipeline = Pipeline(settings, source=str(source))
+    gallery = open_gallery(
+        settings.replace(gallery_dir=str(gallery_dir)),
+        pipeline.detector,
+        pipeline.embedder,
+        cache_path=make_private_dir(root / "cache") / "gallery.sqlite3",
+    )
+    return pipeline, gallery
+
+
+def _shut_down(
+    feed: Any, bus: Any, gallery: Gallery, history: History, temporary_root: Path | None
+) -> dict[str, dict[str, int | str]]:
+    """Close the source, stop the plugins, close the gallery and history, remove a temporary folder.
+
+    Returns:
+        each plugin's name with its calls, failures, dropped events and state at the end.
+    """
+    if feed is not None:
+        feed.close()
+    bus.stop(timeout=5.0)
+    status: dict[str, dict[str, int | str]] = {
+        s.name: {"calls": s.calls, "failures": s.failures, "dropped": s.dropped, "state": str(s.state)}
+        for s in bus.status()
+    }
+    gallery.close()
+    history.close()
+    if temporary_root is not None:
+        shutil.rmtree(temporary_root, ignore_errors=True)
+    return status
 
 
 def _soak_bus(settings: Settings, history: History, data_dir: Path) -> Any:
@@ -325,7 +350,9 @@ class _SoakRun:
             if stop.is_set():
                 break
             try:
-                result = pipeline.process(frame.image, frame.index, frame.timestamp, frame.decode_ms)
+                result = pipeline.process(
+                    frame.image, frame.index, frame.timestamp, frame.decode_ms, stream_id=frame.stream_id
+                )
             except Exception as exc:  # noqa: BLE001 - as in the app: one bad frame does not end the run
                 self.errors += 1
                 log.warning("soak: frame %d failed: %s", frame.index, exc)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.settings import TrackingSettings
-from core.types import Detection, Face, Match
+from core.types import Detection, Face, HeldBack, Match, UnknownReason
+from core.unknowns import UnknownPeople
 
 __all__ = ["Assignment", "Tracker", "iou_matrix"]
 
@@ -93,6 +94,8 @@ class _Track:
     # The face's latest embedding: kept so that a new threshold or gallery can decide the track again
     # at once, without waiting for (or paying) its next embedding.
     embedding: np.ndarray | None = None
+    # The unknown person this track was re-identified as (0: none yet).
+    unknown_id: int = 0
 
     @property
     def settled(self) -> bool:
@@ -123,12 +126,20 @@ class Tracker:
     Live changes: each track keeps its latest embedding, so that when the matcher's threshold, margin
     or gallery changes, :meth:`redecide` gives every track the new matcher's answer at once.
 
+    Unknown people: a track settled as Unknown (``confirm_votes`` agreeing Unknown decisions) is given
+    the number of an unknown person from ``unknowns`` by its embedding (a known one when it is close
+    enough, else a new one), and each later embedding of the track refines that person.
+
     Args:
         settings: tracking settings; may be replaced later through :attr:`settings`.
+        unknowns: the unknown people to number unknown tracks with; None: unknown faces are not numbered.
     """
 
-    def __init__(self, settings: TrackingSettings | None = None) -> None:
+    def __init__(
+        self, settings: TrackingSettings | None = None, unknowns: UnknownPeople | None = None
+    ) -> None:
         self.settings = settings or TrackingSettings()
+        self.unknowns = unknowns
         self._tracks: dict[int, _Track] = {}
         self._next_id = 1
 
@@ -308,16 +319,29 @@ class Tracker:
                 self._vote(track)
                 if fresh.person == track.shown:
                     track.shown_match = fresh
+                self._number_unknown(track)
             faces.append(
                 Face(
                     detection=det,
                     track_id=tid,
-                    match=self._display_match(track),
+                    match=self._display_match(track, cfg.confirm_votes),
                     embedded=fresh is not None,
                     track_age=assignment.frame_index - track.first_frame + 1,
+                    unknown_id=track.unknown_id if track.shown is None else 0,
                 )
             )
         return faces
+
+    def _number_unknown(self, track: _Track) -> None:
+        """After a fresh embedding: number a track settled as Unknown, or refine its unknown person."""
+        if self.unknowns is None or track.shown is not None or track.embedding is None:
+            return
+        if track.unknown_id:
+            self.unknowns.add(track.unknown_id, track.embedding)
+        elif track.agreeing() >= self.settings.confirm_votes:
+            # Not the number of another face in view: two strangers side by side are two people.
+            taken = {t.unknown_id for t in self._tracks.values() if t.unknown_id and t is not track}
+            track.unknown_id = self.unknowns.identify(track.embedding, exclude=taken)
 
     def _vote(self, track: _Track) -> None:
         counts = Counter(track.votes)
@@ -350,11 +374,23 @@ class Tracker:
         return Match(label, last.similarity if last is not None else -1.0)
 
     @staticmethod
-    def _display_match(track: _Track) -> Match:
+    def _display_match(track: _Track, votes_needed: int) -> Match:
         if track.shown is not None:
             return track.shown_match
-        # Unknown: show the latest decision's similarity (how close the best candidate came).
+        # Unknown: show the latest decision's similarity (how close the best candidate came), and why
+        # it is not a name: the matcher's rule, or a name the votes have not confirmed yet.
         last = track.last_match
         if last is None:
             return Match(None, -1.0)
-        return Match(None, last.similarity, last.second_person, last.second_similarity)
+        reason = last.reason
+        if last.person is not None:
+            reason = UnknownReason(
+                HeldBack.VOTES,
+                last.person,
+                last.similarity,
+                second_person=last.second_person,
+                second_similarity=last.second_similarity,
+                votes=sum(1 for v in track.votes if v == last.person),
+                votes_needed=votes_needed,
+            )
+        return Match(None, last.similarity, last.second_person, last.second_similarity, reason)

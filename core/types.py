@@ -16,9 +16,11 @@ __all__ = [
     "EventKind",
     "Face",
     "FrameResult",
+    "HeldBack",
     "Match",
     "RecognitionEvent",
     "StageTimings",
+    "UnknownReason",
     "EVENT_API_VERSION",
     "parse_kind",
 ]
@@ -55,18 +57,73 @@ class Detection:
         return float(self.box[3] - self.box[1])
 
 
+class HeldBack(enum.StrEnum):
+    """The rule that kept a face Unknown."""
+
+    NO_GALLERY = "no_gallery"  # nobody to compare with (empty gallery, or one made by another model)
+    THRESHOLD = "threshold"  # the best candidate is below the similarity threshold
+    MARGIN = "margin"  # the best candidate does not beat the second best by the margin
+    VOTES = "votes"  # the latest decisions name someone, but not yet with enough agreeing votes
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownReason:
+    """Why a face is Unknown: the best candidate and the rule that held it back.
+
+    Attributes:
+        rule: the rule that held the candidate back.
+        candidate: the best gallery person, or None (empty gallery).
+        similarity: the candidate's similarity.
+        threshold: the similarity threshold in force.
+        margin: the top-1/top-2 margin in force.
+        second_person: the second-best person, or None.
+        second_similarity: the second-best person's similarity (-1 when there is none).
+        votes: ``VOTES`` only: the track's recent decisions for the candidate.
+        votes_needed: ``VOTES`` only: the agreeing decisions needed before a name is shown.
+    """
+
+    rule: HeldBack
+    candidate: str | None = None
+    similarity: float = -1.0
+    threshold: float = 0.0
+    margin: float = 0.0
+    second_person: str | None = None
+    second_similarity: float = -1.0
+    votes: int = 0
+    votes_needed: int = 0
+
+    def describe(self) -> str:
+        """One sentence for people: the best candidate and why it was not taken."""
+        if self.rule is HeldBack.NO_GALLERY or self.candidate is None:
+            return "Nobody in the gallery to compare with."
+        best = f"Best candidate: {self.candidate} ({self.similarity:.2f})"
+        if self.rule is HeldBack.THRESHOLD:
+            return f"{best}, below the similarity threshold {self.threshold:.2f}."
+        if self.rule is HeldBack.MARGIN:
+            return (
+                f"{best}, too close to {self.second_person} ({self.second_similarity:.2f}): "
+                f"the margin {self.margin:.2f} is not reached."
+            )
+        if self.votes < self.votes_needed:
+            return (
+                f"{best}, not yet confirmed: {self.votes} of the {self.votes_needed} agreeing votes needed."
+            )
+        return f"{best}, not yet confirmed: the track's recent decisions are split."
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     """The gallery decision for one embedding.
 
     ``person`` is None for "Unknown": below the similarity threshold, or too close a call between
-    the two best people (top-1/top-2 margin).
+    the two best people (top-1/top-2 margin); ``reason`` then says which, and who came closest.
     """
 
     person: str | None
     similarity: float
     second_person: str | None = None
     second_similarity: float = -1.0
+    reason: UnknownReason | None = None
 
     @property
     def known(self) -> bool:
@@ -85,6 +142,9 @@ class Face:
     embedded: bool = False
     # Frames the track has existed for; a young track is shown as tentative.
     track_age: int = 0
+    # The number of the unknown person this face was re-identified as ("Unknown #12"), or 0: not
+    # numbered (known, or not yet settled as Unknown). Kept for the whole run of a source.
+    unknown_id: int = 0
 
     @property
     def person(self) -> str | None:
@@ -95,6 +155,13 @@ class Face:
     def similarity(self) -> float:
         """The similarity to the best person in the gallery."""
         return self.match.similarity
+
+    @property
+    def label(self) -> str:
+        """The name shown for the face: the person, "Unknown #12" once numbered, else "Unknown"."""
+        if self.match.person is not None:
+            return self.match.person
+        return f"Unknown #{self.unknown_id}" if self.unknown_id else "Unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,12 +312,15 @@ class FrameResult:
 
     Attributes:
         frame: ``(H, W, 3) uint8`` BGR, the frame as decoded.
-        frame_index: index of the frame in its source.
-        timestamp: seconds into the source.
+        frame_index: index of the frame in its stream.
+        timestamp: seconds into the stream.
         faces: every face in the frame, with its track and identity.
         timings: per-stage milliseconds.
-        events: recognition events this frame produced.
+        events: recognition events this frame produced; on the first frame of a new stream (a looping
+            video's next pass) they begin with the ``left`` events that ended the previous one.
         dropped_frames: frames the source skipped since the last result (latest frame wins).
+        stream_id: the stream the frame belongs to (:attr:`core.capture.Frame.stream_id`); a change
+            means the previous stream ended and everyone in it left.
     """
 
     frame: np.ndarray
@@ -260,3 +330,4 @@ class FrameResult:
     timings: StageTimings = field(default_factory=StageTimings)
     events: tuple[RecognitionEvent, ...] = ()
     dropped_frames: int = 0
+    stream_id: int = 0

@@ -125,6 +125,17 @@ if [[ -f $checkpoint ]]; then
     grep -q "loaded from .*/_internal/core/weights/ghostfacenetv2.pt" "$WORK/ghostfacenetv2.log" \
         || fail "ghostfacenetv2: the log does not show the bundled checkpoint $checkpoint being loaded"
     say "ghostfacenetv2: the bundled checkpoint was loaded"
+    # On the CPU it runs in its deployed form: exported to ONNX into the user cache at first use, then run
+    # by OpenCV DNN. A bundle that lacks what the export needs (onnx, torch.onnx) would fall back to
+    # PyTorch with a warning, twice as slow: that is a packaging fault, so it fails here.
+    deployed=$(grep -o "GhostFaceNetV2 deployed to .*" "$WORK/ghostfacenetv2.log" | head -n 1 || true)
+    if [[ -z $deployed ]]; then
+        grep -i "ghostfacenetv2\|onnx" "$WORK/ghostfacenetv2.log" | tail -n 5 >&2
+        fail "ghostfacenetv2: not run through OpenCV DNN in the bundle (its ONNX export failed; see above)"
+    fi
+    onnx=$(find "$WORK/home-ghostfacenetv2" -name 'ghostfacenetv2-*.onnx' -print -quit)
+    [[ -n $onnx ]] || fail "ghostfacenetv2: no exported ONNX file in the user cache ($deployed)"
+    say "ghostfacenetv2: runtime opencv-dnn: $deployed; $(du -h "$onnx" | cut -f1) in the user cache"
 else
     say "NOTE: the bundle has no GhostFaceNetV2 checkpoint (core/weights/ghostfacenetv2.pt was not there)"
 fi

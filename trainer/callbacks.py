@@ -36,6 +36,10 @@ def on_train_start(trainer: Trainer) -> None:
     """Data, teacher targets, model and optimizer are ready; ``state.epoch`` is the first epoch to run."""
 
 
+def on_phase(trainer: Trainer) -> None:
+    """The run entered ``state.phase``: ``"data"``, ``"teacher"``, ``"projection"`` or ``"train"``."""
+
+
 def on_teacher_progress(trainer: Trainer) -> None:
     """Teacher targets are being computed: ``state.teacher_done`` of ``state.teacher_total``."""
 
@@ -68,6 +72,7 @@ EVENTS: dict[str, Callback] = {
     fn.__name__: fn
     for fn in (
         on_train_start,
+        on_phase,
         on_teacher_progress,
         on_epoch_start,
         on_batch_end,

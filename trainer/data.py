@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset, Sampler, WeightedRandomSampler
 
 from core.errors import ImageReadError
+from core.evaluation import EvaluationError, read_lfw_pairs
 from trainer.augment import Degradation, degrade
 
 __all__ = [
@@ -205,57 +206,17 @@ def make_holdout_pairs(
 def read_pairs(pairs_file: str | Path, images: str | Path | None = None) -> list[Pair]:
     """Read a pair list: LFW ``pairs.txt`` (View 2) over ``images``, or ``path_a<TAB>path_b<TAB>same``.
 
-    LFW lines are ``name i j`` (same) or ``name1 i name2 j`` (different) and refer to
-    ``images/<name>/<name>_<i:04d>.<ext>``; folds are the consecutive blocks the header announces.
+    The lenient mode of :func:`core.evaluation.read_lfw_pairs`: the header line may be missing, and LFW
+    names refer to ``images/<name>/<name>_<i:04d>.<any image extension>``.
 
     Raises:
-        FileNotFoundError: the list (or an image it names) is missing.
-        ValueError: a line fits neither format.
+        ValueError: the list is missing or malformed, or an image it names is missing.
     """
-    pairs_file = Path(pairs_file)
-    lines = [ln.strip() for ln in pairs_file.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    if not lines:
-        raise ValueError(f"{pairs_file} holds no pairs")
-    out: list[Pair] = []
-    first = lines[0].split()
-    lfw_format = all(t.isdigit() for t in first) or (
-        len(first) in (3, 4) and first[1].isdigit() and first[-1].isdigit()
-    )
-    if not lfw_format:
-        for n, line in enumerate(lines):
-            parts = line.split("\t") if "\t" in line else line.split()
-            if len(parts) < 3:
-                raise ValueError(f"{pairs_file}:{n + 1}: expected 'path_a path_b same', got {line!r}")
-            fold = int(parts[3]) if len(parts) > 3 else 0
-            base = pairs_file.parent
-            out.append(
-                Pair(base / parts[0], base / parts[1], parts[2].strip() in ("1", "true", "True"), fold)
-            )
-        return out
-    if images is None:
-        raise ValueError(f"{pairs_file} is in LFW format: the images folder is needed too")
-    root = Path(images)
-    header = lines[0].split()
-    body = lines[1:] if len(header) <= 2 and all(h.isdigit() for h in header) else lines
-    per_fold = 2 * int(header[1]) if len(header) == 2 and all(h.isdigit() for h in header) else len(body)
-
-    def find(name: str, index: str) -> Path:
-        stem = f"{name}_{int(index):04d}"
-        for ext in (".jpg", ".png", ".jpeg", ".bmp", ".webp"):
-            candidate = root / name / f"{stem}{ext}"
-            if candidate.is_file():
-                return candidate
-        raise FileNotFoundError(f"pair image not found: {root / name / stem}.*")
-
-    for n, line in enumerate(body):
-        parts = line.split()
-        if len(parts) == 3:
-            out.append(Pair(find(parts[0], parts[1]), find(parts[0], parts[2]), True, n // per_fold))
-        elif len(parts) == 4:
-            out.append(Pair(find(parts[0], parts[1]), find(parts[2], parts[3]), False, n // per_fold))
-        else:
-            raise ValueError(f"{pairs_file}:{n + 2}: not an LFW pair line: {line!r}")
-    return out
+    try:
+        pairs, _ = read_lfw_pairs(Path(pairs_file), lenient=True, images=Path(images) if images else None)
+    except EvaluationError as exc:
+        raise ValueError(str(exc)) from exc
+    return [Pair(Path(p.first), Path(p.second), p.same, p.fold) for p in pairs]
 
 
 def load_crop_rgb(path: str | Path) -> np.ndarray:

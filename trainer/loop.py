@@ -80,6 +80,8 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
     teacher_done: int = 0
     teacher_total: int = 0
+    # What the run is doing before its first batch: "data", "teacher", "projection", then "train".
+    phase: str = "data"
     elapsed_s: float = 0.0
     last_checkpoint: Path | None = None
     best_backbone: Path | None = None
@@ -690,8 +692,10 @@ class Trainer:
     def _fit(self) -> TrainResult:
         cfg = self.config
         self._set_up_run()
+        self._enter_phase("data")
         samples = self._prepare_samples()
         if cfg.uses_teacher:
+            self._enter_phase("teacher")
             teached = self._prepare_targets(samples)
             if teached is None:  # stopped while the teacher ran
                 self.state.stopped = True
@@ -701,6 +705,7 @@ class Trainer:
         self._build(samples)
         assert self.model is not None and self.optimizer is not None
         if self._initial_state is not None and self.projection is not None and self.resume_path is None:
+            self._enter_phase("projection")
             self._fit_projection(samples)
         dataset = self._dataset(samples)
         weighted = balanced_sampler(samples, seed=cfg.seed) if cfg.data.balanced_sampler else None
@@ -714,6 +719,7 @@ class Trainer:
         self.scheduler = Schedule(self.optimizer, cfg, run.steps_per_epoch)
         start_epoch, start_step = self._resume() if self.resume_path is not None else (0, 0)
         self.state.epoch = start_epoch
+        self._enter_phase("train")
         self.run_callbacks("on_train_start")
         run.started, run.elapsed_before = time.monotonic(), self.state.elapsed_s
         for epoch in range(start_epoch, cfg.epochs):
@@ -732,6 +738,10 @@ class Trainer:
             self.state.stopped = True
         self.run_callbacks("on_train_end")
         return self._result()
+
+    def _enter_phase(self, phase: str) -> None:
+        self.state.phase = phase
+        self.run_callbacks("on_phase")
 
     def _set_up_run(self) -> None:
         """Threads and seeds; the initial weights read and checked; the run folder and its config."""
@@ -911,11 +921,11 @@ class Trainer:
         elapsed = time.monotonic() - run.started
         s.elapsed_s = run.elapsed_before + elapsed
         s.images_per_s = run.batches * cfg.batch_size * self.dist.world_size / max(elapsed, 1e-9)
+        s.eta_s = elapsed / run.batches * (s.total_steps - s.global_step)
         if run.budget_s is not None:
-            s.eta_s = max(0.0, run.budget_s - s.elapsed_s)
+            # The run ends at whichever comes first: its last epoch or its time budget.
+            s.eta_s = min(s.eta_s, max(0.0, run.budget_s - s.elapsed_s))
             run.out_of_time = s.elapsed_s >= run.budget_s
-        else:
-            s.eta_s = elapsed / run.batches * (s.total_steps - s.global_step)
         self.run_callbacks("on_batch_end")
 
     def _validate(self, epoch: int, record: dict[str, Any], *, last_epoch: bool) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core._atomic import atomic_write_bytes
+from core.plugins import Setting
 from core.types import EventKind, RecognitionEvent
 
 __all__ = ["SnapshotSaver", "parse_kinds"]
@@ -62,11 +63,13 @@ class SnapshotSaver:
 
     NAME = "snapshot"
     SETTINGS: dict[str, Any] = {
-        "mode": "face",
-        "folder": "",
-        "kinds": "recognized,unknown",
-        "keep_count": 500,
-        "keep_days": 30,
+        "mode": Setting("face", choices=("face", "frame"), help="Save the face only, or the whole frame."),
+        "folder": Setting(
+            "", path="folder", help="Where the images go; empty: the snapshots folder of GhostFace."
+        ),
+        "kinds": Setting("recognized,unknown", label="Events", help="Comma-separated event kinds to save."),
+        "keep_count": Setting(500, min=0, label="Images kept", help="The most images kept; 0 keeps all."),
+        "keep_days": Setting(30, min=0, label="Keep images for", help="Days an image is kept; 0 keeps all."),
     }
 
     def __init__(self) -> None:

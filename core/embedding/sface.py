@@ -132,6 +132,12 @@ class SFaceEmbedder(Embedder):
         if onnx_bytes is None:
             try:
                 onnx_bytes = clean_onnx_bytes(data)
+            except ImportError as exc:
+                # Not a fault of the file: say what is missing, in one line (the CLI prints only that).
+                raise CheckpointError(
+                    f"the SFace model cannot be prepared for OpenCV: the Python package 'onnx' is missing "
+                    f"({exc}); install it (pip install onnx), or choose another embedder"
+                ) from exc
             except Exception as exc:  # onnx raises its own DecodeError types
                 raise CheckpointError(f"{source} is not a readable ONNX model: {exc}") from exc
             derived = _sha256(onnx_bytes)

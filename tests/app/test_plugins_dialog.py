@@ -32,11 +32,10 @@ def test_refused_and_broken_plugins_are_listed_with_the_reason(qtbot, tmp_path: 
         editor = dialog.findChild(QLineEdit, "setting-url")
         assert editor is not None and editor.echoMode() is QLineEdit.EchoMode.Password
         assert editor.toolTip() == "http(s) URL to POST each event to; empty sends nothing"
-        # A bad value is refused in the dialog, not saved.
+        # A bad value cannot be entered: the field keeps to the bounds the plugin declared.
         timeout = dialog._editors["timeout_s"]
         timeout.setValue(0.0)  # type: ignore[attr-defined]
-        dialog.apply_settings()
-        assert "timeout_s" in dialog.message_label.text() and "at least 0.1" in dialog.message_label.text()
+        assert timeout.value() == 0.1  # type: ignore[attr-defined]
     finally:
         bus.stop()
 

@@ -56,3 +56,49 @@ def test_landmarks_are_drawn_only_when_asked_for(qtbot) -> None:
     # An unknown face is drawn in the unknown colour.
     view.show_result(_result(None))
     assert all(landmark_dots_drawn(view))
+
+
+def _label_pixels(view: VideoView, colour: QColor) -> int:
+    """How many pixels of the view show ``colour`` (the labels' background; boxes are switched off)."""
+    image = view.grab().toImage()
+    return sum(
+        _close(image.pixelColor(x, y), colour, 8)
+        for y in range(0, image.height())
+        for x in range(0, image.width())
+    )
+
+
+def test_labels_of_overlapping_faces_are_all_readable(qtbot) -> None:
+    view = VideoView()
+    qtbot.addWidget(view)
+    view.resize(640, 360)
+    view.set_display(DisplaySettings(show_boxes=False))
+    frame = np.full((180, 320, 3), 90, np.uint8)
+    known = Face(
+        Detection(np.array([40, 40, 120, 130], np.float32), 0.9, LANDMARKS),
+        1,
+        Match("obama", 0.6),
+        track_age=30,
+    )
+    unknown = Face(
+        Detection(np.array([44, 42, 124, 132], np.float32), 0.9, LANDMARKS),
+        2,
+        Match(None, 0.2),
+        track_age=30,
+        unknown_id=3,
+    )
+
+    def show(*faces: Face) -> tuple[int, int]:
+        view.show_result(FrameResult(frame=frame, frame_index=0, timestamp=0.0, faces=faces))
+        return _label_pixels(view, KNOWN_COLOUR), _label_pixels(view, UNKNOWN_COLOUR)
+
+    alone_known, _ = show(known)
+    _, alone_unknown = show(unknown)
+    assert alone_known > 500 and alone_unknown > 500
+    # Together, neither label hides the other: each shows as many pixels as when drawn alone.
+    both_known, both_unknown = show(known, unknown)
+    assert both_known >= 0.97 * alone_known and both_unknown >= 0.97 * alone_unknown
+    # The unknown face is shown by its number.
+    from app.video_view import face_label
+
+    assert face_label(unknown, DisplaySettings()).startswith("Unknown #3")

@@ -22,10 +22,11 @@ from core import paths
 from core.builtin_plugins.attendance import COLUMNS, AttendanceLog
 from core.builtin_plugins.snapshot import SnapshotSaver
 from core.builtin_plugins.webhook import Webhook, validate_url
-from core.events import EventBus, PluginState, make_test_event
+from core.events import EventBus, PluginState, make_test_event, plugin_report
 from core.plugins import LoadedPlugin, discover_plugins, load_plugins, plugin_defaults
 from core.settings import PluginSettings
 from core.types import EventKind, RecognitionEvent
+from tests._disks import tiny_disk
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -120,6 +121,47 @@ def test_attendance_folder_that_is_a_file_is_reported(tmp_path: Path) -> None:
     status = bus.status_of("attendance")
     assert status.state is PluginState.DISABLED and status.last_error.startswith("on_start: FileExistsError")
     assert blocker.read_text() == "keep me"
+
+
+def test_attendance_on_a_full_disk_stays_on_and_writes_every_row_once_space_returns(tmp_path: Path) -> None:
+    with tiny_disk(tmp_path / "disk", "1m") as disk:
+        log = AttendanceLog()
+        log.RETRY_FIRST_S, log.RETRY_MAX_S = 0.05, 0.2  # the test cannot wait a minute between retries
+        folder = disk.root / "att"
+        bus = EventBus([LoadedPlugin("attendance", "built-in", log, {"folder": str(folder)})], max_failures=2)
+        bus.start()
+        t0 = 1_750_000_000.0
+        bus.publish(ev(EventKind.RECOGNIZED, "first", t0, 1.0))
+        wait_until(lambda: log.path is not None and log.path.exists())
+        assert log.path is not None
+        disk.fill()
+        people = [f"person {i:02d}" for i in range(12)]
+        for i, person in enumerate(people):
+            bus.publish(ev(EventKind.RECOGNIZED, person, t0 + 1 + i, 2.0 + i))
+        bus.publish(ev(EventKind.LEFT, "first", t0 + 20, 21.0))
+        wait_until(lambda: bus.status_of("attendance").calls == 14)
+        status = bus.status_of("attendance")
+        assert status.state is PluginState.DEGRADED and status.enabled, status
+        # Many more failed writes than max_failures (2): still on, shown as degraded with the reason.
+        wait_until(lambda: log.write_failures >= 6 and "13 changes" in bus.status_of("attendance").problem)
+        status = bus.status_of("attendance")
+        assert status.state is PluginState.DEGRADED, status
+        assert status.failures == 0 and status.last_error == ""
+        assert "No space left on device" in status.problem and "13 changes kept in memory" in status.problem
+        (row,) = [r for r in plugin_report(bus) if r["name"] == "attendance"]
+        assert row["state"] == "degraded" and row["problem"] == status.problem
+        assert [r["person"] for r in read_csv(log.path)] == ["first"]  # the last complete file is kept
+
+        disk.free()  # no new event: the retry on its timer writes the rows
+        wait_until(lambda: bus.status_of("attendance").state is PluginState.OK)
+        assert bus.status_of("attendance").problem == ""
+        rows = read_csv(log.path)
+        assert [r["person"] for r in rows] == ["first", *people]
+        assert datetime.fromisoformat(rows[0]["last_seen"]).timestamp() == pytest.approx(t0 + 20)
+        assert log.unwritten == 0
+        assert bus.stop(timeout=10.0) == []
+        assert bus.status_of("attendance").failures == 0
+        assert [p.name for p in folder.iterdir()] == [log.path.name]  # no temporary file left behind
 
 
 @pytest.mark.slow

@@ -70,16 +70,21 @@ def test_video_file_frames_fps_and_timestamps(hamilton_clip: Path) -> None:
     assert source.closed
 
 
-def test_video_loops_with_increasing_index_and_time(hamilton_clip: Path) -> None:
+def test_each_loop_of_a_video_is_a_new_stream_from_frame_0(hamilton_clip: Path) -> None:
     with open_source(str(hamilton_clip), loop=True) as source:
         frames = []
         for frame in source:
             frames.append(frame)
-            if len(frames) == CLIP_FRAMES + 5:
+            if len(frames) == 2 * CLIP_FRAMES + 5:
                 break
-    assert [f.index for f in frames] == list(range(CLIP_FRAMES + 5))
-    times = [f.timestamp for f in frames]
-    assert all(b > a for a, b in zip(times, times[1:], strict=False))
+    # Frame index and stream time restart at every pass; the stream id says which pass it is.
+    assert [f.index for f in frames] == [*range(CLIP_FRAMES), *range(CLIP_FRAMES), *range(5)]
+    assert [f.stream_id for f in frames] == [0] * CLIP_FRAMES + [1] * CLIP_FRAMES + [2] * 5
+    for start in (0, CLIP_FRAMES, 2 * CLIP_FRAMES):
+        assert frames[start].timestamp == 0.0
+    pass_times = [f.timestamp for f in frames[:CLIP_FRAMES]]
+    assert all(b > a for a, b in zip(pass_times, pass_times[1:], strict=False))
+    assert [f.timestamp for f in frames[CLIP_FRAMES : 2 * CLIP_FRAMES]] == pass_times
     # After wrapping, the picture is the first frame again.
     np.testing.assert_array_equal(frames[CLIP_FRAMES].image, frames[0].image)
 

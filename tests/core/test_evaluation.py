@@ -120,6 +120,38 @@ def test_malformed_pairs_files_are_refused_with_the_line(tmp_path: Path, text: s
         read_lfw_pairs(path)
 
 
+def test_the_lenient_mode_reads_validation_lists(lfw_dir: Path, tmp_path: Path) -> None:
+    images = tmp_path / "crops"
+    for person, number, ext in (("Alice", 1, ".png"), ("Alice", 2, ".jpg"), ("Bob", 3, ".webp")):
+        (images / person).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(lfw_dir / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg", images / person / f"{person}_{number:04d}{ext}")
+    headerless = tmp_path / "val.txt"
+    headerless.write_text("Alice 1 2\nAlice 1 Bob 3\n")
+    with pytest.raises(EvaluationError, match="first line"):
+        read_lfw_pairs(headerless)  # the benchmark wants the real pairs.txt
+    pairs, folds = read_lfw_pairs(headerless, lenient=True, images=images)
+    assert folds == 1
+    assert [(Path(p.first).name, Path(p.second).name, p.same, p.fold) for p in pairs] == [
+        ("Alice_0001.png", "Alice_0002.jpg", True, 0),
+        ("Alice_0001.png", "Bob_0003.webp", False, 0),
+    ]
+    with pytest.raises(EvaluationError, match="images folder is needed"):
+        read_lfw_pairs(headerless, lenient=True)
+    (images / "Bob" / "Bob_0003.webp").unlink()
+    with pytest.raises(EvaluationError, match="pair image not found"):
+        read_lfw_pairs(headerless, lenient=True, images=images)
+    listing = tmp_path / "pairs.tsv"
+    listing.write_text("a.jpg\tb.png\t1\t0\nc.jpg\td.jpg\t0\t1\n")
+    pairs, folds = read_lfw_pairs(listing, lenient=True)
+    assert folds == 2 and [(p.first, p.same, p.fold) for p in pairs] == [
+        (str(tmp_path / "a.jpg"), True, 0),
+        (str(tmp_path / "c.jpg"), False, 1),
+    ]
+    listing.write_text("a.jpg\tb.png\tyes\tfirst\n")
+    with pytest.raises(EvaluationError, match="line 1"):
+        read_lfw_pairs(listing, lenient=True)
+
+
 def test_a_missing_pairs_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(EvaluationError, match="cannot read"):
         read_lfw_pairs(tmp_path / "nope.txt")

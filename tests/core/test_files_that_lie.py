@@ -141,6 +141,51 @@ def test_person_names_are_limited_in_bytes_and_refuse_invisible_characters() -> 
     assert validate_person_name("Zoë Saldaña") == "Zoë Saldaña"
 
 
+ZWNJ, ZWJ = "\u200c", "\u200d"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        f"فاطمه{ZWNJ}زهرا",  # Persian: Fatemeh-Zahra, the non-joiner keeps the two names apart
+        f"محمد{ZWNJ}مهدی رضایی",
+        f"شمس{ZWNJ}الدین محمدی",
+        f"میر{ZWNJ}حسین موسوی",
+        f"ज्{ZWNJ}ञानेश्वर",  # Marathi/Devanagari: a visible virama instead of a conjunct
+        f"क्{ZWJ}षितिज",  # Devanagari: the half form of KA
+        f"സ്വാമിനാഥന്{ZWJ}പിള്ള",  # Malayalam: a chillu inside the name
+    ],
+)
+def test_persian_and_indic_names_keep_their_joiners(name: str) -> None:
+    assert validate_person_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        f"{ZWNJ}فاطمه",  # at the start
+        f"فاطمه{ZWNJ}",  # at the end
+        f"فاطمه{ZWNJ}{ZWNJ}زهرا",  # doubled
+        f"فاطمه{ZWNJ}{ZWJ}زهرا",
+        f"فاطمه {ZWNJ}زهرا",  # next to a space
+        f"فاطمه{ZWNJ} زهرا",
+        f"Fat{ZWNJ}emeh",  # in a script that does not use it
+        f"Jo{ZWJ}hn",
+        f"Ali{ZWNJ}رضا",  # next to ASCII
+        f"👨{ZWJ}👩",  # an emoji sequence is not a letter
+        "فاطمه\u200bزهرا",  # other zero-width characters stay refused
+        "فاطمه\u2060زهرا",
+        "فاطمه\ufeffزهرا",
+        "فاطمه\u200fزهرا",  # and the bidi marks and controls
+        "فاطمه\u202bزهرا",
+        "فاطمه\u2067زهرا",
+    ],
+)
+def test_joiners_anywhere_else_and_other_invisible_characters_are_refused(name: str) -> None:
+    with pytest.raises(InvalidPersonName, match="invisible"):
+        validate_person_name(name)
+
+
 def test_a_copy_that_fails_on_a_full_disk_is_not_called_unreadable(
     tmp_path: Path, demo_dir: Path, models: tuple
 ) -> None:

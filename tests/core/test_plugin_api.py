@@ -623,6 +623,38 @@ def test_a_stuck_plugin_is_shown_as_busy_not_ok(monkeypatch: pytest.MonkeyPatch)
         bus.stop()
 
 
+def test_a_plugin_in_its_own_process_reports_a_problem_and_its_end(plugins_dir: Path) -> None:
+    write(
+        plugins_dir,
+        "outbox.py",
+        "problem = None\n"
+        "def on_event(e):\n"
+        "    global problem\n"
+        "    problem = None if e.person == 'back' else 'the server is down; 1 event waits'\n",
+    )
+    (found,) = discover_plugins(plugins_dir, builtins=False, entry_points=False, isolate=True)
+    bus = EventBus(load_plugins([found], PluginSettings()))
+    bus.start()
+    try:
+        bus.publish(ghostface_api.make_event(person="ada"))
+        wait_until(lambda: bus.status_of("outbox").state is PluginState.DEGRADED)
+        status = bus.status_of("outbox")
+        assert status.isolated and status.problem == "the server is down; 1 event waits"
+        assert status.failures == 0 and status.enabled
+        (row,) = plugin_report(bus, [dataclasses.replace(_found("outbox"))])
+        assert row["state"] == "degraded" and row["problem"] == status.problem
+        from cli.plugins import plugin_lines  # what `ghostface plugins list` prints
+
+        assert plugin_lines([row])[-1].endswith("degraded, 1 calls, 0 failures, 0 dropped: " + status.problem)
+        from_app = pytest.importorskip("app.plugins_dialog")
+        assert from_app.status_text(status) == "degraded: the server is down; 1 event waits"
+        bus.publish(ghostface_api.make_event(person="back"))
+        wait_until(lambda: bus.status_of("outbox").state is PluginState.OK)
+        assert bus.status_of("outbox").problem == ""
+    finally:
+        bus.stop()
+
+
 def _found(name: str) -> object:
     from core.plugins import DiscoveredPlugin
 
