@@ -219,7 +219,7 @@ def describe_server(conninfo: str) -> str:
     with connect(conninfo) as conn:
         version = check_schema(conn, where)
         user, admin = conn.execute("SELECT current_user, has_table_privilege('people', 'UPDATE')").fetchone()
-    may = "may change the gallery (admin)" if admin else "recognises and records events (station)"
+    may = "may change the gallery (admin)" if admin else "recognizes and records events (station)"
     return f"Connected to {where} as {user}: schema version {version}; this station {may}."
 
 

@@ -42,7 +42,7 @@ def test_the_stations_page_tests_the_connection_and_never_keeps_a_password(qtbot
     page.url.setText(pg_server.url(tpg.STATION_USER, tpg.STATION_PASSWORD, db))
     page.test_button.click()
     qtbot.waitUntil(lambda: not page.testing, timeout=15000)
-    assert "as gf_station: schema version 1; this station recognises and records events" in page.result.text()
+    assert "as gf_station: schema version 1; this station recognizes and records events" in page.result.text()
 
     page.url.editingFinished.emit()  # leaving the field: the password goes, and the user is told
     assert tpg.STATION_PASSWORD not in page.url.text() and "password was removed" in page.result.text()

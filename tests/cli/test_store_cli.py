@@ -105,8 +105,8 @@ def _server_events(url: str) -> list[tuple]:
 def test_two_stations_enrolment_reaches_b_within_two_seconds_and_no_event_is_lost_when_the_server_stops(
     pg_server, hamilton_clip: Path, demo_dir: Path, tmp_path: Path
 ) -> None:
-    """Station A enrols, station B (another process, recognising the demo clip) names the person within
-    2 s; then the server stops mid-run: B goes on recognising, its events wait, and once the server is
+    """Station A enrols, station B (another process, recognizing the demo clip) names the person within
+    2 s; then the server stops mid-run: B goes on recognizing, its events wait, and once the server is
     back every event arrives exactly once."""
     db = tpg.fresh_database(pg_server)
     admin = pg_server.url(tpg.ADMIN_USER, tpg.ADMIN_PASSWORD, db)

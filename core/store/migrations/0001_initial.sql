@@ -45,7 +45,7 @@ CREATE TABLE embeddings (
 );
 
 CREATE TABLE events (
-    -- Made by the station when the event happened: a redelivered event is recognised and ignored.
+    -- Made by the station when the event happened: a redelivered event is recognized and ignored.
     event_id uuid PRIMARY KEY,
     station text NOT NULL,
     time double precision NOT NULL,
