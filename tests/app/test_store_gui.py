@@ -199,3 +199,24 @@ def test_history_says_when_the_server_cannot_be_read(qtbot, pg_server, tmp_path:
         dialog.reset_filters()
         assert dialog.station_box.findData("Front door") > 0
         dialog.close()
+
+
+def test_the_gallery_tab_says_in_one_line_why_the_server_refused(qtbot, pg_server) -> None:  # type: ignore[no-untyped-def]
+    from app.gallery_worker import GalleryController, SyncGallery
+
+    db = tpg.fresh_database(pg_server)
+    settings = Settings().replace(
+        store={"backend": "postgresql", "url": pg_server.url(tpg.STATION_USER, None, db) + "?password=wrong"}
+    )
+    assert "wrong" not in settings.store.url  # dropped from the settings: libpq then has no password
+    failures: list[object] = []
+    controller = GalleryController(settings)
+    controller.error.connect(failures.append)
+    try:
+        controller.submit(SyncGallery())
+        qtbot.waitUntil(lambda: bool(failures), timeout=30_000)
+        text = str(failures[-1])
+        assert text.startswith("cannot connect to the shared store gf_station@127.0.0.1") and "\n" not in text
+        assert "password" in text
+    finally:
+        assert controller.stop()
