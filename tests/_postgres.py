@@ -51,6 +51,7 @@ class PgServer:
     durable: bool = False
 
     def _cmd(self, *args: str) -> list[str]:
+        # Run from the server's own folder (cwd=...): as root the repository may be where postgres cannot go.
         return ["runuser", "-u", self.run_as, "--", *args] if self.run_as else list(args)
 
     def url(
@@ -78,6 +79,7 @@ class PgServer:
             check=True,
             capture_output=True,
             timeout=90,
+            cwd=self.data_dir.parent,
         )
 
     def stop(self) -> None:
@@ -86,6 +88,7 @@ class PgServer:
             check=False,
             capture_output=True,
             timeout=90,
+            cwd=self.data_dir.parent,
         )
 
 
@@ -124,6 +127,7 @@ def start_server(base: Path, *, durable: bool = False) -> PgServer:
         check=True,
         capture_output=True,
         timeout=120,
+        cwd=base,
     )
     server.start()
     import psycopg
