@@ -68,7 +68,7 @@ class AppContext:
         """Start the plugins and make the controllers (no worker thread runs yet); GUI thread only."""
         errors = ErrorReporter()
         notifier = _notifier(errors)
-        history = _open_history(errors)
+        history = _open_history(errors, settings)
         event_bus = _start_event_bus(settings, notifier, errors, history)
         # One owner per gallery folder: the gallery worker embeds; the live pipeline reads its view.
         gallery = GalleryController(settings)
@@ -176,8 +176,14 @@ def _notifier(errors: ErrorReporter) -> DesktopNotification | None:
         return None
 
 
-def _open_history(errors: ErrorReporter) -> History | None:
+def _open_history(errors: ErrorReporter, settings: Settings | None = None) -> History | None:
     try:
+        if settings is not None and settings.store.backend == "postgresql":
+            from core.engine import open_shared_history
+
+            # The site's history on the server; this station's events wait in a local outbox whenever
+            # the server cannot be reached, so this never stops recognition.
+            return open_shared_history(settings)  # type: ignore[return-value]
         # A short wait on a history another program holds locked: this runs on the GUI thread. It
         # then opens read-only, and new events wait in memory until the lock is gone.
         return History(busy_timeout_s=2.0)

@@ -27,7 +27,7 @@ from app.threads import ThreadController, ThreadWorker
 from core._image import decode_image
 from core.capture import open_source
 from core.detection import Detector
-from core.engine import GalleryView, build_detector, build_embedder, configure_detector, open_gallery
+from core.engine import GalleryView, build_detector, build_embedder, configure_detector, open_store_gallery
 from core.enrollment import CaptureGuide, GuideConfig
 from core.face_choice import sidecar_path
 from core.gallery import Gallery, PersonInfo, PhotoResult
@@ -141,7 +141,8 @@ def move_to_trash(gallery: Any, name: str, *, use_system_trash: bool = True) -> 
     Nothing is destroyed either way: the returned location holds every photo.
     """
     folder = next((p.path for p in gallery.people() if p.name.casefold() == name.casefold()), None)
-    if folder is not None and use_system_trash:
+    # A shared gallery has no folder: its photos stay on the server, marked deleted.
+    if folder is not None and use_system_trash and not hasattr(gallery, "conninfo"):
         handle = QFile(str(folder))
         # The instance form reports where the trash put the folder (its file name changes).
         ok = handle.moveToTrash()
@@ -463,7 +464,7 @@ class GalleryWorker(ThreadWorker):
             settings = self._settings
         gallery, old = self._gallery, self._built_with
         if gallery is None or old is None:
-            gallery = open_gallery(settings, build_detector(settings), build_embedder(settings))
+            gallery = self._open_gallery(settings, build_detector(settings), build_embedder(settings))
         else:
             parts = rebuilds(old, settings)
             detector = build_detector(settings) if Rebuild.DETECTOR in parts else gallery.detector
@@ -472,7 +473,7 @@ class GalleryWorker(ThreadWorker):
             if Rebuild.GALLERY in parts:
                 self._view.publish(None)
                 gallery.close()
-                gallery = open_gallery(settings, detector, embedder)
+                gallery = self._open_gallery(settings, detector, embedder)
             else:
                 gallery.set_detector(detector)
                 if embedder is not gallery.embedder:
@@ -480,6 +481,13 @@ class GalleryWorker(ThreadWorker):
         self._gallery, self._built_with = gallery, settings
         self._view.publish(gallery)
         return gallery
+
+    def _open_gallery(self, settings: Settings, detector: Any, embedder: Any) -> Gallery:
+        gallery = open_store_gallery(settings, detector, embedder)
+        if hasattr(gallery, "on_change"):
+            # A shared gallery changed by another station: the list follows (signals cross threads).
+            gallery.on_change.append(lambda: self.people_ready.emit(gallery.people()))
+        return gallery  # type: ignore[return-value]
 
     def _progress(self, done: int, total: int, item: str) -> None:
         self.progress.emit(done, total, item)

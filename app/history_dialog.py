@@ -1,4 +1,7 @@
-"""The event history window: every recorded event, filtered by person, kind and date, with CSV export."""
+"""The event history window: every recorded event, filtered by person, kind and date, with CSV export.
+
+With a shared store the history holds every station's events: a Station column and filter appear.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 
 ALL_PEOPLE = "All people"
 ALL_KINDS = "All events"
+ALL_STATIONS = "All stations"
 
 
 class HistoryDialog(QDialog):
@@ -60,11 +64,15 @@ class HistoryDialog(QDialog):
         self.history = history if history is not None else History()
         self.limit = limit
         self.events: list[RecognitionEvent] = []
+        # A shared history (core.store.shared_history) knows which station recorded each event.
+        self.shared = hasattr(self.history, "query_stations")
+        self.stations: list[str] = []
+        self.columns = (*self.COLUMNS, "Station") if self.shared else self.COLUMNS
 
         filters = self._build_filters()
-        self.table = make_event_table(self.COLUMNS)
+        self.table = make_event_table(self.columns)
         header = self.table.horizontalHeader()
-        for col in range(1, len(self.COLUMNS)):
+        for col in range(1, len(self.columns)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
 
@@ -77,6 +85,7 @@ class HistoryDialog(QDialog):
         self._reset_filters()
         self.person_box.currentIndexChanged.connect(self.refresh)
         self.kind_box.currentIndexChanged.connect(self.refresh)
+        self.station_box.currentIndexChanged.connect(self.refresh)
         self.from_date.dateChanged.connect(self.refresh)
         self.to_date.dateChanged.connect(self.refresh)
         self.refresh_button.clicked.connect(self.reload)
@@ -93,6 +102,10 @@ class HistoryDialog(QDialog):
         self.kind_box.addItem(ALL_KINDS, None)
         for kind in EventKind:
             self.kind_box.addItem(kind_label(kind), kind)
+        self.station_box = QComboBox()
+        self.station_box.setAccessibleName("Station")
+        self.station_box.addItem(ALL_STATIONS, None)
+        self.station_box.setVisible(self.shared)
         self.from_date = QDateEdit()
         self.from_date.setCalendarPopup(True)
         self.from_date.setDisplayFormat("yyyy-MM-dd")
@@ -112,6 +125,7 @@ class HistoryDialog(QDialog):
         filters.addWidget(QLabel("Person"))
         filters.addWidget(self.person_box, 1)
         filters.addWidget(self.kind_box)
+        filters.addWidget(self.station_box)
         filters.addWidget(QLabel("From"))
         filters.addWidget(self.from_date)
         filters.addWidget(QLabel("to"))
@@ -156,7 +170,20 @@ class HistoryDialog(QDialog):
         for edit in (self.from_date, self.to_date):
             edit.blockSignals(False)
 
+    def _fill_stations(self) -> None:
+        if not self.shared:
+            return
+        current = self.station_box.currentData()
+        self.station_box.blockSignals(True)
+        self.station_box.clear()
+        self.station_box.addItem(ALL_STATIONS, None)
+        for station in self.history.stations():  # type: ignore[attr-defined]
+            self.station_box.addItem(station, station)
+        self.station_box.setCurrentIndex(max(0, self.station_box.findData(current)) if current else 0)
+        self.station_box.blockSignals(False)
+
     def _fill_people(self) -> None:
+        self._fill_stations()
         current = self.person_box.currentData()
         self.person_box.blockSignals(True)
         self.person_box.clear()
@@ -172,12 +199,15 @@ class HistoryDialog(QDialog):
         since = datetime.combine(self.from_date.date().toPython(), time.min).timestamp()
         until = datetime.combine(self.to_date.date().toPython(), time.max).timestamp()
         kind = self.kind_box.currentData()
-        return {
+        found: dict[str, object] = {
             "person": self.person_box.currentData(),
             "since": since,
             "until": until,
             "kinds": [kind] if kind is not None else None,
         }
+        if self.shared:
+            found["station"] = self.station_box.currentData()
+        return found
 
     def set_filters(
         self,
@@ -216,7 +246,11 @@ class HistoryDialog(QDialog):
         """Query the history with the current filters and fill the table, or say why it cannot be read."""
         f = self.filters()
         try:
-            self.events = self.history.query(limit=self.limit, **f)  # type: ignore[arg-type]
+            if self.shared:
+                rows = self.history.query_stations(limit=self.limit, **f)  # type: ignore[attr-defined]
+                self.events, self.stations = [r.event for r in rows], [r.station for r in rows]
+            else:
+                self.events = self.history.query(limit=self.limit, **f)  # type: ignore[arg-type]
             total = self.history.count(**f)  # type: ignore[arg-type]
         except (sqlite3.Error, OSError, GhostFaceError) as exc:  # a bad history must not take the window down
             log.warning("history cannot be read: %s", exc)
@@ -246,6 +280,8 @@ class HistoryDialog(QDialog):
                 sim,
                 QTableWidgetItem(event.source),
             )
+            if self.shared:
+                items += (QTableWidgetItem(self.stations[row]),)
             for col, item in enumerate(items):
                 self.table.setItem(row, col, item)
         self.export_button.setEnabled(bool(self.events))

@@ -237,6 +237,7 @@ class SettingsDialog(QDialog):
         for section, title in SECTIONS:
             self.tabs.addTab(self._build_section(section), title)
         self.tabs.addTab(self._build_gallery_page(), "Gallery")
+        self.tabs.addTab(self._build_store_page(), "Stations")
         self.tabs.setUsesScrollButtons(False)  # every tab in sight, no scroll arrows to look for
 
         self.error_label = QLabel()
@@ -635,6 +636,19 @@ class SettingsDialog(QDialog):
         form.addRow(label, row)
         self._setters[("", "gallery_dir")] = line.setText
         self._getters[("", "gallery_dir")] = line.text
+        return page
+
+    def _build_store_page(self) -> QWidget:
+        from app.store_page import StorePage
+        from core.engine import gallery_root
+
+        self.store_page = page = StorePage(self._changed, lambda: gallery_root(self.current_settings()))
+        self._setters.update({("store", "backend"): page.set_backend, ("store", "url"): page.url.setText})
+        self._setters[("store", "station")] = page.station.setText
+        self._getters.update(
+            {("store", "backend"): page.backend, ("store", "url"): lambda: page.url.text().strip()}
+        )
+        self._getters[("store", "station")] = lambda: page.station.text().strip()
         return page
 
     # -- values ---------------------------------------------------------------------------------

@@ -87,10 +87,43 @@ def progress(label: str, every: float = 0.1) -> Callable[[int, int, str], None]:
     return report
 
 
+def store_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """The settings with ``--store`` and ``--station`` applied (the shared store when a URL is given)."""
+    store: dict[str, Any] = {}
+    if getattr(args, "store", None):
+        from core.store.postgres import strip_password
+
+        # The typed URL is used as it is (libpq may take a password from it); the settings never hold one.
+        store.update(backend="postgresql", url=strip_password(args.store)[0])
+    if getattr(args, "station", None):
+        store["station"] = args.station
+    if not store:
+        return settings
+    try:
+        return settings.replace(store=store)
+    except ValidationError as exc:
+        raise CliError(f"invalid option value: {describe_validation_error(exc)}") from None
+
+
+def store_url(args: argparse.Namespace) -> str | None:
+    """The server of ``--store`` as typed (libpq may use a password in it; the settings never keep one)."""
+    return getattr(args, "store", None) or None
+
+
 def open_gallery(
     args: argparse.Namespace, settings: Settings, detector: Detector, embedder: Embedder
 ) -> Gallery:
-    """The gallery of ``--gallery``, built by the engine's factory as the app builds it."""
+    """The gallery of ``--gallery`` (or of ``--store``), built by the engine's factory as the app builds it."""
+    if store_url(args):
+        return engine.open_shared_gallery(  # type: ignore[return-value]
+            store_settings(args, settings),
+            detector,
+            embedder,
+            conninfo=store_url(args),
+            allow_largest=getattr(args, "allow_largest", False),
+        )
+    if not getattr(args, "gallery", None):
+        raise CliError("give a gallery: --gallery DIR (a folder) or --store postgresql://... (a server)")
     return engine.open_gallery(
         settings.replace(gallery_dir=str(args.gallery)),
         detector,
@@ -134,12 +167,24 @@ def add_models(parser: argparse.ArgumentParser) -> None:
 
 
 def add_gallery(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    parser.add_argument(
-        "--gallery", metavar="DIR", required=required, help="gallery folder, one folder per person"
-    )
+    # With a shared store the gallery is on the server: "required" means "--gallery or --store".
+    del required
+    parser.add_argument("--gallery", metavar="DIR", help="gallery folder, one folder per person")
+    add_store(parser)
     parser.add_argument(
         "--cache", metavar="FILE", help="embedding cache database (default: in the user cache)"
     )
     parser.add_argument(
         "--allow-largest", action="store_true", help="use the largest face of photos showing several faces"
     )
+
+
+def add_store(parser: argparse.ArgumentParser) -> None:
+    """``--store URL`` and ``--station NAME``: use a shared PostgreSQL store instead of this computer's."""
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="a shared PostgreSQL store (postgresql://user@host/db?sslmode=..., or service=NAME) instead of "
+        "--gallery; keep the password in ~/.pgpass",
+    )
+    parser.add_argument("--station", metavar="NAME", help="this station's name in the shared history")

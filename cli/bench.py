@@ -82,7 +82,7 @@ def bench(args: argparse.Namespace) -> int:
     tracked = Pipeline(settings, source=str(args.source))
     gallery_info = None
     gallery = None
-    if args.gallery:
+    if args.gallery or getattr(args, "store", None):
         gallery = open_gallery(args, settings, tracked.detector, tracked.embedder)
         gallery_info, _ = sync_gallery(gallery)
         tracked.set_gallery(gallery)

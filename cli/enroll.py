@@ -38,7 +38,10 @@ def enroll(args: argparse.Namespace) -> int:
     name = validate_person_name(args.person)
     settings = settings_from_args(args)
     gallery = open_gallery(args, settings, build_detector(settings), build_embedder(settings))
-    report = gallery.add_photos(name, [Path(p) for p in args.photos], progress=progress("enrol"))
+    try:
+        report = gallery.add_photos(name, [Path(p) for p in args.photos], progress=progress("enrol"))
+    finally:
+        gallery.close()  # a shared store's connections and listener, or the cache file
     results = [
         {"photo": str(r.path), "status": str(r.status), "faces": r.faces, "message": r.message}
         for r in report.results

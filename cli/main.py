@@ -1,4 +1,4 @@
-"""The ``ghostface`` command line: run, enroll, eval, bench, soak, plugins, align and train.
+"""The ``ghostface`` command line: run, enroll, eval, bench, soak, plugins, store, align and train.
 
 Every subcommand prints a short human summary, or with ``--json`` one JSON object as the last line of
 standard output. Logging goes to standard error. Exit status: 0 success, 1 error (one clear line, no
@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from cli import bench, enroll, evaluate, plugins, run, soak, train
+from cli import bench, enroll, evaluate, plugins, run, soak, store, train
 from cli._common import EXIT_ERROR, CliError, log, say
 from core.errors import GhostFaceError
 from core.runtime import configure_threads
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time face recognition: the engine of GhostFace Desktop, without the GUI.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (run, enroll, evaluate, bench, soak, plugins):
+    for command in (run, enroll, evaluate, bench, soak, plugins, store):
         command.register(sub)
     for word, text in _TRAINER_HELP.items():
         # Listed here for --help only; main() never lets argparse parse what follows the word.

@@ -23,6 +23,8 @@ from cli._common import (
     emit,
     open_gallery,
     settings_from_args,
+    store_settings,
+    store_url,
     sync_gallery,
 )
 from cli.plugins import plugin_lines, plugins_summary, user_settings
@@ -50,6 +52,11 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--margin", type=float, help="top-1/top-2 margin (default 0.05)")
     parser.add_argument("--max-frames", type=int, default=0, metavar="N", help="stop after N frames")
+    parser.add_argument(
+        "--loop",
+        action="store_true",
+        help="start a video again at its end (stop with Ctrl-C or --max-frames)",
+    )
     parser.add_argument(
         "--plugins",
         action="store_true",
@@ -98,8 +105,10 @@ def _open_events(path: Path) -> TextIO:
 class _Outputs:
     """Where a run's results go: the counted events, the events file, the annotated video."""
 
-    def __init__(self, args: argparse.Namespace, fps: float, bus: Any = None) -> None:
+    def __init__(self, args: argparse.Namespace, fps: float, bus: Any = None, history: Any = None) -> None:
         self.bus = bus
+        # The shared history when no bus records it (no --plugins): the events still reach the server.
+        self.history = history
         self.kinds: Counter[str] = Counter()
         self.recognised: Counter[str] = Counter()
         self._video_path: str | None = args.output
@@ -113,6 +122,8 @@ class _Outputs:
         """Count the events, hand them to the plugins, and write them as JSON lines when asked to."""
         if self.bus is not None:
             self.bus.publish_many(events)
+        elif self.history is not None and events:
+            self.history.record(events)
         for event in events:
             self.kinds[str(event.kind)] += 1
             if event.person and str(event.kind) == "recognized":
@@ -143,7 +154,7 @@ class _Outputs:
 
 
 def _run_settings(args: argparse.Namespace) -> Settings:
-    settings = settings_from_args(args)
+    settings = store_settings(args, settings_from_args(args))
     if args.plugins and not args.settings:
         # The station's own plugin switches and settings, as the app would use them.
         settings = settings.replace(plugins=user_settings(args).plugins)
@@ -159,10 +170,12 @@ def _run_settings(args: argparse.Namespace) -> Settings:
 def run(args: argparse.Namespace) -> int:
     """Recognize every frame of ``--source`` against ``--gallery``; events and video as asked."""
     settings = _run_settings(args)
-    source = open_source(args.source, loop=False)
+    source = open_source(args.source, loop=bool(getattr(args, "loop", False)))
     outputs: _Outputs | None = None
     frames, interrupted, start = 0, False, time.perf_counter()
     bus = None
+    history: Any = None
+    gallery: Any = None
     plugin_rows: list[dict[str, Any]] | None = None
     try:
         pipeline = Pipeline(settings, source=str(args.source))
@@ -170,13 +183,19 @@ def run(args: argparse.Namespace) -> int:
         gallery_info, _ = sync_gallery(gallery)
         pipeline.set_gallery(gallery)
         if gallery_info["usable"] == 0:
-            log.warning("the gallery %s has no usable photo: every face will be Unknown", args.gallery)
+            log.warning(
+                "the gallery %s has no usable photo: every face will be Unknown", args.gallery or gallery.root
+            )
+        if store_url(args):
+            from core.engine import open_shared_history
+
+            history = open_shared_history(settings, conninfo=store_url(args))
         if args.plugins:
             from core.events import create_event_bus
 
             # The one assembly the app uses too: same discovery, isolation and history recorder.
-            bus = create_event_bus(settings)
-        outputs = _Outputs(args, source.fps or 25.0, bus)
+            bus = create_event_bus(settings, history=history if history is not None else True)
+        outputs = _Outputs(args, source.fps or 25.0, bus, None if bus is not None else history)
         try:
             for frame in source:
                 result = pipeline.process(frame.image, frame.index, frame.timestamp, frame.decode_ms)
@@ -197,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
 
             bus.stop()  # drains within plugins.drain_s; what is left counts as dropped
             plugin_rows = plugin_report(bus)
+        store_info = _close_store(history, gallery)
     seconds = time.perf_counter() - start
     kinds, recognised = outputs.kinds, outputs.recognised
     summary = {
@@ -210,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
         **({"plugins": plugins_summary(plugin_rows)} if plugin_rows is not None else {}),
         "output": args.output,
         "interrupted": interrupted,
+        **({"store": store_info} if store_info else {}),
     }
     human = [
         f"{frames} frames in {seconds:.1f} s ({summary['fps']} fps)",
@@ -218,9 +239,29 @@ def run(args: argparse.Namespace) -> int:
     ]
     if plugin_rows is not None:
         human += ["plugins:", *plugin_lines(plugin_rows)]
+    if store_info:
+        human.append(
+            f"shared store {store_info['server']}, station {store_info['station']}: "
+            f"{store_info['delivered']} events delivered, {store_info['waiting']} waiting in the outbox"
+        )
     if args.events:
         human.append(f"events written to {args.events}")
     if args.output:
         human.append(f"annotated video written to {args.output}")
     emit(args, summary, human)
     return EXIT_OK
+
+
+def _close_store(history: Any, gallery: Any) -> dict[str, Any] | None:
+    """Deliver what the outbox holds, close the shared store, and say how it went (None: embedded)."""
+    if gallery is not None and hasattr(gallery, "conninfo"):
+        gallery.close()
+    if history is None:
+        return None
+    history.close()
+    return {
+        "server": history.where,
+        "station": history.station,
+        "delivered": history.delivered,
+        "waiting": history.left_in_outbox,
+    }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,8 +22,15 @@ from core.gallery import Gallery, GallerySnapshot
 from core.paths import default_gallery_dir
 from core.settings import Settings
 
+if TYPE_CHECKING:
+    from core.store.shared_gallery import SharedGallery
+    from core.store.shared_history import SharedHistory
+
 __all__ = [
     "GalleryView",
+    "open_shared_gallery",
+    "open_store_gallery",
+    "open_shared_history",
     "build_detector",
     "build_embedder",
     "configure_detector",
@@ -88,6 +96,60 @@ def open_gallery(
         cache_path=cache_path,
         allow_largest=allow_largest,
     )
+
+
+def open_shared_gallery(
+    settings: Settings,
+    detector: Detector,
+    embedder: Embedder,
+    *,
+    conninfo: str | None = None,
+    allow_largest: bool = False,
+    listen: bool = True,
+) -> SharedGallery:
+    """The gallery on the settings' PostgreSQL server (or ``conninfo``), for this station.
+
+    Raises:
+        core.store.StoreError: the server is unreachable, refuses the log-in, or its schema does not fit.
+    """
+    from core.store.shared_gallery import SharedGallery
+
+    return SharedGallery(
+        conninfo or settings.store.url,
+        embedder,
+        detector,
+        station=settings.store.station_name(),
+        allow_largest=allow_largest,
+        listen=listen,
+    )
+
+
+def open_store_gallery(
+    settings: Settings, detector: Detector, embedder: Embedder, *, allow_largest: bool = False
+) -> Gallery | SharedGallery:
+    """The gallery the settings' store names: the folder (embedded, the default) or the shared server.
+
+    Raises:
+        core.store.StoreError: a shared store that is unreachable, refuses the log-in, or does not fit.
+    """
+    if settings.store.backend == "postgresql":
+        if not settings.store.url.strip():
+            from core.store import StoreError
+
+            raise StoreError("the shared store has no server address: set it in Settings, Stations")
+        return open_shared_gallery(settings, detector, embedder, allow_largest=allow_largest)
+    return open_gallery(settings, detector, embedder, allow_largest=allow_largest)
+
+
+def open_shared_history(settings: Settings, *, conninfo: str | None = None) -> SharedHistory:
+    """The event history on the settings' PostgreSQL server (or ``conninfo``), with this station's outbox.
+
+    Raises:
+        core.store.StoreError: the server is unreachable, refuses the log-in, or its schema does not fit.
+    """
+    from core.store.shared_history import SharedHistory
+
+    return SharedHistory(conninfo or settings.store.url, station=settings.store.station_name())
 
 
 _EMPTY = GallerySnapshot(np.zeros((0, 0), np.float32), ())

@@ -1183,6 +1183,9 @@ def create_event_bus(
         loaded.append(recorder)
     bus = EventBus(loaded, ps.queue_size, ps.max_failures, ps.drain_s)
     bus.discovered = tuple(found)
+    if context is None and settings.store.backend == "postgresql":
+        # With a shared store, plugins (the attendance log) know which station saw the event.
+        context = BusContext(extras=MappingProxyType({"station": settings.store.station_name()}))
     if background and external:
         bus.hold_for_late_plugins()
     bus.start(context)

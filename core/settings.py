@@ -16,9 +16,9 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core._atomic import atomic_write_text
 from core.detection import list_detectors
@@ -32,6 +32,7 @@ __all__ = [
     "EventSettings",
     "LoadResult",
     "PluginSettings",
+    "StoreSettings",
     "REBUILD_FIELDS",
     "Rebuild",
     "RecognitionSettings",
@@ -366,6 +367,54 @@ class PluginSettings(_Section):
     )
 
 
+class StoreSettings(_Section):
+    """Where the gallery and the history live: this computer, or a shared PostgreSQL server."""
+
+    backend: Literal["embedded", "postgresql"] = Field(
+        "embedded",
+        title="Gallery and history",
+        description="embedded: this computer (a folder and SQLite). postgresql: a shared server.",
+        json_schema_extra=_rebuilds(Rebuild.GALLERY),
+    )
+    url: str = Field(
+        "",
+        max_length=1000,
+        title="Server",
+        description="postgresql://user@host/database (or service=NAME); the password goes in ~/.pgpass.",
+        json_schema_extra=_rebuilds(Rebuild.GALLERY),
+    )
+    station: str = Field(
+        "",
+        max_length=100,
+        title="Station name",
+        description='This computer\'s name in the shared history ("Front door"). Empty: the host name.',
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        # A password written here would sit in plain text in the settings file: it is dropped, and
+        # libpq finds it in its passfile or service file instead.
+        from core.store.postgres import strip_password
+
+        try:
+            clean, had = strip_password(value)
+        except GhostFaceError as exc:
+            raise ValueError(str(exc)) from None
+        if had:
+            log.warning(
+                "the store address held a password: it was removed and is not saved; put it in libpq's "
+                "passfile (~/.pgpass) or a service file (see docs/stations.md)"
+            )
+        return clean
+
+    def station_name(self) -> str:
+        """The station's name: the one set, or this computer's host name."""
+        import socket
+
+        return self.station.strip() or socket.gethostname() or "station"
+
+
 class Settings(_Section):
     """Every setting of the app, in sections; an immutable snapshot (change it with :meth:`replace`)."""
 
@@ -384,6 +433,7 @@ class Settings(_Section):
     ui: UiSettings = Field(default_factory=UiSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
 
     @model_validator(mode="after")
     def _rules_between_fields(self) -> Settings:

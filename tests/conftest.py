@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,3 +116,23 @@ def doorbell_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         DOORBELL,
         {"doorbell": "ghostface_doorbell:Doorbell"},
     )
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[object]:
+    """A real PostgreSQL server for the session (tests/_postgres.py); skipped where none is installed."""
+    from tests import _postgres
+
+    if _postgres.find_bin_dir() is None:
+        pytest.skip("PostgreSQL is not installed (no initdb/pg_ctl): the shared-store tests need it")
+    # Not under pytest's temporary folder: as root that is private to root, and the server runs as postgres.
+    base = Path(tempfile.mkdtemp(prefix="ghostface-pg-"))
+    try:
+        server = _postgres.start_server(base)
+    except subprocess.CalledProcessError as exc:
+        log_file = base / "server.log"
+        detail = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
+        raise RuntimeError(f"the test PostgreSQL did not start: {exc.stderr!r} {detail}") from exc
+    yield server
+    server.stop()
+    shutil.rmtree(base, ignore_errors=True)

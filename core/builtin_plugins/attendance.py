@@ -16,11 +16,13 @@ from core._atomic import atomic_write_text
 from core.plugins import Setting
 from core.types import EventKind, RecognitionEvent
 
-__all__ = ["AttendanceLog", "COLUMNS"]
+__all__ = ["COLUMNS", "STATION_COLUMNS", "AttendanceLog"]
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("person", "first_seen", "last_seen", "duration_s")
+# With a shared store each station's log says which station (door) saw the person.
+STATION_COLUMNS = (*COLUMNS, "station")
 
 
 def _iso(t: float) -> str:
@@ -53,6 +55,10 @@ class AttendanceLog:
     clock; the duration is measured on the video position when all of a person's events come from
     one source (exact for a video file processed faster than real time), else on the wall clock.
 
+    With a shared store (the bus context's ``extras["station"]``) the file is
+    ``attendance-<station>-<session start>.csv`` and has a ``station`` column, so the logs of several
+    doors can be put side by side.
+
     A file that cannot be written (a full disk, a read-only folder) neither loses rows nor switches
     the plugin off: the rows stay in memory (one per person, so bounded by the gallery), the writes are
     retried with a back-off of 1 s doubling to 60 s (on a timer, and with every new event), and
@@ -80,6 +86,7 @@ class AttendanceLog:
     def __init__(self) -> None:
         self._rows: dict[str, _Row] = {}
         self._path: Path | None = None
+        self._station = ""
         self.unwritten = 0
         self.write_failures = 0
         # The retry timer writes from a thread of its own; the lock keeps it and the hooks apart.
@@ -108,7 +115,10 @@ class AttendanceLog:
         folder = Path(folder_text).expanduser() if folder_text else Path(context.app_data_dir) / "attendance"
         folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.fromtimestamp(context.session_started).strftime("%Y%m%d-%H%M%S")
-        path = folder / f"attendance-{stamp}.csv"
+        extras = getattr(context, "extras", None) or {}
+        station = str(extras.get("station", "") or "")
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in station)[:60]
+        path = folder / (f"attendance-{safe}-{stamp}.csv" if safe else f"attendance-{stamp}.csv")
         with self._lock:
             if path != self._path:
                 # A restart with new settings in the same session keeps the rows of that session.
@@ -117,6 +127,7 @@ class AttendanceLog:
                 self._rows = {}
                 self.unwritten = 0
             self._path = path
+            self._station = station
         log.info("attendance log: %s", path)
 
     def on_event(self, event: RecognitionEvent) -> None:
@@ -157,12 +168,14 @@ class AttendanceLog:
         """The rows as they are written, in order of first sighting."""
         with self._lock:
             ordered = sorted(self._rows.items(), key=lambda item: item[1].first_seen)
+        station = {"station": self._station} if self._station else {}
         return [
             {
                 "person": person,
                 "first_seen": _iso(row.first_seen),
                 "last_seen": _iso(row.last_seen),
                 "duration_s": f"{row.duration:.2f}",
+                **station,
             }
             for person, row in ordered
         ]
@@ -208,7 +221,8 @@ class AttendanceLog:
     def _write(self) -> None:
         assert self._path is not None
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        columns = STATION_COLUMNS if self._station else COLUMNS
+        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.rows())
         atomic_write_text(self._path, buf.getvalue())
