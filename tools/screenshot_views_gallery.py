@@ -76,13 +76,15 @@ def person_view(shot: Any):  # -> QWidget
 
 def gallery_tiles(shot: Any):  # -> QWidget
     """The Gallery tab: each person's face, and the photos in use."""
+    from app.fit import keep_toolbars_whole
     from app.gallery_panel import GalleryPanel
     from core.settings import Settings
 
     root = _demo_gallery(_environment(shot))
     controller = _controller(root)
     panel = GalleryPanel(controller, Settings().replace(gallery_dir=str(root)))
-    shot.fit(panel, 900, 600)
+    keep_toolbars_whole(panel)  # as in the main window: icons alone when the text does not fit
+    shot.fit(panel, 1200, 640)
     panel.show()
     controller.refresh()
     _wait(lambda: len(panel.people) > 0 and controller.pending == 0)
@@ -128,9 +130,9 @@ def assign_face(shot: Any):  # -> QWidget
 def shots() -> dict[str, Callable[[Any], object]]:
     """Title -> a factory returning the ready, shown widget."""
     return {
-        "gallery-tiles": gallery_tiles,
-        "person-view": person_view,
-        "face-picker": face_picker,
-        "assign-face": assign_face,
+        "gallery_tiles": gallery_tiles,
+        "person_view": person_view,
+        "face_picker": face_picker,
+        "assign_face": assign_face,
     }
 

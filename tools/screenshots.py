@@ -38,6 +38,8 @@ OUT = REPO / "docs" / "screenshots"
 SCALES = ("1", "1.5")
 # The virtual screen: a common small laptop.
 SCREEN = {"width": 1366, "height": 768}
+# The PNGs are committed: one larger than this (a photo in it) is reduced to 256 colours.
+MAX_PNG_BYTES = 400_000
 
 log = logging.getLogger("screenshots")
 
@@ -245,6 +247,21 @@ def collect(folder: Path | None = None) -> dict[str, Factory]:
     return shots
 
 
+def shrink(path: Path, limit: int = MAX_PNG_BYTES) -> None:
+    """Reduce a PNG over ``limit`` bytes to 256 colours (dithered), if Pillow is installed."""
+    if path.stat().st_size <= limit:
+        return
+    try:
+        from PIL import Image
+    except ImportError:
+        log.warning("%s is %d KB; install Pillow to reduce it", path.name, path.stat().st_size // 1000)
+        return
+    with Image.open(path) as image:
+        reduced = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    reduced.save(path, optimize=True)
+    log.info("reduced %s to 256 colours: %d KB", path.name, path.stat().st_size // 1000)
+
+
 def _scratch(name: str) -> Path:
     """An empty folder for one shot.
 
@@ -285,6 +302,7 @@ def run_scale(scale: str, names: list[str], out: Path, theme: str = "dark") -> i
             path = out / _file_name(name if theme == "dark" else f"{name}-{theme}", scale)
             if not widget.grab().save(str(path)):
                 raise OSError(f"could not write {path}")
+            shrink(path)
             log.info("saved %s (%dx%d logical)", path, widget.width(), widget.height())
         except Exception:  # noqa: BLE001 - one broken shot must not lose the others
             log.exception("shot %s failed", name)
