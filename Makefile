@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test install lint bench package package-smoke clean
+.PHONY: run test install lint bench screenshots package package-smoke clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: lint
 
 bench: $(STAMP)
 	$(VENV)/bin/ghostface bench --source ../shared/data/demo/short_hamilton_clip.mp4
+
+# The PNGs of docs/screenshots at 100 % and 150 % on a virtual 1366x768 screen (ARGS="--only face_picker").
+screenshots: $(STAMP)
+	GHOSTFACE_MODEL_PATH=$${GHOSTFACE_MODEL_PATH:-../shared/models} $(PY) tools/screenshots.py $(ARGS)
 
 # Both build the one-folder bundle and then start it offscreen on the demo clip (packaging/smoke.sh).
 package: $(STAMP)

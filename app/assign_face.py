@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.fit import fit_to_screen
 from app.gallery_worker import AssignFace, GalleryController, GalleryJobResult
 from app.video_view import _qimage
 from core.types import Face, FrameResult, RecognitionEvent
@@ -201,6 +202,8 @@ class AssignFaceDialog(QDialog):
         controller.job_finished.connect(self._on_finished)
         controller.job_failed.connect(self._on_failed)
         self._update_ok()
+        self.adjustSize()
+        fit_to_screen(self)  # a small laptop at 150 %
 
     def _update_ok(self) -> None:
         ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.fit import fit_to_screen
 from app.gallery_worker import ChooseFace, DetectFaces, FaceCandidates, GalleryController, GalleryJobResult
 from app.video_view import _qimage
 
@@ -143,6 +144,7 @@ class FacePickerDialog(QDialog):
         self.setWindowTitle(f"Pick {name}'s face")
         self.setObjectName("FacePickerDialog")
         self.resize(820, 620)
+        fit_to_screen(self)  # a small laptop at 150 % has 911x512 logical pixels
         self._controller = controller
         self.name, self.path = name, path
         self.candidates: FaceCandidates | None = None
@@ -206,26 +208,50 @@ class FacePickerDialog(QDialog):
         self._update_ok()
         self._controller.submit(self._job)
 
+    def _crop_button(self, i: int, pixmap: QPixmap) -> QWidget:
+        """Face ``i``'s crop as a checkable button, its caption on a line of its own below it."""
+        button = QToolButton()
+        button.setObjectName(f"FaceCrop{i + 1}")
+        button.setCheckable(True)
+        # Scaled here to the crop size in this screen's pixels: sharp at 150 %, one size for tall and wide.
+        ratio = self.devicePixelRatioF()
+        side = round(CROP_PX * ratio)
+        icon = pixmap.scaled(
+            side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
+        icon.setDevicePixelRatio(ratio)
+        button.setIcon(QIcon(icon))
+        button.setIconSize(QSize(CROP_PX, CROP_PX))
+        button.setText(f"Face {i + 1}")
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        button.setFixedSize(CROP_PX + 16, CROP_PX + 16)
+        # The border is always there (clear until checked) so that checking never moves the crop.
+        button.setStyleSheet(
+            f"QToolButton {{ border: 3px solid transparent; }} QToolButton:checked {{ border-color: {_CHOSEN.name()}; }}"
+        )
+        button.setToolTip(f"Face {i + 1}")
+        self.crop_group.addButton(button, i)
+        # The caption is a label of its own, not the button's text: a text under the icon is clipped when
+        # the font grows (150 %) and the button does not.
+        caption = QLabel(f"Face {i + 1}")
+        caption.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        caption.setBuddy(button)
+        cell = QWidget()
+        column = QVBoxLayout(cell)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        column.addWidget(button, 0, Qt.AlignmentFlag.AlignHCenter)
+        column.addWidget(caption)
+        cell.show()  # added to a layout of a dialog already shown: not shown by itself
+        return cell
+
     def _show_candidates(self, candidates: FaceCandidates) -> None:
         self.candidates = candidates
         self.photo.set_photo(candidates)
         for i, jpeg in enumerate(candidates.crops):
             pixmap = QPixmap()
             pixmap.loadFromData(jpeg, "JPG")
-            button = QToolButton()
-            button.setObjectName(f"FaceCrop{i + 1}")
-            button.setCheckable(True)
-            button.setIcon(QIcon(pixmap))
-            button.setIconSize(QSize(CROP_PX, CROP_PX))
-            button.setText(f"Face {i + 1}")
-            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
-            # One size for every crop (tall and wide faces alike), with room for the label.
-            button.setFixedSize(CROP_PX + 16, CROP_PX + button.fontMetrics().height() + 20)
-            button.setStyleSheet(f"QToolButton:checked {{ border: 3px solid {_CHOSEN.name()}; }}")
-            button.setToolTip(f"Face {i + 1}")
-            self.crop_group.addButton(button, i)
-            self.crops.insertWidget(self.crops.count() - 1, button)
-            button.show()  # added to a layout of a dialog already shown: not shown by itself
+            self.crops.insertWidget(self.crops.count() - 1, self._crop_button(i, pixmap))
         n = len(candidates.boxes)
         if n == 0:
             self.hint.setText("No face was found in this photo: it cannot be used.")

@@ -47,7 +47,7 @@ from app.gallery_worker import (
 )
 from app.icons import icon
 from app.person_view import PersonView
-from app.user_dirs import start_folder
+from app.user_dirs import display_path, start_folder
 from core.engine import gallery_root
 from core.gallery import PhotoStatus
 from core.settings import Settings
@@ -255,7 +255,7 @@ class GalleryPanel(QWidget):
             item.setSelected(item.data(Qt.ItemDataRole.UserRole) == name)
 
     def _update_folder_label(self) -> None:
-        self.folder_label.setText(f"Gallery folder: {gallery_root(self._settings)}")
+        self.folder_label.setText(f"Gallery folder: {display_path(gallery_root(self._settings))}")
 
     def _update_buttons(self) -> None:
         has = self.selected_name() is not None

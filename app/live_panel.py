@@ -32,7 +32,7 @@ from app.icons import icon
 from app.people_seen import PeopleSeen, face_tooltip
 from app.recognition_worker import SourceState
 from app.sources import is_camera_spec
-from app.video_view import KNOWN_COLOUR, UNKNOWN_COLOUR, VideoView
+from app.video_view import KNOWN_COLOUR, UNKNOWN_COLOUR, VideoView, similarity_text
 from core.settings import DisplaySettings
 from core.types import Face, FrameResult
 
@@ -141,7 +141,7 @@ class PeopleInView(QTreeWidget):
                 item = self.topLevelItem(i) or QTreeWidgetItem(self)
                 texts = [
                     name,
-                    f"{sim:.2f}",
+                    similarity_text(sim),
                     time.strftime("%H:%M:%S", time.localtime(first)),
                     time.strftime("%H:%M:%S", time.localtime(last)),
                 ]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
-from app.video_view import KNOWN_COLOUR, UNKNOWN_COLOUR
+from app.video_view import KNOWN_COLOUR, UNKNOWN_COLOUR, similarity_text
 from core.types import Face, FrameResult
 
 __all__ = ["PeopleSeen", "face_tooltip"]
@@ -22,7 +22,7 @@ __all__ = ["PeopleSeen", "face_tooltip"]
 def face_tooltip(face: Face) -> str:
     """What the people lists say about a face: the match, or why it is Unknown and who came closest."""
     if face.person is not None:
-        return f"{face.person}: recognized, similarity {face.similarity:.2f}."
+        return f"{face.person}: recognized, similarity {similarity_text(face.similarity)}."
     reason = face.match.reason
     why = reason.describe() if reason is not None else "Not compared with the gallery yet."
     return f"{face.label}: {why}"

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.face_picker import FacePickerDialog
+from app.fit import fit_to_screen
 from app.gallery_worker import GalleryController, GalleryJobResult, RemovePhoto, ReviewPerson
 from core.enrollment import GuideConfig
 from core.gallery import PhotoStatus
@@ -91,6 +92,7 @@ class PersonView(QDialog):
         self.setWindowTitle(f"{name}: photos")
         self.setObjectName("PersonView")
         self.resize(860, 560)
+        fit_to_screen(self)  # a small laptop at 150 % has 911x512 logical pixels
         self._controller = controller
         self.name = name
         self.confirm = confirm

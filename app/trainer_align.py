@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.threads import ThreadController, ThreadWorker
+from app.user_dirs import display_path
 
 __all__ = ["AlignController", "AlignPanel", "AlignProgress", "AlignWorker", "crops_folder_for"]
 
@@ -223,7 +224,7 @@ class AlignPanel(QGroupBox):
         if self.controller.is_running():
             return False
         if not source.is_dir():
-            self.status_label.setText(f"Cannot align: the folder {source} does not exist.")
+            self.status_label.setText(f"Cannot align: the folder {display_path(source)} does not exist.")
             return False
         self.report = None
         self.table.setRowCount(0)
@@ -274,11 +275,11 @@ class AlignPanel(QGroupBox):
         self.progress_bar.setRange(0, max(1, report.total))
         self.progress_bar.setValue(len(report.photos))
         if report.aligned:
-            text = f"{report.summary()}. The crops are the training data now ({report.target})."
+            text = f"{report.summary()}. The crops are the training data now ({display_path(report.target)})."
         elif report.total:
             text = f"{report.summary()}. No face could be used: nothing to train on."
         else:
-            text = f"No photos in {report.source}: put one folder of photos per person there."
+            text = f"No photos in {display_path(report.source)}: put one folder of photos per person there."
         self.status_label.setText(text)
         if report.aligned:
             self.crops_ready.emit(str(report.target))

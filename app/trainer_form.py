@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.trainer_options import RecipeOptions
+from app.user_dirs import display_path
 from trainer.recipes import finetune_recipe
 
 __all__ = ["MODES", "TrainingForm", "default_output_dir"]
@@ -42,6 +43,8 @@ MODES = (
     ("Both", "both"),
 )
 RECIPE_LABEL = "the shipped fine-tuning recipe (the fields above change it)"
+# "Start from" names the shipped checkpoint instead of showing where the installation keeps it.
+INSTALLED_MODEL_LABEL = "Installed model (GhostFaceNetV2, shipped)"
 
 
 def default_output_dir() -> Path:
@@ -100,7 +103,7 @@ class TrainingForm(QGroupBox):
         row.addWidget(browse)
         form.addRow("Training data", row)
 
-        self.output_edit = QLineEdit(str(default_output_dir()))
+        self.output_edit = QLineEdit(display_path(default_output_dir()))
         form.addRow("Run folder", self.output_edit)
 
         self.mode_combo = QComboBox()
@@ -164,20 +167,43 @@ class TrainingForm(QGroupBox):
 
     def set_data_folder(self, path: str | Path) -> None:
         """Put ``path`` in the training data field."""
-        self.data_edit.setText(str(path))
+        self.data_edit.setText(display_path(path))
+
+    @property
+    def data_folder(self) -> str:
+        """The training data field, ``~`` expanded ("" when empty)."""
+        data = self.data_edit.text().strip()
+        return str(Path(data).expanduser()) if data else ""
+
+    @property
+    def init_backbone(self) -> str:
+        """The checkpoint "Start from" means: a path, the installed model's for its name, "" for none."""
+        text = self.init_edit.text().strip()
+        if text == INSTALLED_MODEL_LABEL:
+            installed = _installed_model()
+            return str(installed) if installed else ""
+        return str(Path(text).expanduser()) if text else ""
+
+    def show_init_backbone(self, path: str | Path | None) -> None:
+        """Show ``path`` in "Start from": the installed model by its name, another file with ``~``."""
+        installed = _installed_model()
+        if path and installed and Path(path).expanduser().resolve() == installed.resolve():
+            self.init_edit.setText(INSTALLED_MODEL_LABEL)
+        else:
+            self.init_edit.setText(display_path(path or ""))
 
     def _browse_data(self) -> None:
-        start = self.data_edit.text() or str(Path.home())
+        start = self.data_folder or str(Path.home())
         folder = QFileDialog.getExistingDirectory(self, "Folder of aligned face crops", start)
         if folder:
             self.set_data_folder(folder)
 
     def _browse_init(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Backbone checkpoint to fine-tune", self.init_edit.text(), "PyTorch (*.pt *.pth)"
+            self, "Backbone checkpoint to fine-tune", self.init_backbone, "PyTorch (*.pt *.pth)"
         )
         if path:
-            self.init_edit.setText(path)
+            self.show_init_backbone(path)
 
     def use_installed_model_as_start(self) -> None:
         """Fill "Start from" with the shipped GhostFaceNetV2 (width 1.0, stride 2) and match the width."""
@@ -185,7 +211,7 @@ class TrainingForm(QGroupBox):
         if path is None:
             QMessageBox.warning(self, "No installed model", "No GhostFaceNetV2 checkpoint is installed.")
             return
-        self.init_edit.setText(str(path))
+        self.show_init_backbone(path)
         self.width_combo.setCurrentIndex(max(0, self.width_combo.findData(1.0)))
 
     @Slot()
@@ -199,8 +225,7 @@ class TrainingForm(QGroupBox):
         self.lr_spin.setValue(recipe["optimizer"]["adamw"]["base_lr"])
         self.batch_spin.setValue(recipe["batch_size"])
         self.options.load(recipe)
-        installed = _installed_model()
-        self.init_edit.setText(str(installed) if installed else "")
+        self.show_init_backbone(_installed_model())
         self._on_mode_changed()
 
     def _browse_config(self) -> None:
@@ -219,8 +244,8 @@ class TrainingForm(QGroupBox):
             self.message.emit(f"config not loaded: {exc}")
             return False
         self._loaded_config = config.to_dict()
-        self.data_edit.setText(str(config.data_path[0]))
-        self.output_edit.setText(config.output_dir)
+        self.set_data_folder(config.data_path[0])
+        self.output_edit.setText(display_path(config.output_dir))
         self.mode_combo.setCurrentIndex([v for _t, v in MODES].index(config.mode))
         index = self.width_combo.findData(config.backbone.width)
         if index < 0:
@@ -230,7 +255,7 @@ class TrainingForm(QGroupBox):
         self.epochs_spin.setValue(config.epochs)
         self.lr_spin.setValue(config.optimizer.base_lr)
         self.batch_spin.setValue(config.batch_size)
-        self.init_edit.setText(config.init_backbone or "")
+        self.show_init_backbone(config.init_backbone)
         self.options.load(self._loaded_config)
         self.config_label.setText(str(path))
         return True
@@ -244,7 +269,7 @@ class TrainingForm(QGroupBox):
         from trainer.config import ConfigError, config_from_dict
 
         base: dict[str, Any] = dict(self._loaded_config or finetune_recipe())
-        data = self.data_edit.text().strip()
+        data = self.data_folder
         if not data:
             raise ConfigError("choose the training data first: align photos, or use your gallery")
         paths = list(base.get("data_path") or [])
@@ -258,7 +283,7 @@ class TrainingForm(QGroupBox):
         backbone = dict(base.get("backbone") or {})
         backbone["width"] = self.width_combo.currentData()
         base["backbone"] = backbone
-        base["init_backbone"] = self.init_edit.text().strip() or None
+        base["init_backbone"] = self.init_backbone or None
         optimizer = dict(base.get("optimizer") or {"name": "adamw"})
         name = optimizer.get("name", "adamw")
         section = dict(optimizer.get(name) or {})
@@ -273,10 +298,10 @@ class TrainingForm(QGroupBox):
     def values(self) -> dict[str, Any]:
         """The form as plain values (what the tab remembers)."""
         return {
-            "data": self.data_edit.text(),
+            "data": self.data_folder,
             "mode": self.mode_combo.currentData(),
             "width": self.width_combo.currentData(),
-            "init": self.init_edit.text(),
+            "init": self.init_backbone,
             "epochs": self.epochs_spin.value(),
             "lr": self.lr_spin.value(),
             "batch": self.batch_spin.value(),
@@ -289,14 +314,14 @@ class TrainingForm(QGroupBox):
         """Show remembered values (from :meth:`values`); what is missing or damaged stays as it is."""
         self._loaded_config = values.get("config") if isinstance(values.get("config"), dict) else None
         self.config_label.setText(str(values.get("config_label") or RECIPE_LABEL))
-        self.data_edit.setText(str(values.get("data") or ""))
+        self.set_data_folder(str(values.get("data") or ""))
         modes = [v for _t, v in MODES]
         if values.get("mode") in modes:
             self.mode_combo.setCurrentIndex(modes.index(values["mode"]))
         index = self.width_combo.findData(values.get("width"))
         if index >= 0:
             self.width_combo.setCurrentIndex(index)
-        self.init_edit.setText(str(values.get("init") or ""))
+        self.show_init_backbone(str(values.get("init") or ""))
         for spin, key in ((self.epochs_spin, "epochs"), (self.batch_spin, "batch"), (self.lr_spin, "lr")):
             if isinstance(values.get(key), int | float):
                 spin.setValue(values[key])

@@ -39,6 +39,7 @@ from app.trainer_align import AlignPanel
 from app.trainer_form import TrainingForm, default_output_dir
 from app.trainer_memory import LastRun, TrainerMemory, describe_last_run
 from app.training_worker import TrainingController, TrainingProgress, describe_progress
+from app.user_dirs import display_path
 
 __all__ = ["PlotWidget", "TrainerTab"]
 
@@ -224,7 +225,7 @@ class TrainerTab(QWidget):
     @Slot(str)
     def _on_crops_ready(self, folder: str) -> None:
         self.set_data_folder(folder)
-        self._append_log(f"training data: the aligned crops in {folder}")
+        self._append_log(f"training data: the aligned crops in {display_path(folder)}")
         self.save_form()
 
     # -- memory -----------------------------------------------------------------------------------------
@@ -263,7 +264,7 @@ class TrainerTab(QWidget):
         if offer:
             last = self.memory.last_run()
             assert last is not None
-            self.output_edit.setText(last.run_dir)
+            self.output_edit.setText(display_path(last.run_dir))
             self.status_label.setText(offer)
 
     def _remember_run(self, state: str, result: Any = None) -> None:
@@ -283,8 +284,10 @@ class TrainerTab(QWidget):
         """Start a new training run with the form's settings (in a new run folder if this one holds a run)."""
         if not self.controller.is_running() and (self.run_dir / "last.pt").is_file():
             previous = self.run_dir
-            self.output_edit.setText(str(default_output_dir()))
-            self._append_log(f"a new run goes to {self.run_dir} (the run in {previous} is kept)")
+            self.output_edit.setText(display_path(default_output_dir()))
+            self._append_log(
+                f"a new run goes to {display_path(self.run_dir)} (the run in {display_path(previous)} is kept)"
+            )
         self._launch(resume=None)
 
     @Slot()
@@ -292,7 +295,7 @@ class TrainerTab(QWidget):
         """Continue the run in the output folder from its ``last.pt``, with the config it was started with."""
         checkpoint = self.run_dir / "last.pt"
         if not checkpoint.is_file():
-            self._append_log(f"nothing to resume: {checkpoint} does not exist")
+            self._append_log(f"nothing to resume: {display_path(checkpoint)} does not exist")
             return
         self._launch(resume=checkpoint)
 
@@ -323,7 +326,7 @@ class TrainerTab(QWidget):
         self._result = None
         self._planned_epochs = config.epochs
         self._append_log(
-            ("resuming " if resume else "starting ") + f"{config.mode} training in {config.output_dir}"
+            ("resuming " if resume else "starting ") + f"{config.mode} training in {display_path(config.output_dir)}"
         )
         self.status_label.setText("Starting…")
         self.save_form()
@@ -416,7 +419,7 @@ class TrainerTab(QWidget):
     def _use_model(self) -> None:
         path = self.best_checkpoint()
         if path is not None:
-            self._append_log(f"using {path} for recognition")
+            self._append_log(f"using {display_path(path)} for recognition")
             self.use_model.emit(str(path))
 
     @Slot()

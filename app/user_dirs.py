@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QStandardPaths
 
-__all__ = ["start_folder"]
+__all__ = ["display_path", "start_folder"]
 
 
 def start_folder(current: str = "", *, kind: str = "pictures") -> str:
@@ -29,3 +29,20 @@ def start_folder(current: str = "", *, kind: str = "pictures") -> str:
         if candidate and Path(candidate).is_dir():
             return candidate
     return str(Path.home())
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` as a person reads it: under the home folder as ``~/...``, anything else unchanged.
+
+    Only for text that is shown, never typed back unexpanded: the full path tells nothing the short one
+    does not, and a long one crowds out what matters (the folder's own name).
+    """
+    text = str(path)
+    if not text:
+        return text
+    home = Path.home()
+    try:
+        relative = Path(text).expanduser().relative_to(home)
+    except ValueError:
+        return text
+    return "~" if relative == Path() else str(Path("~") / relative)

@@ -15,7 +15,7 @@ from app.label_layout import layout_labels
 from core.settings import DisplaySettings
 from core.types import Face, FrameResult
 
-__all__ = ["KNOWN_COLOUR", "TENTATIVE_COLOUR", "UNKNOWN_COLOUR", "VideoView", "face_label"]
+__all__ = ["KNOWN_COLOUR", "TENTATIVE_COLOUR", "UNKNOWN_COLOUR", "VideoView", "face_label", "similarity_text"]
 
 KNOWN_COLOUR = QColor("#2ecc71")
 UNKNOWN_COLOUR = QColor("#e74c3c")
@@ -24,11 +24,18 @@ TENTATIVE_COLOUR = QColor("#f1c40f")
 TENTATIVE_AGE = 3
 
 
+def similarity_text(similarity: float) -> str:
+    """A similarity with two decimals; a value that rounds to zero reads "0.00", never "-0.00"."""
+    text = f"{similarity:.2f}"
+    # A cosine a hair below zero is no resemblance at all; the minus sign would only puzzle.
+    return "0.00" if text == "-0.00" else text
+
+
 def face_label(face: Face, display: DisplaySettings) -> str:
     """The text drawn above a face: name (or "Unknown #12"), similarity, track id, as the display asks."""
     parts = [face.label]
     if display.show_similarity:
-        parts.append(f"{face.similarity:.2f}")
+        parts.append(similarity_text(face.similarity))
     if display.show_track_ids:
         parts.append(f"#{face.track_id}")
     return "  ".join(parts)

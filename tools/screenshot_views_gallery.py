@@ -1,13 +1,9 @@
 """Ready-to-grab gallery views filled with the demo photos, for the screenshots in docs/screenshots/.
 
-``shots()`` maps a title to a factory; each factory builds its view on a copy of the demo gallery (in a
-temporary folder, with a temporary GhostFace home, so no user data is touched), runs the real gallery
-worker until the view is filled, and returns the widget, shown. Call it with a ``QApplication`` running::
-
-    app = QApplication([])
-    for title, make in shots().items():
-        widget = make()
-        widget.grab().save(f"{title}.png")
+``shots()`` maps a title to a factory; ``tools/screenshots.py`` collects them and calls each with its
+``Shot`` (a scratch folder, the screen). Each factory builds its view on a copy of the demo gallery in the
+scratch folder, runs the real gallery worker until the view is filled, and returns the widget, shown and
+sized to fit the screen.
 
 The demo data is read from ``../shared/data/demo`` beside the repository (``GHOSTFACE_SHARED`` moves it).
 """
@@ -16,10 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GHOSTFACE_SHARED", REPO.parent / "shared"))
@@ -27,13 +23,11 @@ DEMO = SHARED / "data" / "demo"
 TIMEOUT_S = 120.0
 
 
-def _environment() -> Path:
-    """A private GhostFace home and the shared models; returns a fresh folder for one view."""
+def _environment(shot: Any) -> Path:
+    """The shared models (unless chosen); returns the shot's scratch folder."""
     os.environ.setdefault("GHOSTFACE_MODEL_PATH", str(SHARED / "models"))
     os.environ.setdefault("GHOSTFACE_OFFLINE", "1")
-    if "GHOSTFACE_HOME" not in os.environ:
-        os.environ["GHOSTFACE_HOME"] = tempfile.mkdtemp(prefix="ghostface-shots-home-")
-    return Path(tempfile.mkdtemp(prefix="ghostface-shots-"))
+    return Path(shot.scratch)
 
 
 def _demo_gallery(folder: Path) -> Path:
@@ -67,12 +61,12 @@ def _controller(root: Path):  # -> GalleryController, synced
     return controller
 
 
-def person_view():  # -> QWidget
+def person_view(shot: Any):  # -> QWidget
     """Obama's photos: faces, quality, agreement; the wrong photo flagged."""
     from app.person_view import PersonView
 
-    controller = _controller(_demo_gallery(_environment()))
-    view = PersonView(controller, "obama", confirm=False)
+    controller = _controller(_demo_gallery(_environment(shot)))
+    view = PersonView(controller, "obama", confirm=False)  # sizes itself to the screen
     view.show()
     _wait(lambda: view.review is not None)
     view.select_photo("obama4.jpg")
@@ -80,15 +74,17 @@ def person_view():  # -> QWidget
     return view
 
 
-def gallery_tiles():  # -> QWidget
+def gallery_tiles(shot: Any):  # -> QWidget
     """The Gallery tab: each person's face, and the photos in use."""
+    from app.fit import keep_toolbars_whole
     from app.gallery_panel import GalleryPanel
     from core.settings import Settings
 
-    root = _demo_gallery(_environment())
+    root = _demo_gallery(_environment(shot))
     controller = _controller(root)
     panel = GalleryPanel(controller, Settings().replace(gallery_dir=str(root)))
-    panel.resize(900, 600)
+    keep_toolbars_whole(panel)  # as in the main window: icons alone when the text does not fit
+    shot.fit(panel, 1200, 640)
     panel.show()
     controller.refresh()
     _wait(lambda: len(panel.people) > 0 and controller.pending == 0)
@@ -97,11 +93,11 @@ def gallery_tiles():  # -> QWidget
     return panel
 
 
-def face_picker():  # -> QWidget
+def face_picker(shot: Any):  # -> QWidget
     """Picking Obama's face in a photo of two people, the face chosen."""
     from app.face_picker import FacePickerDialog
 
-    root = _demo_gallery(_environment())
+    root = _demo_gallery(_environment(shot))
     controller = _controller(root)
     dialog = FacePickerDialog(controller, "obama", str(DEMO / "two_people.jpg"))
     dialog.show()
@@ -112,14 +108,14 @@ def face_picker():  # -> QWidget
     return dialog
 
 
-def assign_face():  # -> QWidget
+def assign_face(shot: Any):  # -> QWidget
     """Assigning an unknown face (an event's thumbnail) to a new person."""
     import cv2
 
     from app.assign_face import AssignFaceDialog
     from core.events import encode_thumbnail
 
-    root = _demo_gallery(_environment())
+    root = _demo_gallery(_environment(shot))
     controller = _controller(root)
     frame = cv2.imread(str(DEMO / "two_people.jpg"))
     people = sorted(p.name for p in root.iterdir())
@@ -131,24 +127,12 @@ def assign_face():  # -> QWidget
     return dialog
 
 
-def shots() -> dict[str, Callable[[], object]]:
+def shots() -> dict[str, Callable[[Any], object]]:
     """Title -> a factory returning the ready, shown widget."""
     return {
-        "gallery-tiles": gallery_tiles,
-        "person-view": person_view,
-        "face-picker": face_picker,
-        "assign-face": assign_face,
+        "gallery_tiles": gallery_tiles,
+        "person_view": person_view,
+        "face_picker": face_picker,
+        "assign_face": assign_face,
     }
 
-
-if __name__ == "__main__":
-    import sys
-
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication(sys.argv)
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
-    for title, make in shots().items():
-        widget = make()
-        widget.grab().save(str(out / f"{title}.png"))  # type: ignore[attr-defined]
-        sys.stdout.write(f"{out / title}.png\n")

@@ -2,9 +2,7 @@
 
 ``shots()`` returns factories; each builds the widget, runs the real work it shows (the engine's detector
 aligning the demo photos, in the tab's worker thread) and returns it once there is something to see.
-Needs a ``QApplication`` first. Run as a script to write the pictures offscreen for a quick look::
-
-    QT_QPA_PLATFORM=offscreen .venv/bin/python tools/screenshot_views_trainer.py OUT_FOLDER
+``tools/screenshots.py`` collects them and calls each with its ``Shot`` (a scratch folder, the screen).
 """
 
 from __future__ import annotations
@@ -15,15 +13,17 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = Path(os.environ.get("GHOSTFACE_SHARED", REPO.parent / "shared"))
 DEMO = SHARED / "data" / "demo"
 
-# The user folders go to a scratch place unless the caller chose one: the crops must not land in a real
-# user's data folder.
-os.environ.setdefault("GHOSTFACE_HOME", tempfile.mkdtemp(prefix="ghostface-trainer-shots-"))
+# The user folders go to a scratch place unless the caller chose one (tools/screenshots.py runs with a
+# neutral HOME): the crops must not land in a real user's data folder.
+if "GHOSTFACE_SHOTS_HOME" not in os.environ:
+    os.environ.setdefault("GHOSTFACE_HOME", tempfile.mkdtemp(prefix="ghostface-trainer-shots-"))
 os.environ.setdefault("GHOSTFACE_MODEL_PATH", str(SHARED / "models"))
 
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402 - after the environment above
@@ -53,43 +53,20 @@ def _wait(done: Callable[[], bool], timeout_ms: int = 120_000) -> None:
     timer.stop()
 
 
-def trainer_align() -> QWidget:
+def trainer_align(shot: Any) -> QWidget:
     """The trainer tab after "Align photos…" on the demo photos: the per-photo report and the data field."""
     from app.trainer_tab import TrainerTab
     from core.settings import Settings
 
-    photos = _demo_photos(Path(tempfile.mkdtemp(prefix="ghostface-photos-")) / "family photos")
+    photos = _demo_photos(Path(shot.scratch) / "family photos")
     tab = TrainerTab(settings=Settings)
-    tab.resize(1180, 760)
+    shot.fill_screen(tab)
     tab.align_panel.align(photos)
     _wait(lambda: not tab.align_panel.controller.is_running())
     return tab
 
 
-def shots() -> dict[str, Callable[[], QWidget]]:
+def shots() -> dict[str, Callable[[Any], QWidget]]:
     """The views to grab, by file name (without extension)."""
     return {"trainer_align": trainer_align}
 
-
-def main(out: Path) -> int:
-    """Write each view as ``OUT/<name>.png`` (offscreen is fine)."""
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    style = REPO / "resources" / "style.qss"
-    if style.is_file():
-        app.setStyleSheet(style.read_text(encoding="utf-8"))  # type: ignore[attr-defined]
-    out.mkdir(parents=True, exist_ok=True)
-    for name, make in shots().items():
-        widget = make()
-        widget.show()
-        app.processEvents()
-        widget.grab().save(str(out / f"{name}.png"))
-        sys.stdout.write(f"saved {out / name}.png\n")
-        if hasattr(widget, "shutdown"):
-            widget.shutdown()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("screenshots")))

@@ -5,7 +5,9 @@
 
 Each scale runs in a process of its own (Qt fixes the scale when it starts) on a virtual 1366x768
 screen (``QT_QPA_PLATFORM=offscreen``, ``QT_SCALE_FACTOR``), so a window filling the screen shows what a
-small laptop shows. Files are named ``<name>@<scale>x.png``.
+small laptop shows. Files are named ``<name>@<scale>x.png``. Each scale also runs with ``HOME`` set to
+an empty folder (its user folders the defaults under it), so the paths the pictures show read like a
+user's (``~/.local/share/GhostFace/...``) and no real user data is touched.
 
 Shots are a registry, name -> factory: a factory takes a :class:`Shot` (the demo data, a scratch
 folder, a way to wait) and returns the widget to grab, populated. Other modules add shots: every
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import inspect
 import json
 import logging
 import os
@@ -37,6 +38,8 @@ OUT = REPO / "docs" / "screenshots"
 SCALES = ("1", "1.5")
 # The virtual screen: a common small laptop.
 SCREEN = {"width": 1366, "height": 768}
+# The PNGs are committed: one larger than this (a photo in it) is reduced to 256 colours.
+MAX_PNG_BYTES = 400_000
 
 log = logging.getLogger("screenshots")
 
@@ -75,7 +78,20 @@ class Shot:
 
     def fill_screen(self, widget: Any) -> None:
         """Size ``widget`` to the screen's available area, as a maximised window on the laptop."""
-        widget.resize(widget.screen().availableGeometry().size())
+        widget.resize(self.available(widget))
+
+    def available(self, widget: Any = None) -> Any:
+        """The screen's available size (a ``QSize``, logical pixels) for ``widget`` (None: the primary)."""
+        from PySide6.QtGui import QGuiApplication
+
+        screen = widget.screen() if widget is not None else QGuiApplication.primaryScreen()
+        return screen.availableGeometry().size()
+
+    def fit(self, widget: Any, width: int, height: int) -> None:
+        """Size ``widget`` to ``width`` x ``height``, or less where the screen is smaller."""
+        from PySide6.QtCore import QSize
+
+        widget.resize(QSize(width, height).boundedTo(self.available(widget)))
 
 
 Factory = Callable[[Shot], Any]
@@ -188,7 +204,22 @@ def plugins_dialog(shot: Shot) -> Any:
     return dialog
 
 
+def empty_state(shot: Shot) -> Any:
+    """The Live tab with no camera and no video: what a first start shows, and its buttons."""
+    from app.context import AppContext
+    from app.main_window import MainWindow
+    from core.settings import Settings
+
+    settings = Settings().replace(gallery_dir=str(hamilton_gallery(shot.scratch / "gallery")))
+    window = MainWindow(AppContext.build(settings, system_trash=False))  # not started: nothing to show yet
+    shot.fill_screen(window)
+    window.show()
+    shot.settle(1.0)
+    return window
+
+
 SHOTS: dict[str, Factory] = {
+    "empty_state": empty_state,
     "gallery_tab": gallery_tab,
     "plugins_dialog": plugins_dialog,
     "main_window": main_window,
@@ -212,15 +243,38 @@ def collect(folder: Path | None = None) -> dict[str, Factory]:
         module = importlib.util.module_from_spec(spec)
         sys.modules[path.stem] = module  # a dataclass in the module looks itself up there
         spec.loader.exec_module(module)
-        shots.update({name: _taking_shot(factory) for name, factory in module.shots().items()})
+        shots.update(module.shots())
     return shots
 
 
-def _taking_shot(factory: Callable[..., Any]) -> Factory:
-    """A view module's factory as a shot factory: one that needs no :class:`Shot` is called without it."""
-    if inspect.signature(factory).parameters:
-        return factory
-    return lambda shot: factory()
+def shrink(path: Path, limit: int = MAX_PNG_BYTES) -> None:
+    """Reduce a PNG over ``limit`` bytes to 256 colours (dithered), if Pillow is installed."""
+    if path.stat().st_size <= limit:
+        return
+    try:
+        from PIL import Image
+    except ImportError:
+        log.warning("%s is %d KB; install Pillow to reduce it", path.name, path.stat().st_size // 1000)
+        return
+    with Image.open(path) as image:
+        reduced = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    reduced.save(path, optimize=True)
+    log.info("reduced %s to 256 colours: %d KB", path.name, path.stat().st_size // 1000)
+
+
+def _scratch(name: str) -> Path:
+    """An empty folder for one shot.
+
+    ``~/Pictures`` under the neutral home the run was given, so the paths a picture shows are a user's; a
+    folder of its own in the temporary folder otherwise.
+    """
+    home = os.environ.get("GHOSTFACE_SHOTS_HOME")
+    if home and Path(home) == Path.home():
+        scratch = Path(home) / "Pictures"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        return scratch
+    return Path(tempfile.mkdtemp(prefix=f"ghostface-shot-{name}-"))
 
 
 def _file_name(name: str, scale: str) -> str:
@@ -239,7 +293,7 @@ def run_scale(scale: str, names: list[str], out: Path, theme: str = "dark") -> i
     shots = collect()
     failed = 0
     for name in names or list(shots):
-        scratch = Path(tempfile.mkdtemp(prefix=f"ghostface-shot-{name}-"))
+        scratch = _scratch(name)
         widget = None
         shot = Shot(scratch, DEMO, scale)
         try:
@@ -248,6 +302,7 @@ def run_scale(scale: str, names: list[str], out: Path, theme: str = "dark") -> i
             path = out / _file_name(name if theme == "dark" else f"{name}-{theme}", scale)
             if not widget.grab().save(str(path)):
                 raise OSError(f"could not write {path}")
+            shrink(path)
             log.info("saved %s (%dx%d logical)", path, widget.width(), widget.height())
         except Exception:  # noqa: BLE001 - one broken shot must not lose the others
             log.exception("shot %s failed", name)
@@ -261,6 +316,10 @@ def run_scale(scale: str, names: list[str], out: Path, theme: str = "dark") -> i
                 close()
             shutil.rmtree(scratch, ignore_errors=True)
     return failed
+
+
+# What moves the user folders away from HOME; unset for the shots, so they follow the neutral HOME.
+_USER_FOLDERS = ("GHOSTFACE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR")
 
 
 def _screen_config(folder: Path) -> Path:
@@ -291,13 +350,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if run_scale(os.environ.get("QT_SCALE_FACTOR", "1"), args.only, args.out, args.theme) else 0
     code = 0
     with tempfile.TemporaryDirectory(prefix="ghostface-shots-") as folder:
-        env = {
-            **os.environ,
-            "QT_QPA_PLATFORM": f"offscreen:configfile={_screen_config(Path(folder))}",
-            "GHOSTFACE_HOME": str(Path(folder) / "home"),
-        }
+        env = {key: value for key, value in os.environ.items() if key not in _USER_FOLDERS}
         env.setdefault("GHOSTFACE_MODEL_PATH", str(SHARED / "models"))
+        env["GHOSTFACE_MODEL_PATH"] = str(Path(env["GHOSTFACE_MODEL_PATH"]).resolve())  # HOME moves, not cwd
+        env["GHOSTFACE_OFFLINE"] = "1"
+        env["QT_QPA_PLATFORM"] = f"offscreen:configfile={_screen_config(Path(folder))}"
         for scale in args.scale or SCALES:
+            # A fresh, neutral home per scale: the pictures show "~/...", never this machine's folders.
+            home = Path(folder) / f"scale-{scale}" / "user"
+            home.mkdir(parents=True)
+            env.update(HOME=str(home), GHOSTFACE_SHOTS_HOME=str(home))
             command = [sys.executable, str(Path(__file__).resolve()), "--in-process", "--out", str(args.out)]
             command += ["--theme", args.theme]
             command += [item for name in args.only for item in ("--only", name)]

@@ -222,3 +222,29 @@ def test_the_form_and_the_last_run_are_remembered_and_offered(
         again.start_button.click()
     assert again.run_dir != tmp_path / "run" and (tmp_path / "run" / "last.pt").is_file()
     again.shutdown()
+
+
+def test_start_from_names_the_installed_model_and_home_paths_read_with_a_tilde(
+    qtbot, crops: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.trainer_form import INSTALLED_MODEL_LABEL
+    from app.user_dirs import display_path
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert display_path(tmp_path / "crops" / "obama") == "~/crops/obama" and display_path(tmp_path) == "~"
+    assert display_path("/srv/photos") == "/srv/photos" and display_path("") == ""
+    tab = TrainerTab()
+    qtbot.addWidget(tab)
+    # The shipped checkpoint is named, not shown by where the installation keeps it; training gets its path.
+    assert tab.init_edit.text() == INSTALLED_MODEL_LABEL
+    tab.set_data_folder(crops)
+    assert tab.data_edit.text() == "~/crops"
+    config = tab.build_config()
+    assert Path(config.init_backbone).is_absolute() and Path(config.init_backbone).name == "ghostfacenetv2.pt"
+    assert list(config.data_path) == [str(crops)]
+    # A checkpoint of the user's own is shown as it is, under home with "~", and read back whole.
+    tab.form.show_init_backbone(tmp_path / "runs" / "best_backbone.pt")
+    assert tab.init_edit.text() == "~/runs/best_backbone.pt"
+    assert tab.build_config().init_backbone == str(tmp_path / "runs" / "best_backbone.pt")
+    tab.use_installed_model_as_start()
+    assert tab.init_edit.text() == INSTALLED_MODEL_LABEL

@@ -102,3 +102,16 @@ def test_labels_of_overlapping_faces_are_all_readable(qtbot) -> None:
     from app.video_view import face_label
 
     assert face_label(unknown, DisplaySettings()).startswith("Unknown #3")
+
+
+def test_a_similarity_that_rounds_to_zero_reads_0_00_never_minus(qtbot) -> None:
+    from app.people_seen import face_tooltip
+    from app.video_view import face_label, similarity_text
+
+    assert similarity_text(-0.004) == "0.00" and similarity_text(-0.0) == "0.00"
+    assert similarity_text(-0.006) == "-0.01" and similarity_text(0.5) == "0.50"
+    box = Detection(np.array([40, 40, 120, 130], np.float32), 0.9, LANDMARKS)
+    unknown = Face(box, 2, Match(None, -0.003), track_age=30, unknown_id=3)
+    assert face_label(unknown, DisplaySettings(show_similarity=True)) == "Unknown #3  0.00"
+    known = Face(box, 1, Match("obama", -0.001), track_age=30)
+    assert "similarity 0.00." in face_tooltip(known)

@@ -73,6 +73,24 @@ def main() -> int:
         _settle(app)
         out["dialogs"][name] = [dialog.width(), dialog.height(), dialog.minimumSizeHint().width(), dialog.minimumSizeHint().height()]
         dialog.close()
+    # The gallery's dialogs too: a face picker on a group photo, a person's photos, assigning a face.
+    from pathlib import Path
+
+    from app.assign_face import AssignFaceDialog
+    from app.face_picker import FacePickerDialog
+    from app.person_view import PersonView
+
+    gallery, photo = window.gallery_controller, str(Path(sys.argv[1]).parent / "two_people.jpg")
+    for name, make in (
+        ("face picker", lambda: FacePickerDialog(gallery, "obama", photo, window)),
+        ("person view", lambda: PersonView(gallery, "obama", window, confirm=False)),
+        ("assign face", lambda: AssignFaceDialog(gallery, ["obama"], name="Joe Biden", parent=window)),
+    ):
+        dialog = make()
+        dialog.show()
+        _settle(app)
+        out["dialogs"][name] = [dialog.width(), dialog.height(), dialog.minimumSizeHint().width(), dialog.minimumSizeHint().height()]
+        dialog.close()
     window.diagnostics.refresh_models()
     out["page_toolbar_overflow"] = []
     for page in (window.live, window.gallery_panel, window.diagnostics):
