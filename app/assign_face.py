@@ -162,27 +162,8 @@ class AssignFaceDialog(QDialog):
         self._job: AssignFace | None = None
         self.result_value: Any = None
 
-        self.picture = QLabel()
-        self.picture.setObjectName("AssignFacePicture")
-        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.picture.setMinimumSize(PREVIEW_PX, PREVIEW_PX)
-        pixmap = _pixmap(image, jpeg)
-        if not pixmap.isNull():
-            self.picture.setPixmap(
-                pixmap.scaled(
-                    PREVIEW_PX,
-                    PREVIEW_PX,
-                    Qt.AspectRatioMode.KeepAspectRatio,
-                    Qt.TransformationMode.SmoothTransformation,
-                )
-            )
-        self.name_box = QComboBox()
-        self.name_box.setEditable(True)
-        self.name_box.addItems(sorted(people, key=str.casefold))
-        self.name_box.setEditText(name)
-        self.name_box.lineEdit().setPlaceholderText("A person of the gallery, or a new name")
-        self.name_box.setToolTip("Pick a person of the gallery, or type a new name to add a new person")
-        self.name_box.editTextChanged.connect(lambda _t: self._update_ok())
+        self.picture = self._build_picture(_pixmap(image, jpeg))
+        self.name_box = self._build_name_box(people, name)
         self.message = QLabel("The face is saved as a new photo of this person in the gallery folder.")
         self.message.setObjectName("AssignFaceMessage")
         self.message.setWordWrap(True)
@@ -204,6 +185,35 @@ class AssignFaceDialog(QDialog):
         self._update_ok()
         self.adjustSize()
         fit_to_screen(self)  # a small laptop at 150 %
+
+    @staticmethod
+    def _build_picture(pixmap: QPixmap) -> QLabel:
+        """The face, scaled down to the preview size (an empty square when it cannot be shown)."""
+        picture = QLabel()
+        picture.setObjectName("AssignFacePicture")
+        picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        picture.setMinimumSize(PREVIEW_PX, PREVIEW_PX)
+        if not pixmap.isNull():
+            picture.setPixmap(
+                pixmap.scaled(
+                    PREVIEW_PX,
+                    PREVIEW_PX,
+                    Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.SmoothTransformation,
+                )
+            )
+        return picture
+
+    def _build_name_box(self, people: list[str], name: str) -> QComboBox:
+        """The person's name: a gallery person picked from the list, or a new name typed in."""
+        box = QComboBox()
+        box.setEditable(True)
+        box.addItems(sorted(people, key=str.casefold))
+        box.setEditText(name)
+        box.lineEdit().setPlaceholderText("A person of the gallery, or a new name")
+        box.setToolTip("Pick a person of the gallery, or type a new name to add a new person")
+        box.editTextChanged.connect(lambda _t: self._update_ok())
+        return box
 
     def _update_ok(self) -> None:
         ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)

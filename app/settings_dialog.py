@@ -233,31 +233,42 @@ class SettingsDialog(QDialog):
         self._debounce.setInterval(DEBOUNCE_MS)
         self._debounce.timeout.connect(self._emit_now)
 
-        self.tabs = QTabWidget()
-        for section, title in SECTIONS:
-            self.tabs.addTab(self._build_section(section), title)
-        self.tabs.addTab(self._build_gallery_page(), "Gallery")
-        self.tabs.addTab(self._build_store_page(), "Stations")
-        self.tabs.setUsesScrollButtons(False)  # every tab in sight, no scroll arrows to look for
-
-        self.error_label = QLabel()
-        self.error_label.setObjectName("SettingsError")
-        self.error_label.setWordWrap(True)
-        self.error_label.hide()
-
+        self.tabs = self._build_tabs()
+        self.error_label = self._build_error_label()
         self.buttons = self._build_buttons()
         layout = QVBoxLayout(self)
         layout.addWidget(self.tabs)
         layout.addWidget(self.error_label)
         layout.addWidget(self.buttons)
         self._load(settings)
-        # The hand-set threshold only applies when the model's own is not used: say so by greying it.
+        self._link_threshold_to_model()
+        if devices is None:
+            self._poll_devices()
+
+    def _build_tabs(self) -> QTabWidget:
+        """One tab per settings section, then the gallery and the stations pages."""
+        tabs = QTabWidget()
+        for section, title in SECTIONS:
+            tabs.addTab(self._build_section(section), title)
+        tabs.addTab(self._build_gallery_page(), "Gallery")
+        tabs.addTab(self._build_store_page(), "Stations")
+        tabs.setUsesScrollButtons(False)  # every tab in sight, no scroll arrows to look for
+        return tabs
+
+    def _build_error_label(self) -> QLabel:
+        """The line under the tabs that says why a value was refused; hidden until then."""
+        label = QLabel()
+        label.setObjectName("SettingsError")
+        label.setWordWrap(True)
+        label.hide()
+        return label
+
+    def _link_threshold_to_model(self) -> None:
+        """Grey the hand-set threshold while the model's own is used (it only applies otherwise)."""
         follow = self.findChild(QCheckBox, "recognition.threshold_from_model")
         if follow is not None:
             follow.toggled.connect(self._follow_model_threshold)
             self._follow_model_threshold(follow.isChecked())
-        if devices is None:
-            self._poll_devices()
 
     def _build_buttons(self) -> QDialogButtonBox:
         buttons = QDialogButtonBox(

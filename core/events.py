@@ -1176,16 +1176,11 @@ def create_event_bus(
         isolate=ps.isolate,
         timeout_s=ps.load_timeout_s,
     )
-    # In the background case the user's plugin names are checked once everything is found.
-    loaded = registry.load_plugins(found, ps, warn_unknown=not background)
-    recorder = _history_recorder(settings, history)
-    if recorder is not None:
-        loaded.append(recorder)
+    loaded = _starting_plugins(found, settings, history, background=background)
     bus = EventBus(loaded, ps.queue_size, ps.max_failures, ps.drain_s)
     bus.discovered = tuple(found)
-    if context is None and settings.store.backend == "postgresql":
-        # With a shared store, plugins (the attendance log) know which station saw the event.
-        context = BusContext(extras=MappingProxyType({"station": settings.store.station_name()}))
+    if context is None:
+        context = _station_context(settings)
     if background and external:
         bus.hold_for_late_plugins()
     bus.start(context)
@@ -1194,6 +1189,28 @@ def create_event_bus(
     elif on_ready is not None:
         on_ready(bus)
     return bus
+
+
+def _starting_plugins(
+    found: Sequence[DiscoveredPlugin], settings: Settings, history: Any, *, background: bool
+) -> list[LoadedPlugin]:
+    """The plugins the bus starts with: those found so far, loaded, and the history recorder."""
+    from core import plugins as registry
+
+    # In the background case the user's plugin names are checked once everything is found.
+    loaded = registry.load_plugins(found, settings.plugins, warn_unknown=not background)
+    recorder = _history_recorder(settings, history)
+    if recorder is not None:
+        loaded.append(recorder)
+    return loaded
+
+
+def _station_context(settings: Settings) -> BusContext | None:
+    """The plugins' default context: None, or the station's name when the store is shared."""
+    # With a shared store, plugins (the attendance log) know which station saw the event.
+    if settings.store.backend != "postgresql":
+        return None
+    return BusContext(extras=MappingProxyType({"station": settings.store.station_name()}))
 
 
 def _discover_in_background(
