@@ -77,7 +77,7 @@ def test_pick_the_face_in_a_group_photo_by_clicking_it(
     qtbot.waitUntil(lambda: picker.candidates is not None, timeout=JOB_TIMEOUT_MS)
     assert len(picker.candidates.boxes) == 2 and picker.photo.chosen == -1
     # Each face is shown as a crop too, ready to click.
-    assert all(picker.crop_group.button(i).isVisible() for i in range(2))
+    qtbot.waitUntil(lambda: all(picker.crop_group.button(i).isVisible() for i in range(2)), timeout=5000)
     assert "2 faces found" in picker.hint.text()
     ok = picker.buttons.button(picker.buttons.StandardButton.Ok)
     assert not ok.isEnabled()  # nothing chosen yet
