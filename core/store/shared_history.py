@@ -48,7 +48,7 @@ _READ_BACKOFF_S = 3.0
 # tried again later: without it an INSERT the server never answers holds the outbox, and closing, for ever.
 _SEND_TIMEOUT_S = 15.0
 # Seconds close() gives the last delivery in all; what is not delivered by then waits for the next start.
-_CLOSE_WAIT_S = 4.0
+_CLOSE_WAIT_S = 5.0
 _EVENT_COLUMNS = (
     "event_id, station, time, kind, person, similarity, source, track_id, frame_index, stream_time, box,"
     " api_version, thumbnail, visit_id, first_seen, duration_s, source_label"
@@ -282,9 +282,9 @@ class SharedHistory:
             left = max(0.5, deadline - time.monotonic())
             wait, statement_s = min(wait, left), min(statement_s, left)
         with self._pool.connection(timeout=wait) as conn, conn.transaction():
-            conn.execute(f"SET LOCAL statement_timeout = {int(statement_s * 1000)}")
             self._sending = conn
             try:
+                conn.execute(f"SET LOCAL statement_timeout = {int(statement_s * 1000)}")
                 with conn.cursor() as cur:
                     cur.executemany(
                         f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({', '.join(['%s'] * 17)})"
@@ -316,7 +316,7 @@ class SharedHistory:
     def close(self) -> None:
         """Deliver what waits (a few seconds at most), stop, and close; undelivered events stay in the outbox.
 
-        Every wait is bounded (``_CLOSE_WAIT_S`` in all, plus a second for the pool), whatever the server
+        Every wait is bounded (``_CLOSE_WAIT_S`` in all, plus a second per pool thread), whatever the server
         does: a station must stop promptly on Ctrl-C even when its server takes a query and never answers.
         """
         deadline = time.monotonic() + _CLOSE_WAIT_S
