@@ -282,6 +282,7 @@ def test_ctrl_c_stops_a_station_within_seconds_while_its_server_does_not_answer(
             locker.rollback()
             locker.close()
     took = time.monotonic() - start
+    print(f"Ctrl-C to exit, the server not answering: {took:.1f} s")  # pytest -s
     summary = json.loads(out.splitlines()[-1])
     assert summary["interrupted"], err
     assert took < 20.0, (took, err)
