@@ -132,10 +132,10 @@ class SharedGallery:
             raise StoreError(f"cannot {what} on {self.where}: {pg.describe_error(exc)}") from None
 
     def close(self) -> None:
-        """Stop listening and close the connections."""
+        """Stop listening and close the connections (a few seconds at most, whatever the server does)."""
         if self._listener is not None:
             self._listener.close()
-        self._pool.close()
+        self._pool.close(timeout=1.0)
 
     def __enter__(self) -> SharedGallery:
         return self

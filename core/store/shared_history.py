@@ -44,6 +44,11 @@ _BATCH = 200
 # Seconds a read waits for a connection, and how long after a failed read the next fail at once.
 _READ_WAIT_S = 1.5
 _READ_BACKOFF_S = 3.0
+# Seconds one delivery may run on the server (a lock, an overloaded server) before it is cancelled there and
+# tried again later: without it an INSERT the server never answers holds the outbox, and closing, for ever.
+_SEND_TIMEOUT_S = 15.0
+# Seconds close() gives the last delivery in all; what is not delivered by then waits for the next start.
+_CLOSE_WAIT_S = 5.0
 _EVENT_COLUMNS = (
     "event_id, station, time, kind, person, similarity, source, track_id, frame_index, stream_time, box,"
     " api_version, thumbnail, visit_id, first_seen, duration_s, source_label"
@@ -132,6 +137,8 @@ class SharedHistory:
         self._retry_s = retry_s
         self._lock = threading.RLock()  # the outbox connection
         self._send_lock = threading.Lock()  # one delivery at a time
+        self._sending: Any = None  # the connection of the delivery under way (close() may cancel it)
+        self._closed = False
         make_private_dir(self.path.parent)
         prepare_private_db(self.path)
         self._outbox = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
@@ -164,10 +171,17 @@ class SharedHistory:
         ]
         with self._lock:
             self._outbox.execute("BEGIN IMMEDIATE")
-            self._outbox.executemany(
-                "INSERT INTO outbox(event_id, payload, thumbnail) VALUES (?, ?, ?)", rows
-            )
-            self._outbox.execute("COMMIT")
+            try:
+                self._outbox.executemany(
+                    "INSERT INTO outbox(event_id, payload, thumbnail) VALUES (?, ?, ?)", rows
+                )
+                self._outbox.execute("COMMIT")
+            except BaseException:
+                # Ctrl-C may land between BEGIN and COMMIT: never leave the shared connection in a
+                # transaction (every later write would fail, and closing would roll the outbox back).
+                if self._outbox.in_transaction:
+                    self._outbox.execute("ROLLBACK")
+                raise
         self._wake.set()
         return self.pending == 0
 
@@ -182,10 +196,10 @@ class SharedHistory:
             return int(self._outbox.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
     def flush_pending(self, timeout_s: float = 5.0) -> bool:
-        """Deliver the outbox now, trying for up to ``timeout_s``; True when it is empty."""
+        """Deliver the outbox now, trying for up to ``timeout_s`` (each wait bounded by it); True when empty."""
         deadline = time.monotonic() + timeout_s
         while True:
-            if self._deliver():
+            if self._deliver(deadline):
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -199,14 +213,23 @@ class SharedHistory:
                 break
             self._deliver()
 
-    def _deliver(self) -> bool:
-        """Send the outbox to the server in order, a batch per transaction; True when it is empty."""
+    def _deliver(self, deadline: float | None = None) -> bool:
+        """Send the outbox to the server in order, a batch per transaction; True when it is empty.
+
+        With a ``deadline`` (monotonic time) no wait goes past it: not for the delivery under way on the
+        outbox thread, the pool, nor the server.
+        """
         import psycopg
         from psycopg_pool import PoolTimeout
 
-        with self._send_lock:
+        lock_wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self._send_lock.acquire(timeout=lock_wait):
+            return False  # the outbox thread's delivery is still under way
+        try:
             while True:
                 with self._lock:
+                    if self._closed:
+                        return False
                     batch = self._outbox.execute(
                         "SELECT seq, event_id, payload, thumbnail FROM outbox ORDER BY seq LIMIT ?", (_BATCH,)
                     ).fetchall()
@@ -214,15 +237,21 @@ class SharedHistory:
                     self._server_back()
                     return True
                 try:
-                    self._send(batch)
+                    self._send(batch, deadline)
                 except (psycopg.Error, PoolTimeout, StoreError) as exc:
                     self._server_away(exc)
                     return False
                 with self._lock:
+                    if self._closed:
+                        # Committed on the server but still in the closed outbox: sent again at the next
+                        # start, where the server ignores the ids it has.
+                        return False
                     self._outbox.execute("DELETE FROM outbox WHERE seq <= ?", (batch[-1][0],))
                 self.delivered += len(batch)
+        finally:
+            self._send_lock.release()
 
-    def _send(self, batch: list[tuple[int, str, str, bytes | None]]) -> None:
+    def _send(self, batch: list[tuple[int, str, str, bytes | None]], deadline: float | None = None) -> None:
         rows = []
         for _seq, event_id, payload, thumb in batch:
             p = json.loads(payload)
@@ -248,14 +277,22 @@ class SharedHistory:
                 )
             )
         # While the server is known to be away a short wait will do: the loop tries again anyway.
-        wait = 1.0 if self.problem else pg.CONNECT_TIMEOUT_S
+        wait, statement_s = (1.0 if self.problem else pg.CONNECT_TIMEOUT_S), _SEND_TIMEOUT_S
+        if deadline is not None:
+            left = max(0.5, deadline - time.monotonic())
+            wait, statement_s = min(wait, left), min(statement_s, left)
         with self._pool.connection(timeout=wait) as conn, conn.transaction():
-            with conn.cursor() as cur:
-                cur.executemany(
-                    f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({', '.join(['%s'] * 17)})"
-                    " ON CONFLICT (event_id) DO NOTHING",
-                    rows,
-                )
+            self._sending = conn
+            try:
+                conn.execute(f"SET LOCAL statement_timeout = {int(statement_s * 1000)}")
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({', '.join(['%s'] * 17)})"
+                        " ON CONFLICT (event_id) DO NOTHING",
+                        rows,
+                    )
+            finally:
+                self._sending = None
 
     def _server_away(self, exc: BaseException) -> None:
         reason = (pg.describe_error(exc) if str(exc) else "it does not answer").removeprefix(
@@ -277,22 +314,43 @@ class SharedHistory:
             self.problem = None
 
     def close(self) -> None:
-        """Deliver what waits (a few seconds at most), stop, and close; undelivered events stay in the outbox."""
+        """Deliver what waits (a few seconds at most), stop, and close; undelivered events stay in the outbox.
+
+        Every wait is bounded (``_CLOSE_WAIT_S`` in all, plus a second per pool thread), whatever the server
+        does: a station must stop promptly on Ctrl-C even when its server takes a query and never answers.
+        """
+        deadline = time.monotonic() + _CLOSE_WAIT_S
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=10.0)
+        self._thread.join(timeout=_CLOSE_WAIT_S / 2)
+        if self._thread.is_alive():
+            # A delivery the server does not answer: cancel it there (it rolls back; the events stay).
+            self._cancel_sending()
+            self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
         # With the server away (the last attempt failed) another try would only delay closing.
-        if self.pending and (self.problem is not None or not self.flush_pending(timeout_s=2.0)):
+        remaining = max(0.0, deadline - time.monotonic())
+        if self.pending and (self.problem is not None or not self.flush_pending(timeout_s=remaining)):
             log.warning(
                 "%d events could not reach %s; they stay in %s and are sent at the next start",
                 self.pending,
                 self.where,
                 self.path,
             )
-        self.left_in_outbox = self.pending
-        self._pool.close()
+        with self._lock:
+            self.left_in_outbox = int(self._outbox.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+            self._closed = True
+        self._pool.close(timeout=1.0)
         with self._lock:
             self._outbox.close()
+
+    def _cancel_sending(self) -> None:
+        conn = self._sending
+        if conn is None:
+            return
+        try:
+            conn.cancel_safe(timeout=1.0)
+        except Exception as exc:  # noqa: BLE001 - closing goes on; the events stay in the outbox
+            log.debug("store: cancelling the delivery under way failed: %s", exc)
 
     def __enter__(self) -> SharedHistory:
         return self

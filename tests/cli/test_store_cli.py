@@ -244,3 +244,49 @@ def test_enroll_needs_the_admin_role(pg_server, demo_dir: Path, capsys: pytest.C
     admin = pg_server.url(tpg.ADMIN_USER, tpg.ADMIN_PASSWORD, db)
     assert main(["enroll", "--store", admin, "--station", "office", "--person", "Joe Biden", photo]) == 0
     assert "Joe Biden: 1 of 1 photos enrolled" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_station_within_seconds_while_its_server_does_not_answer(
+    pg_server, hamilton_clip: Path, tmp_path: Path
+) -> None:
+    """A server that takes the events but never answers (the events table locked) must not hold a
+    station: Ctrl-C ends it within seconds, and the undelivered events stay in its outbox."""
+    import psycopg
+
+    db = tpg.fresh_database(pg_server)
+    station = pg_server.url(tpg.STATION_USER, tpg.STATION_PASSWORD, db)
+    clip = _visits_clip(hamilton_clip, tmp_path / "lin.mp4")
+    settings = tmp_path / "settings.json"
+    settings.write_text(
+        json.dumps({"events": {"cooldown_s": 0, "left_after_s": 0.5, "unknown_after_s": 0.5}})
+    )
+    events = tmp_path / "c.jsonl"
+    outbox = tmp_path / "home-c" / "data" / "outbox-C.sqlite3"
+    args = ["run", "--source", str(clip), "--loop", "--max-frames", "20000", "--store", station]
+    args += ["--station", "C", "--settings", str(settings), "--events", str(events), "--json"]
+    c = _station(args, tmp_path / "home-c")
+    locker = psycopg.connect(pg_server.url(db=db))
+    try:
+        _until(lambda: len(_server_events(station)) >= 1, 180, c)
+        locker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        # The station's delivery now waits on the server while its events pile up in the outbox.
+        _until(lambda: _outbox(outbox) >= 2, 90, c)
+    finally:
+        start = time.monotonic()
+        c.send_signal(signal.SIGINT)
+        try:
+            out, err = c.communicate(timeout=60)
+        finally:
+            c.kill()
+            locker.rollback()
+            locker.close()
+    took = time.monotonic() - start
+    print(f"Ctrl-C to exit, the server not answering: {took:.1f} s")  # pytest -s
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["interrupted"], err
+    assert took < 20.0, (took, err)
+    # Nothing lost: what the server did not take waits in the outbox for the next start.
+    waiting = summary["store"]["waiting"]
+    assert waiting >= 2 and _outbox(outbox) == waiting
+    assert len(_server_events(station)) + waiting == len(_events(events))

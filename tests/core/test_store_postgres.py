@@ -287,14 +287,67 @@ def test_events_wait_in_the_outbox_while_the_server_is_down_and_arrive_once(pg_s
             assert "cannot be reached" in history.problem and history.pending == 30
         finally:
             pg_server.start()
-        _wait(lambda: history.pending == 0, 20.0)
-        assert history.problem is None
+        # The outbox empties a moment before the delivery says the server is back: wait for both.
+        _wait(lambda: history.pending == 0 and history.problem is None, 20.0)
         rows = history.query_stations(limit=None, newest_first=False)
         assert [r.event.frame_index for r in rows] == list(range(50))
         assert {r.station for r in rows} == {"Front"}
         assert rows[3].event.visit_id == "visit-3" and rows[3].event.thumbnail == _event(3).thumbnail
     finally:
         history.close()
+
+
+def test_closing_while_the_server_does_not_answer_ends_within_seconds_and_keeps_the_events(
+    pg_server, db, tmp_path
+) -> None:
+    """A server that takes the connection but does not answer (here: the events table locked) must not
+    hold a closing station: close() gives up on the delivery within seconds and the events stay in the
+    outbox for the next start."""
+    import psycopg
+
+    outbox = tmp_path / "o.sqlite3"
+    history = SharedHistory(station_url(pg_server, db), station="Door", outbox_path=outbox, retry_s=0.2)
+    history.record([_event(i) for i in range(3)])
+    assert history.flush_pending()
+    locker = psycopg.connect(admin_url(pg_server, db))
+    closer = None
+    try:
+        locker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        history.record([_event(i) for i in range(3, 6)])
+        # The outbox thread's INSERT now waits on the server.
+        _wait(lambda: _blocked_inserts(pg_server, db) > 0, 20.0)
+        start = time.monotonic()
+        closer = threading.Thread(target=history.close, daemon=True)
+        closer.start()
+        closer.join(30.0)
+        took = time.monotonic() - start
+        assert not closer.is_alive(), "close() waits for a server that does not answer"
+        assert took < 10.0, took
+        assert history.left_in_outbox == 3
+    finally:
+        locker.rollback()
+        locker.close()
+        if closer is not None:
+            closer.join(30.0)
+    # Nothing lost: the next start delivers them, once.
+    again = SharedHistory(station_url(pg_server, db), station="Door", outbox_path=outbox)
+    try:
+        assert again.flush_pending(timeout_s=20.0)
+        assert sorted(e.frame_index for e in again.query(limit=None)) == list(range(6))
+    finally:
+        again.close()
+
+
+def _blocked_inserts(server: tpg.PgServer, db: str) -> int:
+    import psycopg
+
+    with psycopg.connect(server.url(db=db)) as conn:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'"
+            " AND query LIKE 'INSERT INTO events%%'",
+            (db,),
+        ).fetchone()
+    return int(row[0])
 
 
 def test_a_delivery_repeated_after_a_crash_writes_nothing_twice(pg_server, db, tmp_path) -> None:
