@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.fit import fit_to_screen
+from app.gallery_jobs import listen_to_jobs, stop_listening_to_jobs
 from app.gallery_worker import AssignFace, GalleryController, GalleryJobResult
 from app.video_view import _qimage
 from core.types import Face, FrameResult, RecognitionEvent
@@ -180,8 +181,7 @@ class AssignFaceDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.message)
         layout.addWidget(self.buttons)
-        controller.job_finished.connect(self._on_finished)
-        controller.job_failed.connect(self._on_failed)
+        listen_to_jobs(controller, self._on_finished, self._on_failed)
         self._update_ok()
         self.adjustSize()
         fit_to_screen(self)  # a small laptop at 150 %
@@ -264,14 +264,7 @@ class AssignFaceDialog(QDialog):
 
     def done(self, result: int) -> None:
         """Stop listening to the gallery worker, then close."""
-        for signal, slot in (
-            (self._controller.job_finished, self._on_finished),
-            (self._controller.job_failed, self._on_failed),
-        ):
-            try:
-                signal.disconnect(slot)
-            except (RuntimeError, TypeError):  # already disconnected (done() twice)
-                pass
+        stop_listening_to_jobs(self._controller, self._on_finished, self._on_failed)
         super().done(result)
 
 

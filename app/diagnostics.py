@@ -15,14 +15,12 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QGuiApplication
 from PySide6.QtWidgets import (
     QFormLayout,
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPlainTextEdit,
     QPushButton,
-    QScrollArea,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -30,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 import core
+from app.fit import scrolling_page
 from app.recognition_worker import EngineInfo, WorkerStats
 from app.unknown_reasons import UnknownReasonsView
 from core.environment import RuntimeInfo, RuntimeProbe
@@ -213,13 +212,7 @@ class DiagnosticsView(QWidget):
         layout = QHBoxLayout(content)
         layout.addLayout(left, 2)
         layout.addLayout(right, 3)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        scrolling_page(self, content)
 
     def _build_models_box(self) -> QGroupBox:
         self.models = QTreeWidget()

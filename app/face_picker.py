@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.fit import fit_to_screen
+from app.gallery_jobs import listen_to_jobs, stop_listening_to_jobs
 from app.gallery_worker import ChooseFace, DetectFaces, FaceCandidates, GalleryController, GalleryJobResult
 from app.video_view import _qimage
 
@@ -172,8 +173,7 @@ class FacePickerDialog(QDialog):
         layout.addWidget(self.photo, 1)
         layout.addLayout(self.crops)
         layout.addWidget(self.buttons)
-        controller.job_finished.connect(self._on_finished)
-        controller.job_failed.connect(self._on_failed)
+        listen_to_jobs(controller, self._on_finished, self._on_failed)
         self._update_ok()
         controller.submit(self._job)
 
@@ -289,12 +289,5 @@ class FacePickerDialog(QDialog):
 
     def done(self, result: int) -> None:
         """Stop listening to the gallery worker, then close."""
-        for signal, slot in (
-            (self._controller.job_finished, self._on_finished),
-            (self._controller.job_failed, self._on_failed),
-        ):
-            try:
-                signal.disconnect(slot)
-            except (RuntimeError, TypeError):  # already disconnected (done() twice)
-                pass
+        stop_listening_to_jobs(self._controller, self._on_finished, self._on_failed)
         super().done(result)

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QStyle, QToolBar, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHeaderView,
+    QScrollArea,
+    QStyle,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
-__all__ = ["columns_width", "fit_to_screen", "keep_toolbars_whole"]
+__all__ = ["columns_width", "fit_to_screen", "keep_toolbars_whole", "scrolling_page"]
 
 
 def columns_width(view: QAbstractItemView, stretch_px: int) -> int:
@@ -39,6 +48,22 @@ def fit_to_screen(widget: QWidget) -> None:
     available = screen.availableGeometry().size()
     if widget.width() > available.width() or widget.height() > available.height():
         widget.resize(widget.size().boundedTo(available))
+
+
+def scrolling_page(page: QWidget, content: QWidget) -> QScrollArea:
+    """Make ``content`` all of ``page``, in a frameless scroll area without margins.
+
+    A page taller than a small screen (768 pixels at 150 %) scrolls instead of setting the window's
+    smallest height or being clipped.
+    """
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setWidget(content)
+    outer = QVBoxLayout(page)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(scroll)
+    return scroll
 
 
 class _ToolbarFitter(QObject):

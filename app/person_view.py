@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.face_picker import FacePickerDialog
 from app.fit import fit_to_screen
+from app.gallery_jobs import listen_to_jobs, stop_listening_to_jobs
 from app.gallery_worker import GalleryController, GalleryJobResult, RemovePhoto, ReviewPerson
 from core.enrollment import GuideConfig
 from core.gallery import PhotoStatus
@@ -125,8 +126,7 @@ class PersonView(QDialog):
         layout.addWidget(self.summary)
         layout.addWidget(self.table, 1)
         layout.addLayout(row)
-        controller.job_finished.connect(self._on_finished)
-        controller.job_failed.connect(self._on_failed)
+        listen_to_jobs(controller, self._on_finished, self._on_failed)
         self._update_buttons()
         self.refresh()
 
@@ -296,14 +296,7 @@ class PersonView(QDialog):
 
     def done(self, result: int) -> None:
         """Stop listening to the gallery worker, then close."""
-        for signal, slot in (
-            (self._controller.job_finished, self._on_finished),
-            (self._controller.job_failed, self._on_failed),
-        ):
-            try:
-                signal.disconnect(slot)
-            except (RuntimeError, TypeError):  # already disconnected (done() twice)
-                pass
+        stop_listening_to_jobs(self._controller, self._on_finished, self._on_failed)
         super().done(result)
 
     def photo_names(self) -> list[str]:

@@ -65,6 +65,15 @@ def _installed_model() -> Path | None:
     return default_store().locate("ghostfacenetv2")
 
 
+def _add_row(form: QFormLayout, label: str, field: QWidget, *buttons: QPushButton) -> None:
+    """Add a row to ``form``: ``field`` taking the spare width, ``buttons`` beside it."""
+    row = QHBoxLayout()
+    row.addWidget(field, 1)
+    for button in buttons:
+        row.addWidget(button)
+    form.addRow(label, row)
+
+
 class TrainingForm(QGroupBox):
     """The training form (a group box the tab lays out).
 
@@ -98,10 +107,7 @@ class TrainingForm(QGroupBox):
         self.data_edit.setPlaceholderText("aligned 112×112 crops, <person>/<crop>.jpg: align photos above")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse_data)
-        row = QHBoxLayout()
-        row.addWidget(self.data_edit, 1)
-        row.addWidget(browse)
-        form.addRow("Training data", row)
+        _add_row(form, "Training data", self.data_edit, browse)
 
         self.output_edit = QLineEdit(display_path(default_output_dir()))
         form.addRow("Run folder", self.output_edit)
@@ -127,11 +133,7 @@ class TrainingForm(QGroupBox):
         installed = QPushButton("Installed model")
         installed.setToolTip("Fine-tune the GhostFaceNetV2 that ships with the app")
         installed.clicked.connect(self.use_installed_model_as_start)
-        row = QHBoxLayout()
-        row.addWidget(self.init_edit, 1)
-        row.addWidget(pick_init)
-        row.addWidget(installed)
-        form.addRow("Start from", row)
+        _add_row(form, "Start from", self.init_edit, pick_init, installed)
 
     def _add_schedule_rows(self, form: QFormLayout) -> None:
         """Epochs, learning rate, batch size, and a config file instead of the fields."""
@@ -153,10 +155,7 @@ class TrainingForm(QGroupBox):
         self.config_label.setWordWrap(True)
         load = QPushButton("Load config…")
         load.clicked.connect(self._browse_config)
-        row = QHBoxLayout()
-        row.addWidget(self.config_label, 1)
-        row.addWidget(load)
-        form.addRow("Recipe", row)
+        _add_row(form, "Recipe", self.config_label, load)
 
     # -- configuration ----------------------------------------------------------------------------------
 

@@ -21,7 +21,6 @@ from typing import Any
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -29,12 +28,12 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
+from app.fit import scrolling_page
 from app.trainer_align import AlignPanel
 from app.trainer_form import TrainingForm, default_output_dir
 from app.trainer_memory import LastRun, TrainerMemory, describe_last_run
@@ -212,13 +211,7 @@ class TrainerTab(QWidget):
         layout.addLayout(plots, 1)
         layout.addWidget(self.log_view, 1)
         # The steps are taller than a 768-pixel screen at 150%: the tab scrolls instead of clipping.
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        scrolling_page(self, content)
 
     # -- configuration ----------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from app.assign_face import FaceAssigner
 from app.events_panel import EventsPanel
 from app.gallery_panel import GalleryPanel
 from app.gallery_worker import GalleryController, SyncGallery
+from app.person_view import PersonView
 from app.recognition_worker import RecognitionController
 from core.events import encode_thumbnail
 from core.face_choice import read_choice
@@ -337,3 +338,17 @@ def test_a_photo_and_its_picked_face_go_to_the_system_trash_together(
     assert {"biden2.jpg", "biden2.jpg.face.json"} <= trashed
     assert {p.name: p.embedded for p in gallery.people()}["biden"] == 1
     gallery.close()
+
+
+def test_a_closed_person_view_no_longer_hears_the_gallery_jobs(qtbot, panel) -> None:
+    _widget, controller = panel
+    view = PersonView(controller, "obama", confirm=False)
+    qtbot.addWidget(view)
+    qtbot.waitUntil(lambda: view.review is not None, timeout=JOB_TIMEOUT_MS)
+    first = view.review
+    view.done(0)
+    view.done(0)  # a second close is harmless
+    view.refresh()  # the job still runs in the worker; the closed view does not take its result
+    _idle(qtbot, controller)
+    qtbot.wait(50)
+    assert view.review is first

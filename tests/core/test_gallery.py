@@ -11,23 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from core.detection import create_detector
 from core.embedding import create_embedder
 from core.errors import GalleryError, InvalidPersonName
 from core.gallery import Gallery, PhotoStatus, validate_person_name
 from core.matching import Matcher
-
-
-@pytest.fixture(scope="module")
-def models() -> tuple:
-    return create_detector("yunet", max_side=640), create_embedder("sface")
-
-
-@pytest.fixture()
-def knn_gallery(demo_dir: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "gallery"
-    shutil.copytree(demo_dir / "knn_examples" / "train", root)
-    return root
 
 
 def _gallery(root: Path, models: tuple, cache: Path | None = None, **kwargs: object) -> Gallery:

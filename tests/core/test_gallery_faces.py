@@ -8,26 +8,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from core.alignment import align_face
-from core.detection import create_detector
-from core.embedding import create_embedder
 from core.face_choice import read_choice, sidecar_path, write_choice
 from core.gallery import Gallery, PhotoStatus
 from core.person_review import review_person
-
-
-@pytest.fixture(scope="module")
-def models() -> tuple:
-    return create_detector("yunet", max_side=640), create_embedder("sface")
-
-
-@pytest.fixture()
-def knn_gallery(demo_dir: Path, tmp_path: Path) -> Path:
-    root = tmp_path / "gallery"
-    shutil.copytree(demo_dir / "knn_examples" / "train", root)
-    return root
 
 
 def _gallery(root: Path, models: tuple, cache: Path) -> Gallery:

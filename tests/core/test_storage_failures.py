@@ -200,14 +200,6 @@ def test_personal_data_is_private_to_the_user(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------ point 2: the gallery cache
 
 
-@pytest.fixture(scope="module")
-def models() -> tuple:
-    from core.detection import create_detector
-    from core.embedding import create_embedder
-
-    return create_detector("yunet", max_side=640), create_embedder("sface")
-
-
 @pytest.fixture()
 def gallery_root(demo_dir: Path, tmp_path: Path) -> Path:
     root = tmp_path / "gallery"

@@ -9,15 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.capture import open_source
 from core.events import EventEmitter
-from core.gallery import Gallery
 from core.matching import Matcher
 from core.pipeline import Pipeline
 from core.quality import face_sharpness
-from core.settings import EventSettings, Settings
+from core.settings import EventSettings
 from core.types import EventKind, FrameResult, HeldBack
 from core.unknowns import UnknownPeople
+from tests.core._loops import loop_clip
 
 PASSES = 3
 STRIDE = 3  # every third frame, as a loaded live view would see it (latest frame wins)
@@ -38,21 +37,7 @@ def looped(
         (root / person).mkdir(parents=True)
         for photo in photos:
             shutil.copy(demo_dir / photo, root / person / photo)
-    pipe = Pipeline(Settings(), source=str(hamilton_clip))
-    gallery = Gallery(root, pipe.embedder, pipe.detector, cache_path=tmp / "cache.sqlite3")
-    assert gallery.sync().usable == 3
-    pipe.set_gallery(gallery)
-    results = []
-    with open_source(hamilton_clip, loop=True) as source:
-        for frame in source:
-            if frame.stream_id >= PASSES:
-                break
-            if frame.index % STRIDE == 0:
-                results.append(
-                    pipe.process(frame.image, frame.index, frame.timestamp, stream_id=frame.stream_id)
-                )
-    gallery.close()
-    return pipe, results
+    return loop_clip(hamilton_clip, root, tmp / "cache.sqlite3", passes=PASSES, stride=STRIDE)
 
 
 def test_an_unknown_who_comes_back_keeps_their_number_across_tracks_and_loops(

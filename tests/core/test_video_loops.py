@@ -11,6 +11,7 @@ from core.gallery import Gallery
 from core.pipeline import Pipeline
 from core.settings import Settings
 from core.types import EventKind, FrameResult, RecognitionEvent
+from tests.core._loops import loop_clip
 
 # Every second frame of each pass, as a busy live view would (latest frame wins); halves the test's time.
 STRIDE = 2
@@ -18,23 +19,9 @@ STRIDE = 2
 
 def run_passes(clip: Path, gallery_dir: Path, tmp_path: Path, passes: int) -> list[FrameResult]:
     """The results of ``passes`` loops of ``clip`` through a pipeline that knows the gallery's people."""
-    pipe = Pipeline(Settings(), source=str(clip))
-    gallery = Gallery(gallery_dir, pipe.embedder, pipe.detector, cache_path=tmp_path / "cache.sqlite3")
-    assert gallery.sync().usable == 3
-    pipe.set_gallery(gallery)
-    results = []
-    with open_source(clip, loop=True) as source:
-        for frame in source:
-            if frame.stream_id >= passes:
-                break
-            if frame.index % STRIDE == 0:
-                results.append(
-                    pipe.process(
-                        frame.image, frame.index, frame.timestamp, frame.decode_ms, stream_id=frame.stream_id
-                    )
-                )
-    results.append(pipe.process(results[0].frame, 0, 0.0, stream_id=passes))  # ends the last pass
-    gallery.close()
+    _pipe, results = loop_clip(
+        clip, gallery_dir, tmp_path / "cache.sqlite3", passes=passes, stride=STRIDE, end_last_pass=True
+    )
     return results
 
 
