@@ -47,6 +47,7 @@ __all__ = [
     "HistoryRecorder",
     "csv_fields",
     "event_from_row",
+    "recorder_plugin",
     "where_clause",
     "write_csv",
 ]
@@ -365,15 +366,6 @@ class History:
         return True
 
     # -- reading
-    @staticmethod
-    def _where(
-        person: str | None,
-        since: float | None,
-        until: float | None,
-        kinds: Sequence[EventKind | str] | None,
-    ) -> tuple[str, list[Any]]:
-        return where_clause(person, since, until, kinds, mark="?")
-
     def query(
         self,
         person: str | None = None,
@@ -399,7 +391,7 @@ class History:
         Raises:
             ValueError: a kind that is not an :class:`EventKind`.
         """
-        where, args = self._where(person, since, until, kinds)
+        where, args = where_clause(person, since, until, kinds, mark="?")
         order = "DESC" if newest_first else "ASC"
         thumb = "thumbnail" if thumbnails else "NULL"
         sql = (
@@ -421,7 +413,7 @@ class History:
         kinds: Sequence[EventKind | str] | None = None,
     ) -> int:
         """How many events match (same filters as :meth:`query`)."""
-        where, args = self._where(person, since, until, kinds)
+        where, args = where_clause(person, since, until, kinds, mark="?")
         with self._lock:
             return int(self._conn.execute(f"SELECT COUNT(*) FROM events{where}", args).fetchone()[0])
 
@@ -500,14 +492,21 @@ class History:
             max_days: retention by age, applied at start and every 500 events.
             max_mb: retention by size, applied at the same times.
         """
-        return LoadedPlugin(
-            name="history",
-            origin=Origin.INTERNAL,
-            plugin=HistoryRecorder(self, max_days, max_mb),
-            settings=MappingProxyType({}),
-            enabled=True,
-            location=str(self.path),
-        )
+        return recorder_plugin(self, max_days, max_mb, str(self.path))
+
+
+def recorder_plugin(
+    history: History, max_days: float | None, max_mb: float | None, location: str
+) -> LoadedPlugin:
+    """The internal ``history`` subscriber writing into ``history`` (either store), found at ``location``."""
+    return LoadedPlugin(
+        name="history",
+        origin=Origin.INTERNAL,
+        plugin=HistoryRecorder(history, max_days, max_mb),
+        settings=MappingProxyType({}),
+        enabled=True,
+        location=location,
+    )
 
 
 def where_clause(

@@ -18,14 +18,13 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from core import paths
 from core._perms import make_private_dir
 from core._sqlite import prepare_private_db
-from core.history import CSV_COLUMNS, HistoryRecorder, csv_fields, event_from_row, where_clause, write_csv
-from core.plugins import LoadedPlugin, Origin
+from core.history import CSV_COLUMNS, csv_fields, event_from_row, recorder_plugin, where_clause, write_csv
+from core.plugins import LoadedPlugin
 from core.store import postgres as pg
 from core.store.base import StoreError, StoreUnreachable
 from core.types import EventKind, RecognitionEvent
@@ -298,16 +297,6 @@ class SharedHistory:
 
     # --------------------------------------------------------------------------------- reading
 
-    @staticmethod
-    def _where(
-        person: str | None,
-        since: float | None,
-        until: float | None,
-        kinds: Sequence[EventKind | str] | None,
-        station: str | None,
-    ) -> tuple[str, list[Any]]:
-        return where_clause(person, since, until, kinds, mark="%s", equal=(("station", station),))
-
     def _fetch(self, sql: str, args: Sequence[Any]) -> list[Any]:
         """Rows of one read.
 
@@ -347,7 +336,7 @@ class SharedHistory:
         Raises:
             StoreError: the server cannot be reached.
         """
-        where, args = self._where(person, since, until, kinds, station)
+        where, args = where_clause(person, since, until, kinds, mark="%s", equal=[("station", station)])
         order = "DESC" if newest_first else "ASC"
         thumb = "thumbnail" if thumbnails else "NULL"
         sql = (
@@ -394,7 +383,7 @@ class SharedHistory:
         station: str | None = None,
     ) -> int:
         """How many events match."""
-        where, args = self._where(person, since, until, kinds, station)
+        where, args = where_clause(person, since, until, kinds, mark="%s", equal=[("station", station)])
         return int(self._fetch(f"SELECT COUNT(*) FROM events{where}", args)[0][0])
 
     def _listing(self, sql: str) -> list[Any]:
@@ -452,14 +441,7 @@ class SharedHistory:
 
     def recorder(self, max_days: float | None = None, max_mb: float | None = None) -> LoadedPlugin:
         """The internal subscriber that writes every event the bus publishes into this history."""
-        return LoadedPlugin(
-            name="history",
-            origin=Origin.INTERNAL,
-            plugin=HistoryRecorder(self, max_days, max_mb),  # type: ignore[arg-type]
-            settings=MappingProxyType({}),
-            enabled=True,
-            location=self.where,
-        )
+        return recorder_plugin(self, max_days, max_mb, self.where)  # type: ignore[arg-type]
 
 
 def _file_safe(name: str) -> str:
