@@ -51,6 +51,7 @@ from core.types import Detection
 __all__ = [
     "EnrollReport",
     "Gallery",
+    "GalleryModels",
     "GallerySnapshot",
     "PersonInfo",
     "PhotoFace",
@@ -439,7 +440,58 @@ def _key(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
-class Gallery:
+class GalleryModels:
+    """The models and the published snapshot, as both galleries (folder and shared store) hold them.
+
+    A mixin: the class sets ``_embedder``, ``_detector``, ``_lock`` and ``_snapshot`` and defines
+    ``_publish``.
+    """
+
+    _embedder: Embedder
+    _detector: Detector
+    _lock: threading.RLock
+    _snapshot: GallerySnapshot
+
+    def _publish(self, matrix: np.ndarray, labels: tuple[str, ...], counts: dict[str, int]) -> None:
+        raise NotImplementedError
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder that turns the gallery's faces into embeddings."""
+        return self._embedder
+
+    @property
+    def detector(self) -> Detector:
+        """The detector that finds the faces in the gallery's photos."""
+        return self._detector
+
+    def set_embedder(self, embedder: Embedder) -> None:
+        """Use another embedder. The embeddings in use are dropped until the next :meth:`sync`."""
+        with self._lock:
+            self._embedder = embedder
+            self._publish(np.zeros((0, embedder.dim), np.float32), (), {})
+
+    def set_detector(self, detector: Detector) -> None:
+        """Use another detector for enrolment photos (takes effect at the next :meth:`sync`)."""
+        with self._lock:
+            self._detector = detector
+
+    @property
+    def needs_sync(self) -> bool:
+        """True when the embeddings in use are not from the current embedder."""
+        return self._snapshot.model_id != self._embedder.model_id
+
+    def snapshot(self) -> GallerySnapshot:
+        """The embeddings in use (immutable)."""
+        return self._snapshot
+
+    def embeddings(self) -> tuple[np.ndarray, list[str]]:
+        """``((M, d) float32 photo embeddings, M person names)`` from the last sync."""
+        snap = self._snapshot
+        return snap.matrix, list(snap.labels)
+
+
+class Gallery(GalleryModels):
     """People, their photos, and the embeddings the matcher uses.
 
     Thread safety: one writer (a worker running :meth:`sync`, :meth:`add_photos`, ...) and any number
@@ -678,44 +730,7 @@ class Gallery:
             (str(path), stat.st_size, stat.st_mtime_ns, sha),
         )
 
-    # -------------------------------------------------------------------------------------- models
-
-    @property
-    def embedder(self) -> Embedder:
-        """The embedder that turns the gallery's faces into embeddings."""
-        return self._embedder
-
-    @property
-    def detector(self) -> Detector:
-        """The detector that finds the faces in the gallery's photos."""
-        return self._detector
-
-    def set_embedder(self, embedder: Embedder) -> None:
-        """Use another embedder. The embeddings in use are dropped until the next :meth:`sync`."""
-        with self._lock:
-            self._embedder = embedder
-            self._publish(np.zeros((0, embedder.dim), np.float32), (), {})
-
-    def set_detector(self, detector: Detector) -> None:
-        """Use another detector for enrolment photos (takes effect at the next :meth:`sync`)."""
-        with self._lock:
-            self._detector = detector
-
-    @property
-    def needs_sync(self) -> bool:
-        """True when the embeddings in use are not from the current embedder."""
-        return self._snapshot.model_id != self._embedder.model_id
-
     # --------------------------------------------------------------------------------------- reading
-
-    def snapshot(self) -> GallerySnapshot:
-        """The embeddings in use (immutable)."""
-        return self._snapshot
-
-    def embeddings(self) -> tuple[np.ndarray, list[str]]:
-        """``((M, d) float32 photo embeddings, M person names)`` from the last sync."""
-        snap = self._snapshot
-        return snap.matrix, list(snap.labels)
 
     def _person_dirs(self) -> list[Path]:
         try:

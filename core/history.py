@@ -41,7 +41,16 @@ from core._sqlite import SqliteProblem, classify, describe, prepare_private_db, 
 from core.plugins import LoadedPlugin, Origin
 from core.types import EventKind, RecognitionEvent
 
-__all__ = ["CSV_COLUMNS", "History", "HistoryRecorder"]
+__all__ = [
+    "CSV_COLUMNS",
+    "History",
+    "HistoryRecorder",
+    "csv_fields",
+    "event_from_row",
+    "recorder_plugin",
+    "where_clause",
+    "write_csv",
+]
 
 log = logging.getLogger(__name__)
 
@@ -357,33 +366,6 @@ class History:
         return True
 
     # -- reading
-    @staticmethod
-    def _where(
-        person: str | None,
-        since: float | None,
-        until: float | None,
-        kinds: Sequence[EventKind | str] | None,
-    ) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        args: list[Any] = []
-        if person is not None:
-            clauses.append("person = ?")
-            args.append(person)
-        if since is not None:
-            clauses.append("time >= ?")
-            args.append(float(since))
-        if until is not None:
-            clauses.append("time <= ?")
-            args.append(float(until))
-        if kinds is not None:
-            values = [str(EventKind(k)) for k in kinds]
-            if not values:
-                clauses.append("0")
-            else:
-                clauses.append(f"kind IN ({','.join('?' * len(values))})")
-                args.extend(values)
-        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
-
     def query(
         self,
         person: str | None = None,
@@ -409,7 +391,7 @@ class History:
         Raises:
             ValueError: a kind that is not an :class:`EventKind`.
         """
-        where, args = self._where(person, since, until, kinds)
+        where, args = where_clause(person, since, until, kinds, mark="?")
         order = "DESC" if newest_first else "ASC"
         thumb = "thumbnail" if thumbnails else "NULL"
         sql = (
@@ -421,25 +403,7 @@ class History:
             args.append(max(0, int(limit)))
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
-        return [self._event(row) for row in rows]
-
-    @staticmethod
-    def _event(row: Sequence[Any]) -> RecognitionEvent:
-        t, kind, person, sim, source, track, frame, stream, box, api, thumb = row
-        x1, y1, x2, y2 = (float(v) for v in json.loads(box))
-        return RecognitionEvent(
-            kind=EventKind(kind),
-            time=float(t),
-            source=source,
-            track_id=int(track),
-            person=person,
-            similarity=float(sim),
-            box=(x1, y1, x2, y2),
-            thumbnail=bytes(thumb) if thumb else b"",
-            frame_index=int(frame),
-            stream_time=float(stream),
-            api_version=int(api),
-        )
+        return [event_from_row(row) for row in rows]
 
     def count(
         self,
@@ -449,7 +413,7 @@ class History:
         kinds: Sequence[EventKind | str] | None = None,
     ) -> int:
         """How many events match (same filters as :meth:`query`)."""
-        where, args = self._where(person, since, until, kinds)
+        where, args = where_clause(person, since, until, kinds, mark="?")
         with self._lock:
             return int(self._conn.execute(f"SELECT COUNT(*) FROM events{where}", args).fetchone()[0])
 
@@ -480,25 +444,7 @@ class History:
         Times are local ISO-8601. Returns the number of rows written.
         """
         events = self.query(person, since, until, kinds, limit=None, newest_first=False, thumbnails=False)
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
-        for e in events:
-            writer.writerow(
-                [
-                    datetime.fromtimestamp(e.time).astimezone().isoformat(timespec="milliseconds"),
-                    str(e.kind),
-                    e.person or "",
-                    f"{e.similarity:.4f}",
-                    e.source,
-                    e.track_id,
-                    e.frame_index,
-                    f"{e.stream_time:.3f}",
-                    " ".join(f"{v:.1f}" for v in e.box),
-                ]
-            )
-        atomic_write_text(Path(path), buf.getvalue())
-        return len(events)
+        return write_csv(path, CSV_COLUMNS, (csv_fields(e) for e in events))
 
     # -- retention
     def size_bytes(self) -> int:
@@ -546,14 +492,127 @@ class History:
             max_days: retention by age, applied at start and every 500 events.
             max_mb: retention by size, applied at the same times.
         """
-        return LoadedPlugin(
-            name="history",
-            origin=Origin.INTERNAL,
-            plugin=HistoryRecorder(self, max_days, max_mb),
-            settings=MappingProxyType({}),
-            enabled=True,
-            location=str(self.path),
-        )
+        return recorder_plugin(self, max_days, max_mb, str(self.path))
+
+
+def recorder_plugin(
+    history: History, max_days: float | None, max_mb: float | None, location: str
+) -> LoadedPlugin:
+    """The internal ``history`` subscriber writing into ``history`` (either store), found at ``location``."""
+    return LoadedPlugin(
+        name="history",
+        origin=Origin.INTERNAL,
+        plugin=HistoryRecorder(history, max_days, max_mb),
+        settings=MappingProxyType({}),
+        enabled=True,
+        location=location,
+    )
+
+
+def where_clause(
+    person: str | None,
+    since: float | None,
+    until: float | None,
+    kinds: Sequence[EventKind | str] | None,
+    *,
+    mark: str,
+    equal: Sequence[tuple[str, Any]] = (),
+) -> tuple[str, list[Any]]:
+    """The ``WHERE`` clause and its arguments for the event filters both histories take.
+
+    Args:
+        person: only this person's events.
+        since: wall-clock seconds, inclusive.
+        until: wall-clock seconds, inclusive.
+        kinds: only these kinds (an empty list matches nothing).
+        mark: the driver's parameter placeholder (``?`` for SQLite, ``%s`` for psycopg).
+        equal: further ``(column, value)`` filters; a None value does not filter.
+
+    Returns:
+        ``(" WHERE ...", args)``, or ``("", [])`` when nothing filters.
+
+    Raises:
+        ValueError: a kind that is not an :class:`EventKind`.
+    """
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column, op, value in (
+        ("person", "=", person),
+        ("time", ">=", None if since is None else float(since)),
+        ("time", "<=", None if until is None else float(until)),
+        *((column, "=", value) for column, value in equal),
+    ):
+        if value is not None:
+            clauses.append(f"{column} {op} {mark}")
+            args.append(value)
+    if kinds is not None:
+        values = [str(EventKind(k)) for k in kinds]
+        # "1 = 0" rather than an empty IN list, which PostgreSQL does not accept.
+        clauses.append(f"kind IN ({', '.join([mark] * len(values))})" if values else "1 = 0")
+        args.extend(values)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def event_from_row(row: Sequence[Any]) -> RecognitionEvent:
+    """An event from a row of the events table, in :data:`CSV_COLUMNS` order plus ``api_version``, ``thumbnail``.
+
+    The shared store's rows go on with ``visit_id``, ``first_seen``, ``duration_s`` and ``source_label``
+    (the SQLite history does not keep them: they take their defaults).
+    """
+    t, kind, person, sim, source, track, frame, stream, box, api, thumb = row[:11]
+    x1, y1, x2, y2 = (float(v) for v in json.loads(box))
+    visit: dict[str, Any] = {}
+    if len(row) > 11:
+        visit_id, first, duration, label = row[11:]
+        visit = {
+            "visit_id": visit_id,
+            "first_seen": float(first),
+            "duration_s": float(duration),
+            "source_label": label,
+        }
+    return RecognitionEvent(
+        kind=EventKind(kind),
+        time=float(t),
+        source=source,
+        track_id=int(track),
+        person=person,
+        similarity=float(sim),
+        box=(x1, y1, x2, y2),
+        thumbnail=bytes(thumb) if thumb else b"",
+        frame_index=int(frame),
+        stream_time=float(stream),
+        api_version=int(api),
+        **visit,
+    )
+
+
+def csv_fields(event: RecognitionEvent) -> list[Any]:
+    """An event's CSV fields, in :data:`CSV_COLUMNS` order; times are local ISO-8601."""
+    e = event
+    return [
+        datetime.fromtimestamp(e.time).astimezone().isoformat(timespec="milliseconds"),
+        str(e.kind),
+        e.person or "",
+        f"{e.similarity:.4f}",
+        e.source,
+        e.track_id,
+        e.frame_index,
+        f"{e.stream_time:.3f}",
+        " ".join(f"{v:.1f}" for v in e.box),
+    ]
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """Write a header and rows as CSV, atomically; the number of rows (the header not counted)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    count = 0
+    for row in rows:
+        writer.writerow(row)
+        count += 1
+    atomic_write_text(Path(path), buf.getvalue())
+    return count
 
 
 @dataclass

@@ -31,6 +31,7 @@ from core.gallery import (
     _LARGEST_MARK,
     _STATUS_TEXT,
     EnrollReport,
+    GalleryModels,
     GallerySnapshot,
     PersonInfo,
     PhotoResult,
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 _WAIT_FOR_OTHERS_S = 300.0
 
 
-class SharedGallery:
+class SharedGallery(GalleryModels):
     """People, photos and embeddings on the server; the matching matrix in memory.
 
     Thread safety as :class:`core.gallery.Gallery`: one writer (the thread that owns the models), any
@@ -147,44 +148,7 @@ class SharedGallery:
         # The same key as the folder gallery's cache: what besides the model changes an embedding.
         return f"p{self._embedder.preprocessing_version}/{self._detector.model_id}/flip"
 
-    # ------------------------------------------------------------------------------------ models
-
-    @property
-    def embedder(self) -> Embedder:
-        """The embedder that turns the gallery's faces into embeddings."""
-        return self._embedder
-
-    @property
-    def detector(self) -> Detector:
-        """The detector that finds the faces in the gallery's photos."""
-        return self._detector
-
-    def set_embedder(self, embedder: Embedder) -> None:
-        """Use another embedder; the embeddings in use are dropped until the next :meth:`sync`."""
-        with self._lock:
-            self._embedder = embedder
-            self._publish(np.zeros((0, embedder.dim), np.float32), (), {})
-
-    def set_detector(self, detector: Detector) -> None:
-        """Use another detector for enrolment photos (from the next :meth:`sync`)."""
-        with self._lock:
-            self._detector = detector
-
-    @property
-    def needs_sync(self) -> bool:
-        """True when the embeddings in use are not from the current embedder."""
-        return self._snapshot.model_id != self._embedder.model_id
-
     # ----------------------------------------------------------------------------------- reading
-
-    def snapshot(self) -> GallerySnapshot:
-        """The embeddings in use (immutable)."""
-        return self._snapshot
-
-    def embeddings(self) -> tuple[np.ndarray, list[str]]:
-        """``((M, d) float32 photo embeddings, M person names)``."""
-        snap = self._snapshot
-        return snap.matrix, list(snap.labels)
 
     def _publish(self, matrix: np.ndarray, labels: tuple[str, ...], counts: dict[str, int]) -> None:
         matrix = np.ascontiguousarray(matrix, dtype=np.float32)

@@ -10,8 +10,6 @@ twice. While the server is unreachable recognition goes on, the outbox grows, an
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import sqlite3
@@ -19,17 +17,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from core import paths
-from core._atomic import atomic_write_text
 from core._perms import make_private_dir
 from core._sqlite import prepare_private_db
-from core.history import CSV_COLUMNS, HistoryRecorder
-from core.plugins import LoadedPlugin, Origin
+from core.history import CSV_COLUMNS, csv_fields, event_from_row, recorder_plugin, where_clause, write_csv
+from core.plugins import LoadedPlugin
 from core.store import postgres as pg
 from core.store.base import StoreError, StoreUnreachable
 from core.types import EventKind, RecognitionEvent
@@ -360,30 +355,6 @@ class SharedHistory:
 
     # --------------------------------------------------------------------------------- reading
 
-    @staticmethod
-    def _where(
-        person: str | None,
-        since: float | None,
-        until: float | None,
-        kinds: Sequence[EventKind | str] | None,
-        station: str | None,
-    ) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        args: list[Any] = []
-        for column, op, value in (
-            ("person", "=", person),
-            ("time", ">=", since),
-            ("time", "<=", until),
-            ("station", "=", station),
-        ):
-            if value is not None:
-                clauses.append(f"{column} {op} %s")
-                args.append(value)
-        if kinds is not None:
-            clauses.append("kind = ANY(%s)")
-            args.append([str(EventKind(k)) for k in kinds])
-        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
-
     def _fetch(self, sql: str, args: Sequence[Any]) -> list[Any]:
         """Rows of one read.
 
@@ -423,7 +394,7 @@ class SharedHistory:
         Raises:
             StoreError: the server cannot be reached.
         """
-        where, args = self._where(person, since, until, kinds, station)
+        where, args = where_clause(person, since, until, kinds, mark="%s", equal=[("station", station)])
         order = "DESC" if newest_first else "ASC"
         thumb = "thumbnail" if thumbnails else "NULL"
         sql = (
@@ -434,7 +405,7 @@ class SharedHistory:
         if limit is not None:
             sql += " LIMIT %s"
             args.append(max(0, int(limit)))
-        return [StationEvent((row[0], _event(row[1:]))) for row in self._fetch(sql, args)]
+        return [StationEvent((row[0], event_from_row(row[1:]))) for row in self._fetch(sql, args)]
 
     def query(
         self,
@@ -470,7 +441,7 @@ class SharedHistory:
         station: str | None = None,
     ) -> int:
         """How many events match."""
-        where, args = self._where(person, since, until, kinds, station)
+        where, args = where_clause(person, since, until, kinds, mark="%s", equal=[("station", station)])
         return int(self._fetch(f"SELECT COUNT(*) FROM events{where}", args)[0][0])
 
     def _listing(self, sql: str) -> list[Any]:
@@ -510,26 +481,7 @@ class SharedHistory:
         rows = self.query_stations(
             person, since, until, kinds, None, newest_first=False, thumbnails=False, station=station
         )
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(STATION_CSV_COLUMNS)
-        for station_name, e in rows:
-            writer.writerow(
-                [
-                    datetime.fromtimestamp(e.time).astimezone().isoformat(timespec="milliseconds"),
-                    str(e.kind),
-                    e.person or "",
-                    f"{e.similarity:.4f}",
-                    e.source,
-                    e.track_id,
-                    e.frame_index,
-                    f"{e.stream_time:.3f}",
-                    " ".join(f"{v:.1f}" for v in e.box),
-                    station_name,
-                ]
-            )
-        atomic_write_text(Path(path), buf.getvalue())
-        return len(rows)
+        return write_csv(path, STATION_CSV_COLUMNS, ([*csv_fields(e), name] for name, e in rows))
 
     # ------------------------------------------------------------------------------- retention
 
@@ -547,36 +499,7 @@ class SharedHistory:
 
     def recorder(self, max_days: float | None = None, max_mb: float | None = None) -> LoadedPlugin:
         """The internal subscriber that writes every event the bus publishes into this history."""
-        return LoadedPlugin(
-            name="history",
-            origin=Origin.INTERNAL,
-            plugin=HistoryRecorder(self, max_days, max_mb),  # type: ignore[arg-type]
-            settings=MappingProxyType({}),
-            enabled=True,
-            location=self.where,
-        )
-
-
-def _event(row: Sequence[Any]) -> RecognitionEvent:
-    t, kind, person, sim, source, track, frame, stream, box, api, thumb, visit, first, duration, label = row
-    x1, y1, x2, y2 = (float(v) for v in json.loads(box))
-    return RecognitionEvent(
-        kind=EventKind(kind),
-        time=float(t),
-        source=source,
-        track_id=int(track),
-        person=person,
-        similarity=float(sim),
-        box=(x1, y1, x2, y2),
-        thumbnail=bytes(thumb) if thumb else b"",
-        frame_index=int(frame),
-        stream_time=float(stream),
-        api_version=int(api),
-        visit_id=visit,
-        first_seen=float(first),
-        duration_s=float(duration),
-        source_label=label,
-    )
+        return recorder_plugin(self, max_days, max_mb, self.where)  # type: ignore[arg-type]
 
 
 def _file_safe(name: str) -> str:

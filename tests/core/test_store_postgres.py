@@ -400,6 +400,43 @@ def test_both_stations_events_in_one_history_and_csv(pg_server, db, tmp_path) ->
         b.close()
 
 
+def test_the_shared_history_filters_as_the_local_one_does(pg_server, db, tmp_path) -> None:
+    from core.history import History
+
+    events = [
+        _event(0, "Ada"),
+        _event(1, "Grace"),
+        _event(2, "Ada", EventKind.LEFT),
+        _event(3, kind=EventKind.UNKNOWN),
+    ]
+    with (
+        SharedHistory(station_url(pg_server, db), station="A", outbox_path=tmp_path / "o.sqlite3") as shared,
+        History(tmp_path / "h.sqlite3") as local,
+    ):
+        shared.record(events)
+        local.record(events)
+        assert shared.flush_pending()
+        t0 = events[0].time
+        for filters, offsets in (
+            ({"person": "Ada"}, [2, 0]),
+            ({"since": t0 + 1, "until": t0 + 2}, [2, 1]),
+            ({"kinds": [EventKind.RECOGNIZED, "unknown"]}, [3, 1, 0]),
+            ({"kinds": []}, []),
+            ({"person": "Ada", "kinds": ["left"], "since": t0}, [2]),
+        ):
+            for history in (shared, local):
+                assert [e.time - t0 for e in history.query(**filters)] == offsets, (history, filters)
+                assert history.count(**filters) == len(offsets)
+        # The shared store keeps the visit; the local history does not.
+        (first,) = shared.query(until=t0)
+        assert (first.visit_id, first.source_label, first.thumbnail) == (
+            "visit-0",
+            "Front door",
+            events[0].thumbnail,
+        )
+        assert local.query(until=t0)[0].visit_id == ""
+
+
 def test_push_and_pull_move_a_gallery_and_history_between_modes(
     pg_server, db, hamilton_gallery, tmp_path
 ) -> None:
