@@ -22,7 +22,7 @@ from app.gallery_panel import GalleryPanel
 from app.icons import RESOURCES, icon
 from app.live_panel import LivePanel
 from app.model_choices import MODEL_LOAD_ERRORS
-from app.recognition_worker import EngineInfo, SourceState
+from app.recognition_worker import EngineInfo, SourceState, cache_notice
 from app.sources import CameraSources, is_camera_spec
 from app.status_figures import StatusFigures
 from app.themes import apply_theme
@@ -131,6 +131,7 @@ class MainWindow(QMainWindow):
         self.diagnostics.follow(ctl)
         ctl.stats_ready.connect(self._check_history)  # a history problem is news as soon as it happens
         ctl.engine_ready.connect(self._on_engine)
+        self.gallery_controller.people_ready.connect(lambda _: self.notices.check_cache(cache_notice(self.gallery_controller.view)))
         ctl.source_state.connect(self._on_source_state)
         ctl.running_changed.connect(self._on_running_changed)
         self.context.errors.reported.connect(self._on_error)

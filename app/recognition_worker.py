@@ -96,7 +96,12 @@ class EngineInfo:
     gallery_cache_notice: str = ""
 
 
-def _cache_notice(gallery: Gallery | GalleryView) -> str:
+def cache_notice(gallery: Gallery | GalleryView) -> str:
+    """What the user must hear about the gallery's embedding cache ("" when fine).
+
+    Asked when the live engine is ready and again whenever the gallery's owner publishes its people: the owner
+    may open (and recover) the cache after the engine is ready.
+    """
     moved = gallery.cache_recovered_from
     problem = gallery.cache_problem
     parts = [f"The embedding cache was damaged: it was moved to {moved} and rebuilt."] if moved else []
@@ -274,7 +279,7 @@ class RecognitionWorker(ThreadWorker):
                 gallery_dir=str(gallery_root(settings)),
                 gallery_people=_people_in(gallery),
                 gallery_embeddings=int(gallery.snapshot().matrix.shape[0]),
-                gallery_cache_notice=_cache_notice(gallery),
+                gallery_cache_notice=cache_notice(gallery),
             )
         )
 

@@ -70,10 +70,11 @@ def test_a_damaged_embedding_cache_is_shown_in_the_banner(
     (paths.cache_dir() / "gallery.sqlite3").write_bytes(b"not a database" * 300)
     settings = Settings().replace(camera={"source": str(hamilton_clip)}, gallery_dir=str(hamilton_gallery))
     window = _window(qtbot, settings, autostart=True)
-    engines = []
-    window.controller.engine_ready.connect(engines.append)
-    qtbot.waitUntil(lambda: bool(engines) or window.banner.isVisible(), timeout=60_000)
-    assert window.banner.isVisible()
-    qtbot.waitUntil(lambda: "embedding cache was damaged" in window.banner.label.text(), timeout=60_000)
+    # The recovery is reported by whichever worker opens the cache first, possibly after the live engine is
+    # ready: wait for the banner itself, not for the engine.
+    qtbot.waitUntil(
+        lambda: window.banner.isVisible() and "embedding cache was damaged" in window.banner.label.text(),
+        timeout=60_000,
+    )
     assert ".corrupt-" in window.banner.label.text()
     window.close()

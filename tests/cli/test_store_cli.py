@@ -60,7 +60,8 @@ def _events(path: Path) -> list[dict]:
 
 
 def _station(args: list[str], home: Path) -> subprocess.Popen:
-    env = {**os.environ, "GHOSTFACE_HOME": str(home), "PYTHONPATH": str(REPO)}
+    # PYTHONFAULTHANDLER: a station that does not stop is sent SIGABRT (``_stop``) and dumps its threads.
+    env = {**os.environ, "GHOSTFACE_HOME": str(home), "PYTHONPATH": str(REPO), "PYTHONFAULTHANDLER": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "cli", *args],
         cwd=REPO,
@@ -69,6 +70,17 @@ def _station(args: list[str], home: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 60) -> tuple[str, str]:
+    """Ctrl-C to a station; its output once it has ended. One that hangs fails with its threads' stacks."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=30)
+        raise AssertionError(f"the station did not stop within {timeout} s of Ctrl-C:\n{err[-6000:]}") from None
 
 
 def _until(condition, timeout: float, proc: subprocess.Popen | None = None) -> None:
@@ -167,8 +179,7 @@ def test_two_stations_enrolment_reaches_b_within_two_seconds_and_no_event_is_los
         # The server is back: the outbox drains while the station runs on.
         _until(lambda: len(_server_events(station)) >= len(_events(events_b)) - 2, 60, b)
     finally:
-        b.send_signal(signal.SIGINT)  # Ctrl-C: the station stops and delivers its outbox
-        out, err = b.communicate(timeout=60)
+        out, err = _stop(b)  # Ctrl-C: the station stops and delivers its outbox
     summary = json.loads(out.splitlines()[-1])
     assert summary["interrupted"] and summary["store"]["station"] == "B", err
     assert summary["store"]["waiting"] == 0 and _outbox(outbox) == 0
