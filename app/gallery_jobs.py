@@ -7,6 +7,7 @@ close, so that a closed dialog is never called for a later job.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +35,10 @@ def stop_listening_to_jobs(
 ) -> None:
     """Undo :func:`listen_to_jobs`; safe to call twice (a dialog's ``done()`` can run twice)."""
     for signal, slot in _pairs(controller, on_finished, on_failed):
-        try:
-            signal.disconnect(slot)
-        except (RuntimeError, TypeError):  # already disconnected (done() twice)
-            pass
+        # Already disconnected (done() twice): older PySide raises, 6.12 only warns; both mean "nothing to do".
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            try:
+                signal.disconnect(slot)
+            except (RuntimeError, TypeError):
+                pass

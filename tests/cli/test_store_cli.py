@@ -69,7 +69,14 @@ def _station(args: list[str], home: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as at a terminal: a test run started in the background (``make test &``, some CI runners)
+        # hands its children SIGINT ignored, and Python keeps it so; the station would never see the Ctrl-C.
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _stop(proc: subprocess.Popen, timeout: float = 60) -> tuple[str, str]:
