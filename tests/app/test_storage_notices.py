@@ -78,3 +78,15 @@ def test_a_damaged_embedding_cache_is_shown_in_the_banner(
     )
     assert ".corrupt-" in window.banner.label.text()
     window.close()
+
+
+def test_a_damaged_embedding_cache_is_shown_before_anything_is_started(qtbot, hamilton_gallery) -> None:
+    # No live engine runs (nothing started): the gallery's owner opening the damaged cache is what reports it.
+    (paths.cache_dir() / "gallery.sqlite3").write_bytes(b"not a database" * 300)
+    window = _window(qtbot, Settings().replace(gallery_dir=str(hamilton_gallery)), autostart=False)
+    qtbot.waitUntil(
+        lambda: window.banner.isVisible() and "embedding cache was damaged" in window.banner.label.text(),
+        timeout=60_000,
+    )
+    assert ".corrupt-" in window.banner.label.text()
+    window.close()
