@@ -55,6 +55,13 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="the backbone to calibrate")
     parser.add_argument("--pairs-per-fold", type=int, default=600, help="same and different pairs per fold")
     parser.add_argument(
+        "--people",
+        choices=("held-out", "trained"),
+        default="held-out",
+        help="pair the people the run held out (default), or as many it trained on, to measure the "
+        "generalisation gap (no threshold is written from those)",
+    )
+    parser.add_argument(
         "--write",
         type=Path,
         help="write the checkpoint here with the calibrated threshold in its meta (fp16)",
@@ -159,16 +166,23 @@ def main_calibrate(args: argparse.Namespace | Sequence[str] | None = None) -> in
     Returns 0, or 1 when the config or checkpoint is unusable.
     """
     ns = _parse(args, add_calibrate_arguments, "ghostface calibrate")
-    from trainer.calibrate import calibrate_threshold, heldout_crops
+    from trainer.calibrate import calibrate_threshold, heldout_crops, trained_crops
     from trainer.config import load_config
     from trainer.export import export_backbone
 
+    if ns.write and ns.people == "trained":
+        say(
+            "error: --write takes a threshold from held-out people only, not from --people trained",
+            error=True,
+        )
+        return EXIT_ERROR
     try:
         config = load_config(ns.config)
+        people = trained_crops(config) if ns.people == "trained" else heldout_crops(config)
         result = calibrate_threshold(
-            ns.checkpoint, heldout_crops(config), pairs_per_fold=ns.pairs_per_fold, seed=config.seed
+            ns.checkpoint, people, pairs_per_fold=ns.pairs_per_fold, seed=config.seed
         )
-        summary = result.to_dict()
+        summary = {**result.to_dict(), "people": ns.people}
         if ns.write:
             meta = {"similarity_threshold": result.threshold, "calibration": result.to_dict()}
             summary["written"] = str(export_backbone(ns.checkpoint, ns.write, meta=meta, half=True))
@@ -177,7 +191,7 @@ def main_calibrate(args: argparse.Namespace | Sequence[str] | None = None) -> in
         return EXIT_ERROR
     say(
         f"threshold {result.threshold:.4f}: accepts {result.far:.2%} of {result.different_pairs} different-person "
-        f"pairs and {result.tar:.2%} of {result.same_pairs} same-person pairs ({result.identities} held-out people); "
+        f"pairs and {result.tar:.2%} of {result.same_pairs} same-person pairs ({result.identities} {ns.people} people); "
         f"{result.reference} at {result.reference_threshold}: {result.reference_far:.2%} / {result.reference_tar:.2%}; "
         f"10-fold accuracy {result.accuracy:.2%} (reference {result.reference_accuracy:.2%})"
     )

@@ -20,10 +20,17 @@ import numpy as np
 from core.embedding import Embedder, create_embedder
 from core.ghostfacenet import load_backbone
 from trainer.config import TrainConfig
-from trainer.data import load_crop_rgb, make_holdout_pairs, scan_folders, split_holdout
+from trainer.data import (
+    Samples,
+    load_crop_rgb,
+    make_holdout_pairs,
+    scan_folders,
+    split_holdout,
+    subset_people,
+)
 from trainer.validation import embed_crops, ten_fold_accuracy
 
-__all__ = ["Calibration", "calibrate_threshold", "heldout_crops"]
+__all__ = ["Calibration", "calibrate_threshold", "heldout_crops", "trained_crops"]
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +74,44 @@ def heldout_crops(config: TrainConfig) -> dict[str, list[Path]]:
     Raises:
         ValueError: the config holds out no identities, or the data no longer has enough of them.
     """
+    return _split(config)[1]
+
+
+def trained_crops(config: TrainConfig, *, seed: int = 1) -> dict[str, list[Path]]:
+    """As many of the people ``config``'s run trained on as it held out, with their crops.
+
+    Verification on them against :func:`heldout_crops` measures the generalisation gap: a network that
+    separates the people it was trained on far better than new ones is limited by its data, not its size.
+
+    Raises:
+        ValueError: as :func:`heldout_crops`, or too few trained people with enough crops.
+    """
+    rest, _ = _split(config)
+    val = config.validation
+    rest = subset_people(rest, config.data.people_fraction, seed=config.seed)
+    _, trained = split_holdout(
+        rest,
+        val.holdout_identities,
+        min_images=val.holdout_min_images,
+        max_images=val.holdout_max_images,
+        seed=seed,
+    )
+    return trained
+
+
+def _split(config: TrainConfig) -> tuple[Samples, dict[str, list[Path]]]:
+    """The trainer's own draw of held-out people: (the training samples, the held-out crops)."""
     val = config.validation
     if not val.holdout_identities:
         raise ValueError("the run held out no identities (validation.holdout_identities is 0)")
     samples = scan_folders(config.data_path, min_images_per_class=config.data.min_images_per_class)
-    _, held = split_holdout(
+    return split_holdout(
         samples,
         val.holdout_identities,
         min_images=val.holdout_min_images,
         max_images=val.holdout_max_images,
         seed=config.seed,
     )
-    return held
 
 
 def calibrate_threshold(

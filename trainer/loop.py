@@ -38,6 +38,7 @@ from trainer.data import (
     read_pairs,
     scan_folders,
     split_holdout,
+    subset_people,
 )
 from trainer.distill import StudentWithProjection, TeacherTargets, compute_teacher_targets
 from trainer.distributed import DistContext, context_from_env
@@ -370,6 +371,15 @@ class Trainer:
             raise ConfigError(
                 f"mode {cfg.mode!r} needs at least 2 labelled identities (<identity>/<crop> folders with >= "
                 f"{cfg.data.min_images_per_class} crops); found {samples.num_classes}"
+            )
+        if cfg.data.people_fraction < 1.0:
+            samples = subset_people(samples, cfg.data.people_fraction, seed=cfg.seed)
+            log.info(
+                "people fraction %.3g: %d crops of %d identities and %d unlabelled crops",
+                cfg.data.people_fraction,
+                len(samples),
+                samples.num_classes,
+                len(samples) - samples.num_labelled,
             )
         if cfg.data.max_images and len(samples) > cfg.data.max_images:
             order = np.random.default_rng(cfg.seed).permutation(len(samples))[: cfg.data.max_images]

@@ -14,6 +14,10 @@ CROP_SIZE = 112
 # Bumped whenever the preparation of a crop changes (alignment template, warp, colour handling), so that
 # cached gallery embeddings made the old way are recomputed.
 PREPROCESSING_VERSION = 1
+# Crops per network call. A frame has a handful of faces, so live use is one call; a trainer's or an
+# evaluation's thousands of crops are cut into calls of this size, because OpenCV DNN crashes the whole
+# process (a segmentation fault, not an exception) on a batch of a few thousand crops.
+MAX_BATCH = 128
 
 
 def as_crop_batch(crops_bgr: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
@@ -122,7 +126,7 @@ class Embedder(abc.ABC):
         return PREPROCESSING_VERSION
 
     def embed(self, crops_bgr: np.ndarray | Sequence[np.ndarray], *, flip: bool = False) -> np.ndarray:
-        """Embed aligned face crops, all in one batch.
+        """Embed aligned face crops, in network calls of at most :data:`MAX_BATCH` crops.
 
         Args:
             crops_bgr: ``(N, 112, 112, 3) uint8`` BGR crops (or a sequence of ``(112, 112, 3)`` ones),
@@ -140,14 +144,18 @@ class Embedder(abc.ABC):
         n = batch.shape[0]
         if n == 0:
             return np.empty((0, self._dim), np.float32)
+        step = max(1, MAX_BATCH // 2) if flip else MAX_BATCH
+        parts = [self._raw(batch[i : i + step], flip=flip) for i in range(0, n, step)]
+        return l2_normalize(np.concatenate(parts).reshape(n, self._dim))
+
+    def _raw(self, batch: np.ndarray, *, flip: bool) -> np.ndarray:
+        n = batch.shape[0]
         if flip:
             # Original and mirror go through the network together: one batch, one call.
             both = np.concatenate([batch, batch[:, :, ::-1]], axis=0)
-            raw = self._forward(np.ascontiguousarray(both))
-            raw = raw[:n] + raw[n:]
-        else:
-            raw = self._forward(np.ascontiguousarray(batch))
-        return l2_normalize(np.asarray(raw, dtype=np.float32).reshape(n, self._dim))
+            raw = np.asarray(self._forward(np.ascontiguousarray(both)), dtype=np.float32).reshape(2 * n, -1)
+            return raw[:n] + raw[n:]
+        return np.asarray(self._forward(np.ascontiguousarray(batch)), dtype=np.float32).reshape(n, -1)
 
     @abc.abstractmethod
     def _forward(self, batch_bgr: np.ndarray) -> np.ndarray:

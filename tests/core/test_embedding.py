@@ -99,6 +99,35 @@ def test_registered_embedder_contract(name: str, batch: np.ndarray, module_home:
 # SFace
 
 
+def test_thousands_of_crops_are_embedded_in_bounded_calls(
+    sface: Embedder, train_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OpenCV DNN killed the process (SIGSEGV) when an evaluation handed it ~3,000 crops plus mirrors at
+    # once; embed() now cuts such a request into calls of at most MAX_BATCH crops.
+    from core.embedding import _base
+
+    files = sorted((train_dir / "celeba").glob("*/*.jpg"))[:300]
+    crops = np.stack([cv2.imread(str(f)) for f in files])
+    sizes: list[int] = []
+    forward = sface._forward
+
+    def recorded(batch_bgr: np.ndarray) -> np.ndarray:
+        sizes.append(len(batch_bgr))
+        return forward(batch_bgr)
+
+    monkeypatch.setattr(sface, "_forward", recorded)
+    together = sface.embed(crops, flip=True)
+    assert sizes and max(sizes) <= _base.MAX_BATCH and sum(sizes) == 2 * len(crops)
+    sizes.clear()
+    plain = sface.embed(crops)
+    assert max(sizes) <= _base.MAX_BATCH and sum(sizes) == len(crops)
+    # Same embeddings as one crop at a time, in the same order.
+    for i in (0, 63, 64, 65, 299):
+        alone = sface.embed(crops[i : i + 1], flip=True)[0]
+        assert float(together[i] @ alone) > 0.9999
+        assert float(plain[i] @ sface.embed(crops[i : i + 1])[0]) > 0.9999
+
+
 def test_sface_tells_obama_from_biden(sface: Embedder, faces: dict[str, np.ndarray]) -> None:
     emb = sface.embed(np.stack([faces["obama"], faces["obama2"], faces["biden"]]))
     same = float(emb[0] @ emb[1])

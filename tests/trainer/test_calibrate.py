@@ -12,8 +12,9 @@ from cli.main import main
 from core.embedding import create_embedder
 from core.modelstore import default_store
 from tests.trainer.conftest import tiny_config
-from trainer.calibrate import calibrate_threshold, heldout_crops
+from trainer.calibrate import calibrate_threshold, heldout_crops, trained_crops
 from trainer.config import config_from_dict
+from trainer.data import scan_folders, split_holdout, subset_people
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +70,36 @@ def test_a_run_without_held_out_people_cannot_be_calibrated(tiny_data: Path, tmp
     config = tiny_config(tiny_data, tmp_path / "run", tmp_path / "cache")
     with pytest.raises(ValueError, match="held out no identities"):
         heldout_crops(config_from_dict(config))
+
+
+def test_trained_people_are_ones_the_run_trained_on(tiny_data: Path, tmp_path: Path) -> None:
+    config = tiny_config(
+        tiny_data,
+        tmp_path / "run",
+        tmp_path / "cache",
+        validation={"holdout_identities": 10, "holdout_min_images": 6},
+    )
+    held = heldout_crops(config_from_dict(config))
+    trained = trained_crops(config_from_dict(config))
+    assert len(trained) == 10 and set(trained).isdisjoint(held)
+    assert all(len(crops) == 6 for crops in trained.values())
+    # With a people fraction, only people of the kept fraction count as trained.
+    config["data"] = {**config.get("data", {}), "people_fraction": 0.75}
+    cfg = config_from_dict(config)
+    rest, _ = split_holdout(scan_folders(cfg.data_path), 10, min_images=6, seed=cfg.seed)
+    kept = set(subset_people(rest, 0.75, seed=cfg.seed).class_names)
+    assert len(kept) == 10 and set(trained_crops(cfg)) == kept
+    config["data"]["people_fraction"] = 0.5
+    with pytest.raises(ValueError, match="identities"):
+        trained_crops(config_from_dict(config))
+
+
+def test_no_threshold_is_written_from_trained_people(
+    tiny_data: Path, tmp_path: Path, shipped: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(_config(tiny_data, tmp_path)))
+    out = tmp_path / "calibrated.pt"
+    argv = ["calibrate", "--config", str(config_path), "--checkpoint", str(shipped), "--people", "trained"]
+    assert main([*argv, "--write", str(out)]) == 1
+    assert "held-out people only" in capsys.readouterr().err and not out.exists()

@@ -20,6 +20,7 @@ from trainer.data import (
     read_pairs,
     scan_folders,
     split_holdout,
+    subset_people,
 )
 
 
@@ -60,6 +61,27 @@ def test_holdout_pairs_are_identity_disjoint_and_balanced(tiny_data: Path) -> No
     assert all(a.isdisjoint(b) for i, a in enumerate(people_per_fold) for b in people_per_fold[i + 1 :])
     with pytest.raises(ValueError, match="identities"):
         split_holdout(samples, 25, min_images=2)
+
+
+def test_people_fraction_keeps_whole_people_after_the_holdout(tiny_data: Path) -> None:
+    samples = scan_folders([tiny_data / "labelled", tiny_data / "unlabelled"])
+    rest, held = split_holdout(samples, 4, min_images=2, seed=0)
+    half = subset_people(rest, 0.5, seed=0)
+    # 20 training people -> 10, each with all 6 crops; 16 loose crops (a person each) -> 8.
+    assert half.num_classes == 10 and half.num_labelled == 60
+    assert len(half) - half.num_labelled == 8
+    assert Counter(half.labels[half.labels >= 0].tolist()) == {c: 6 for c in range(10)}
+    for path, label in zip(half.paths, half.labels.tolist(), strict=True):
+        if label >= 0:
+            assert half.class_names[label] == f"labelled/{path.parent.name}"
+    assert set(half.class_names) <= set(rest.class_names) and set(held).isdisjoint(half.class_names)
+    # The seed decides who is kept; the same seed keeps the same people.
+    assert subset_people(rest, 0.5, seed=0).paths == half.paths
+    assert subset_people(rest, 0.5, seed=1).class_names != half.class_names
+    assert subset_people(rest, 1.0) is rest
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="fraction"):
+            subset_people(rest, bad)
 
 
 def test_reads_the_lfw_pair_list(lfw_dir: Path) -> None:
