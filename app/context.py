@@ -182,8 +182,9 @@ def _open_history(errors: ErrorReporter, settings: Settings | None = None) -> Hi
             from core.engine import open_shared_history
 
             # The site's history on the server; this station's events wait in a local outbox whenever
-            # the server cannot be reached, so this never stops recognition.
-            return open_shared_history(settings)  # type: ignore[return-value]
+            # the server cannot be reached, so this never stops recognition. This is the GUI thread: the
+            # server (which may take the whole connect timeout to not answer) is checked by the outbox's.
+            return open_shared_history(settings, check_now=False)  # type: ignore[return-value]
         # A short wait on a history another program holds locked: this runs on the GUI thread. It
         # then opens read-only, and new events wait in memory until the lock is gone.
         return History(busy_timeout_s=2.0)

@@ -141,15 +141,21 @@ def open_store_gallery(
     return open_gallery(settings, detector, embedder, allow_largest=allow_largest)
 
 
-def open_shared_history(settings: Settings, *, conninfo: str | None = None) -> SharedHistory:
+def open_shared_history(
+    settings: Settings, *, conninfo: str | None = None, check_now: bool = True
+) -> SharedHistory:
     """The event history on the settings' PostgreSQL server (or ``conninfo``), with this station's outbox.
 
+    ``check_now=False`` returns without contacting the server (see :class:`SharedHistory`).
+
     Raises:
-        core.store.StoreError: the server is unreachable, refuses the log-in, or its schema does not fit.
+        core.store.StoreError: with ``check_now``, the server's schema does not fit.
     """
     from core.store.shared_history import SharedHistory
 
-    return SharedHistory(conninfo or settings.store.url, station=settings.store.station_name())
+    return SharedHistory(
+        conninfo or settings.store.url, station=settings.store.station_name(), check_now=check_now
+    )
 
 
 _EMPTY = GallerySnapshot(np.zeros((0, 0), np.float32), ())

@@ -13,6 +13,8 @@ import pwd
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,15 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def silent_server() -> Iterator[str]:
+    """The URL of a port that takes TCP connections and never says a word: a server that does not answer."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)  # the kernel completes the handshakes; nobody ever reads or replies
+        yield f"postgresql://nobody@127.0.0.1:{sock.getsockname()[1]}/ghostface"
 
 
 @dataclass

@@ -103,6 +103,9 @@ class SharedHistory:
         station: this station's name, written with each of its events.
         outbox_path: the outbox file; default ``<data folder>/outbox-<station>.sqlite3``.
         retry_s: seconds between delivery attempts while the server is unreachable.
+        check_now: check the server's schema before returning (up to the connect timeout for a server
+            that does not answer). False leaves the check to the outbox thread, before its first
+            delivery: for a caller that must not wait, such as the app's GUI thread.
 
     Attributes:
         problem: a sentence for the user while events cannot reach the server, else None.
@@ -111,12 +114,18 @@ class SharedHistory:
         left_in_outbox: events still in the outbox when it was closed.
 
     Raises:
-        StoreError: the server's schema does not fit this station (an unreachable server only sets
-            :attr:`problem`: the events wait in the outbox).
+        StoreError: with ``check_now``, the server's schema does not fit this station (an unreachable
+            server, or a misfit found later, only sets :attr:`problem`: the events wait in the outbox).
     """
 
     def __init__(
-        self, conninfo: str, *, station: str, outbox_path: Path | None = None, retry_s: float = 1.0
+        self,
+        conninfo: str,
+        *,
+        station: str,
+        outbox_path: Path | None = None,
+        retry_s: float = 1.0,
+        check_now: bool = True,
     ) -> None:
         self.conninfo = conninfo
         self.where = pg.redact(conninfo)
@@ -140,12 +149,9 @@ class SharedHistory:
         self._outbox.execute("PRAGMA journal_mode=WAL")
         self._outbox.executescript(_OUTBOX_SCHEMA)
         prepare_private_db(self.path)
-        try:
-            with pg.connect(conninfo) as conn:
-                pg.check_schema(conn, self.where)
-        except StoreUnreachable as exc:
-            # Recognition starts all the same: events wait in the outbox until the server answers.
-            self._server_away(exc)
+        self._schema_ok = False
+        if check_now:
+            self._check_schema(raise_mismatch=True)
         self._pool = pg.open_pool(conninfo, station=station, max_size=2)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -200,6 +206,30 @@ class SharedHistory:
                 return False
             time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
 
+    def _check_schema(self, *, raise_mismatch: bool) -> bool:
+        """Whether the server's schema fits this station (checked once; False while it cannot be reached).
+
+        A schema that does not fit raises with ``raise_mismatch``; otherwise it becomes :attr:`problem`
+        and the events wait in the outbox, as for an unreachable server, until an administrator migrates it.
+        """
+        try:
+            with pg.connect(self.conninfo) as conn:
+                pg.check_schema(conn, self.where)
+        except StoreUnreachable as exc:
+            # Recognition starts all the same: events wait in the outbox until the server answers.
+            self._server_away(exc)
+            return False
+        except StoreError as exc:
+            if raise_mismatch:
+                raise
+            problem = f"{exc} Recognition goes on; {self.pending} events wait on this computer."
+            if problem != self.problem:
+                log.warning("%s", problem)
+            self.problem = problem
+            return False
+        self._schema_ok = True
+        return True
+
     def _deliver_loop(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self._retry_s)
@@ -221,6 +251,9 @@ class SharedHistory:
         if not self._send_lock.acquire(timeout=lock_wait):
             return False  # the outbox thread's delivery is still under way
         try:
+            # A station opened without waiting for the server (the app, on its GUI thread) checks here.
+            if not self._schema_ok and not self._check_schema(raise_mismatch=False):
+                return False
             while True:
                 with self._lock:
                     if self._closed:

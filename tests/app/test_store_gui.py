@@ -172,6 +172,25 @@ def test_the_app_records_into_the_shared_history_with_its_station(qtbot, pg_serv
     local.close()
 
 
+def test_the_app_opens_a_shared_history_without_waiting_for_a_silent_server(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from app.context import _open_history
+    from app.errors import ErrorReporter
+    from core.store import postgres as pg
+
+    errors = ErrorReporter()
+    with tpg.silent_server() as url:
+        settings = Settings().replace(store={"backend": "postgresql", "url": url, "station": "Lobby"})
+        start = time.monotonic()
+        history = _open_history(errors, settings)  # on the GUI thread
+        opened_s = time.monotonic() - start
+        try:
+            assert opened_s < pg.CONNECT_TIMEOUT_S / 2 and not errors.texts
+            qtbot.waitUntil(lambda: history.problem is not None, timeout=(pg.CONNECT_TIMEOUT_S + 5) * 1000)
+            assert "cannot be reached" in history.problem
+        finally:
+            history.close()
+
+
 def test_history_says_when_the_server_cannot_be_read(qtbot, pg_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from core.store.shared_history import SharedHistory
 
