@@ -152,13 +152,21 @@ def split_holdout(
         )
     chosen = set(random.Random(seed).sample(eligible, num_identities))
     held: dict[str, list[Path]] = defaultdict(list)
-    keep_paths: list[Path] = []
-    keep_labels: list[int] = []
-    remap: dict[int, int] = {}
-    names: list[str] = []
     for path, label in zip(samples.paths, samples.labels.tolist(), strict=True):
         if label in chosen:
             held[samples.class_names[label]].append(path)
+    rest = _select(samples, ~np.isin(samples.labels, sorted(chosen)))
+    return rest, dict(held)
+
+
+def _select(samples: Samples, keep: np.ndarray) -> Samples:
+    """The crops where ``keep`` is True; the classes left are re-indexed in order of appearance."""
+    remap: dict[int, int] = {}
+    names: list[str] = []
+    keep_paths: list[Path] = []
+    keep_labels: list[int] = []
+    for path, label, kept in zip(samples.paths, samples.labels.tolist(), keep.tolist(), strict=True):
+        if not kept:
             continue
         if label >= 0:
             if label not in remap:
@@ -167,7 +175,7 @@ def split_holdout(
             label = remap[label]
         keep_paths.append(path)
         keep_labels.append(label)
-    return Samples(tuple(keep_paths), np.asarray(keep_labels, dtype=np.int64), tuple(names)), dict(held)
+    return Samples(tuple(keep_paths), np.asarray(keep_labels, dtype=np.int64), tuple(names))
 
 
 def subset_people(samples: Samples, fraction: float, *, seed: int = 0) -> Samples:
@@ -190,25 +198,11 @@ def subset_people(samples: Samples, fraction: float, *, seed: int = 0) -> Sample
     rng = np.random.default_rng(seed)
     classes = rng.permutation(samples.num_classes)[: round(fraction * samples.num_classes)]
     loose = np.flatnonzero(samples.labels < 0)
-    keep_loose = set(rng.permutation(loose)[: round(fraction * len(loose))].tolist())
-    kept_classes = set(classes.tolist())
-    remap: dict[int, int] = {}
-    names: list[str] = []
-    keep_paths: list[Path] = []
-    keep_labels: list[int] = []
-    for i, (path, label) in enumerate(zip(samples.paths, samples.labels.tolist(), strict=True)):
-        if label < 0 and i not in keep_loose or label >= 0 and label not in kept_classes:
-            continue
-        if label >= 0:
-            if label not in remap:
-                remap[label] = len(names)
-                names.append(samples.class_names[label])
-            label = remap[label]
-        keep_paths.append(path)
-        keep_labels.append(label)
-    if not keep_paths:
+    keep = np.isin(samples.labels, classes)
+    keep[rng.permutation(loose)[: round(fraction * len(loose))]] = True
+    if not keep.any():
         raise ValueError(f"a people fraction of {fraction} keeps nobody of {len(samples)} crops")
-    return Samples(tuple(keep_paths), np.asarray(keep_labels, dtype=np.int64), tuple(names))
+    return _select(samples, keep)
 
 
 def make_holdout_pairs(
