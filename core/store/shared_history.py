@@ -407,6 +407,11 @@ class SharedHistory:
             message = f"the shared history on {self.where} cannot be read now: {pg.describe_error(exc)}"
             self._read_failure = (time.monotonic(), message)
             raise StoreError(message) from None
+        except psycopg.Error as exc:
+            # A station opened without checking first (the app) may meet a schema it does not know: the
+            # History window gets one clear line, as for an unreachable server, not a database traceback.
+            message = f"the shared history on {self.where} cannot be read: {exc}".strip()
+            raise StoreError(message) from None
         self._read_failure = None
         return rows
 

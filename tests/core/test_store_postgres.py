@@ -542,3 +542,23 @@ def test_a_schema_misfit_found_by_the_outbox_thread_keeps_the_events(pg_server, 
     finally:
         history.close()
     assert history.left_in_outbox == 2
+
+
+def test_a_history_opened_unchecked_on_a_server_without_its_tables_reads_as_one_clear_error(
+    pg_server, tmp_path
+) -> None:
+    name = tpg.fresh_database(pg_server, roles=False)
+    url = pg_server.url(db=name)
+    with pg.connect(url) as conn:
+        conn.execute("DROP TABLE events CASCADE")
+        conn.commit()
+    history = SharedHistory(url, station="A", outbox_path=tmp_path / "o.sqlite3", check_now=False)
+    try:
+        history.record([_event(1)])
+        with pytest.raises(StoreError, match="cannot be read: .*events"):
+            history.query()
+        assert history.people() == []
+        assert history.pending == 1  # the event waits on this computer
+    finally:
+        history.close()
+    assert history.left_in_outbox == 1
